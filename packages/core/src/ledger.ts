@@ -1,0 +1,85 @@
+// Migration state, one table for all of it. Item keys:
+//   TABLE#<logical> / STATE                    phase, when the normalizer went live
+//   TABLE#<logical> / SWEEP#<id>[#SEG#<n>]      sweep runs and their per-segment checkpoints
+//   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
+//   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
+//   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
+//   CONTROL / PAUSE                            operator's pause flag for running sweeps
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { LogicalTable } from "./schema.js";
+
+export const ledgerKeys = {
+  tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
+  gate: (table: LogicalTable, at: string) => ({ PK: `TABLE#${table}`, SK: `GATE#${at}` }),
+};
+
+export interface TableState {
+  table: LogicalTable;
+  /** ISO time from which the normalizer has processed every write of this table. */
+  normalizerLiveAt?: string;
+}
+
+export interface GateResult {
+  table: LogicalTable;
+  /** ISO time the verify scan started: every item written before it was checked. */
+  at: string;
+  green: boolean;
+  gaps: number;
+  violations: number;
+}
+
+export class Ledger {
+  constructor(
+    readonly doc: DynamoDBDocumentClient,
+    readonly tableName: string,
+  ) {}
+
+  async get<T>(key: { PK: string; SK: string }): Promise<T | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
+    return out.Item as T | undefined;
+  }
+
+  async put(key: { PK: string; SK: string }, record: object): Promise<void> {
+    await this.doc.send(new PutCommand({ TableName: this.tableName, Item: { ...record, ...key } }));
+  }
+
+  /** Items of one partition whose SK starts with `prefix`, newest (highest SK) first when `descending`. */
+  async query<T>(pk: string, prefix: string, options: { descending?: boolean; limit?: number } = {}): Promise<T[]> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: "PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
+        ScanIndexForward: !options.descending,
+        ConsistentRead: true,
+        ...(options.limit ? { Limit: options.limit } : {}),
+      }),
+    );
+    return (out.Items ?? []) as T[];
+  }
+
+  async tableState(table: LogicalTable): Promise<TableState> {
+    return (await this.get<TableState>(ledgerKeys.tableState(table))) ?? { table };
+  }
+
+  /** Records that the normalizer is live for `table` from `at` on; an earlier time is kept. */
+  async markNormalizerLive(table: LogicalTable, at: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: ledgerKeys.tableState(table),
+        UpdateExpression: "SET #table = :table, normalizerLiveAt = if_not_exists(normalizerLiveAt, :at)",
+        ExpressionAttributeNames: { "#table": "table" },
+        ExpressionAttributeValues: { ":table": table, ":at": at },
+      }),
+    );
+  }
+
+  async recordGate(result: GateResult): Promise<void> {
+    await this.put(ledgerKeys.gate(result.table, result.at), result);
+  }
+
+  async latestGate(table: LogicalTable): Promise<GateResult | undefined> {
+    return (await this.query<GateResult>(`TABLE#${table}`, "GATE#", { descending: true, limit: 1 }))[0];
+  }
+}
