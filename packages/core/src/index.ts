@@ -5,3 +5,5 @@ export * from "./rules.js";
 export * from "./applier.js";
 export * from "./tables.js";
 export * from "./ledger.js";
+export * from "./streams.js";
+export * from "./subscriptions.js";

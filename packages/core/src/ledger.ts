@@ -1,6 +1,7 @@
 // Migration state, one table for all of it. Item keys:
 //   TABLE#<logical> / STATE                    phase, when the normalizer went live
-//   TABLE#<logical> / SWEEP#<id>[#SEG#<n>]      sweep runs and their per-segment checkpoints
+//   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
+//   TABLE#<logical> / SWEEPSEG#<id>#<n>        per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
 //   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
@@ -11,7 +12,21 @@ import type { LogicalTable } from "./schema.js";
 export const ledgerKeys = {
   tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
   gate: (table: LogicalTable, at: string) => ({ PK: `TABLE#${table}`, SK: `GATE#${at}` }),
+  sweep: (table: LogicalTable, sweepId: string) => ({ PK: `TABLE#${table}`, SK: `SWEEP#${sweepId}` }),
 };
+
+export type SweepStatus = "running" | "stopped" | "failed" | "finished";
+
+/** One sweep run of one table. `finishedAt` is set only when every segment reached its end. */
+export interface SweepRun {
+  table: LogicalTable;
+  sweepId: string;
+  startedAt: string;
+  finishedAt?: string;
+  status: SweepStatus;
+  totalSegments: number;
+  dryRun?: boolean;
+}
 
 export interface TableState {
   table: LogicalTable;
@@ -73,6 +88,11 @@ export class Ledger {
         ExpressionAttributeValues: { ":table": table, ":at": at },
       }),
     );
+  }
+
+  /** The newest sweep run of a table (any status), if any. */
+  async latestSweep(table: LogicalTable): Promise<SweepRun | undefined> {
+    return (await this.query<SweepRun>(`TABLE#${table}`, "SWEEP#", { descending: true, limit: 1 }))[0];
   }
 
   async recordGate(result: GateResult): Promise<void> {
