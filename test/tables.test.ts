@@ -30,7 +30,7 @@ const TARGET: Record<string, Gsis> = {
   "sitelogix-ai-analysis-cache": LEGACY["sitelogix-ai-analysis-cache"]!,
 };
 const OWN: Record<string, { keys: string; gsis: Gsis; ttl?: string }> = {
-  "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actor,at", "GSI2-TableIndex": "sourceTable,at" }, ttl: "expiresAt" },
+  "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actorShard,atSeq", "GSI2-TableIndex": "tableShard,atSeq" }, ttl: "expiresAt" },
   "sitelogix-migration-ledger": { keys: "PK,SK", gsis: {} },
   "sitelogix-migrator-idempotency": { keys: "id", gsis: {}, ttl: "expiration" },
 };
