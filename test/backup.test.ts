@@ -49,7 +49,7 @@ describe("backup", () => {
 
   it("a backup that does not complete is recorded as failed and never reported as taken", async () => {
     const before = await ledger.latestBackup("reports");
-    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:failed", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date() } });
+    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:failed", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
     aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:failed", BackupName: "n", BackupStatus: "DELETED", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
     const [result] = await run(["reports"]);
     expect(result).toMatchObject({ status: "FAILED", error: "backup ended DELETED", backupArn: "arn:failed" });
@@ -58,7 +58,7 @@ describe("backup", () => {
   });
 
   it("a backup still CREATING when the wait ends is failed (timed out)", async () => {
-    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:slow", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date() } });
+    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:slow", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
     aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:slow", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
     const [result] = await run(["reports"], 50);
     expect(result).toMatchObject({ status: "FAILED", error: "backup ended TIMED_OUT" });
@@ -69,7 +69,7 @@ describe("backup", () => {
       .on(CreateBackupCommand, { TableName: t.names.reports })
       .rejects(new TableNotFoundException({ message: "Table not found", $metadata: {} }))
       .on(CreateBackupCommand, { TableName: t.names.personnel })
-      .resolves({ BackupDetails: { BackupArn: "arn:ok", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date() } });
+      .resolves({ BackupDetails: { BackupArn: "arn:ok", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
     aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:ok", BackupName: "n", BackupStatus: "AVAILABLE", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
     const results = await run(["reports", "personnel"]);
     expect(results.map((r) => r.status)).toEqual(["FAILED", "AVAILABLE"]);
