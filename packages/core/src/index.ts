@@ -10,3 +10,4 @@ export * from "./subscriptions.js";
 export * from "./backup.js";
 export * from "./estimate.js";
 export * from "./status.js";
+export * from "./indexes.js";
