@@ -3,7 +3,7 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyIndexPhase, applyPatch, checkIndex, derivePatch, indexChanges, PHASES, SITELOGIX_TABLES, targetGsis, gsisIn, existsIn, TABLES, type IndexChange } from "@sitelogix/core";
+import { applyIndexPhase, applyPatch, checkIndex, derivePatch, indexChanges, PHASES, SITELOGIX_TABLES, targetGsis, gsisIn, existsIn, TABLES, ACCESS_PATTERNS, runAccessPattern, type IndexChange } from "@sitelogix/core";
 import { generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, type TestTables } from "./helpers.js";
 
@@ -61,6 +61,13 @@ describe("index phase on DynamoDB Local", () => {
     }
     const reports = await checkIndex(t.clients.doc, t.names, "reports", targetGsis("reports").find((g) => g.name === "GSI3-StatusIndex")!);
     expect(reports.expected).toBeGreaterThan(100);
+  });
+
+  it("the seven core access patterns run on the new indexes, in key order", async () => {
+    const results = await Promise.all(ACCESS_PATTERNS.map((p) => runAccessPattern(t.clients.doc, t.names, p)));
+    expect(results).toHaveLength(7);
+    for (const r of results) expect(r, r.name).toMatchObject({ ok: true });
+    expect(results.every((r) => r.items > 0)).toBe(true);
   });
 
   it("the contract phase drops personnel's GSI2-ProjectIndex, and nothing else", async () => {

@@ -122,3 +122,73 @@ export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames,
   const sample = (xs: string[]) => xs.slice(0, 10).map((k) => k.replace("\u0000", " / "));
   return { table, index: gsi.name, expected: expected.size, indexed: indexed.size, missing: sample(missing), unexpected: sample(unexpected), ok: missing.length === 0 && unexpected.length === 0 };
 }
+
+export interface AccessPattern {
+  name: string;
+  table: SiteLogixTable;
+  index: string;
+  /** Newest first where the plan's screens show the latest on top. */
+  newestFirst?: boolean;
+  /** Narrows the range key, e.g. a date range. */
+  range?: { from: string; to: string };
+}
+
+/** The seven core access patterns of the SiteLogix schema, each served by one target GSI. */
+export const ACCESS_PATTERNS: readonly AccessPattern[] = [
+  { name: "reports of a project in a date range", table: "reports", index: "GSI1-ProjectIndex", range: { from: "2025-01-01", to: "2025-12-31" } },
+  { name: "reports of a manager, newest first", table: "reports", index: "GSI2-ManagerIndex", newestFirst: true },
+  { name: "report workflow queue: reports in a status, oldest first", table: "reports", index: "GSI3-StatusIndex" },
+  { name: "find a person by name", table: "personnel", index: "GSI1-NameIndex" },
+  { name: "personnel in a status, most recently seen first", table: "personnel", index: "GSI2-StatusIndex", newestFirst: true },
+  { name: "vendors of a type, most recently seen first", table: "vendors", index: "GSI2-TypeIndex", newestFirst: true },
+  { name: "a project's constraints in report-date order", table: "constraints", index: "GSI3-ProjectDateIndex" },
+];
+
+export interface AccessPatternResult {
+  name: string;
+  index: string;
+  /** The hash key value queried (taken from an item that has it). */
+  value?: string;
+  items: number;
+  ok: boolean;
+  problem?: string;
+}
+
+/**
+ * Runs an access pattern as the application would: one Query on its index for a hash key value taken
+ * from the table, and checks that results match the key condition and come in the promised order.
+ */
+export async function runAccessPattern(doc: DynamoDBDocumentClient, names: TableNames, pattern: AccessPattern): Promise<AccessPatternResult> {
+  const gsi = TABLES[pattern.table].gsis.find((g) => g.name === pattern.index)!;
+  const result = (ok: boolean, items: number, extra: Partial<AccessPatternResult> = {}): AccessPatternResult => ({ name: pattern.name, index: pattern.index, items, ok, ...extra });
+  let value: string | undefined;
+  for await (const page of paginateScan({ client: doc }, { TableName: names[pattern.table], IndexName: pattern.index, Limit: 25 })) {
+    value = page.Items?.map((i) => i[gsi.hashKey]).find(isKey) as string | undefined;
+    if (value) break;
+  }
+  if (!value) return result(false, 0, { problem: "the index holds no item" });
+  const range = pattern.range && gsi.rangeKey ? pattern.range : undefined;
+  const items: Record<string, unknown>[] = [];
+  const pages = paginateQuery(
+    { client: doc },
+    {
+      TableName: names[pattern.table],
+      IndexName: pattern.index,
+      KeyConditionExpression: `#h = :h${range ? " AND #r BETWEEN :from AND :to" : ""}`,
+      ExpressionAttributeNames: { "#h": gsi.hashKey, ...(range ? { "#r": gsi.rangeKey! } : {}) },
+      ExpressionAttributeValues: { ":h": value, ...(range ? { ":from": range.from, ":to": range.to } : {}) },
+      ScanIndexForward: !pattern.newestFirst,
+    },
+  );
+  for await (const page of pages) items.push(...(page.Items ?? []));
+  if (items.length === 0) return result(false, 0, { value, problem: "no items returned" });
+  const wrong = items.find((i) => i[gsi.hashKey] !== value || (range && !(String(i[gsi.rangeKey!]) >= range.from && String(i[gsi.rangeKey!]) <= range.to)));
+  if (wrong) return result(false, items.length, { value, problem: `an item outside the key condition: ${keyOf(wrong).replace("\u0000", " / ")}` });
+  if (gsi.rangeKey) {
+    const order = items.map((i) => String(i[gsi.rangeKey!]));
+    const sorted = [...order].sort();
+    if (pattern.newestFirst) sorted.reverse();
+    if (order.join("\n") !== sorted.join("\n")) return result(false, items.length, { value, problem: `not in ${pattern.newestFirst ? "descending" : "ascending"} ${gsi.rangeKey} order` });
+  }
+  return result(true, items.length, { value });
+}
