@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerAudit } from "./commands/audit.js";
+import { registerCockpit } from "./commands/cockpit.js";
 import { registerTables } from "./commands/tables.js";
 
 export function buildProgram(): Command {
@@ -16,5 +17,6 @@ export function buildProgram(): Command {
     });
   registerTables(program);
   registerAudit(program);
+  registerCockpit(program);
   return program;
 }
