@@ -36,7 +36,7 @@ import { MIGRATOR_ACTORS, MIGRATOR_MARKER } from "./applier.js";
 import { exactNumber } from "./clients.js";
 import { logicalFromPhysical, type TableNames } from "./names.js";
 import { targetAttributes } from "./rules.js";
-import { isSiteLogixTable } from "./schema.js";
+import { isSiteLogixTable, TABLES } from "./schema.js";
 import { MalformedRecordError, tableNameFromStreamArn, type StreamEventName } from "./streams.js";
 
 export type AttributeMap = Record<string, AttributeValue>;
@@ -266,6 +266,16 @@ export function entityId(table: string, keys: Record<string, string>): string {
 
 const shardOf = (entity: string) => createHash("sha256").update(entity).digest()[0]! % AUDIT_INDEX_SHARDS;
 
+/** Keys in the table's key-schema order (partition key first), so that they read the same everywhere. */
+function orderKeys(table: string, keys: Record<string, string>): Record<string, string> {
+  const schema = isSiteLogixTable(table) ? [TABLES[table].hashKey, TABLES[table].rangeKey] : [];
+  const rank = (name: string) => {
+    const i = schema.indexOf(name);
+    return i < 0 ? schema.length : i;
+  };
+  return Object.fromEntries(Object.entries(keys).sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 function keyString(av: AttributeValue, name: string): string {
   if (av.S !== undefined) return av.S;
   if (av.N !== undefined) return av.N;
@@ -371,7 +381,7 @@ export function entryContent(record: DynamoDBRecord, names: TableNames): EntryCo
   try {
     const rawKeys = record.dynamodb?.Keys as RawImage | undefined;
     if (!rawKeys || Object.keys(rawKeys).length === 0) return fail("no Keys");
-    const keys = Object.fromEntries(Object.entries(normalizeImage(rawKeys)).map(([name, v]) => [name, keyString(v, name)]));
+    const keys = orderKeys(table, Object.fromEntries(Object.entries(normalizeImage(rawKeys)).map(([name, v]) => [name, keyString(v, name)])));
     const newImage = record.dynamodb?.NewImage ? normalizeImage(record.dynamodb.NewImage as RawImage) : undefined;
     const oldImage = record.dynamodb?.OldImage ? normalizeImage(record.dynamodb.OldImage as RawImage) : undefined;
     const base = { entity: entityId(table, keys), table, tableName, keys, eventName, eventId, sequenceNumber, at: new Date(created * 1000).toISOString() };
@@ -558,7 +568,7 @@ function decodeEntry({ item, chunks }: EntryItem): AuditEntry {
     entity: String(m.PK),
     table: String(m.table),
     tableName: String(m.tableName),
-    keys: (m.keys ?? {}) as Record<string, string>,
+    keys: orderKeys(String(m.table), (m.keys ?? {}) as Record<string, string>),
     eventName: m.eventName as StreamEventName,
     eventId: String(m.eventId),
     sequenceNumber: String(m.sequenceNumber),
@@ -906,7 +916,8 @@ export class AuditTrail {
             report.chains++;
             await this.verifyChain(pk, report, problem);
           } else if (sk.startsWith(ENTRY_PREFIX) && !isChunk(sk) && !withEntries.has(pk)) {
-            withEntries.set(pk, { table: item.table?.S ?? "", keys: (unmarshall({ k: item.keys ?? { M: {} } }).k ?? {}) as Record<string, string> });
+            const table = item.table?.S ?? "";
+            withEntries.set(pk, { table, keys: orderKeys(table, (unmarshall({ k: item.keys ?? { M: {} } }).k ?? {}) as Record<string, string>) });
           }
         }
       }),
@@ -968,7 +979,7 @@ export class AuditTrail {
     if (prev === undefined) {
       const headRef = unmarshall(head!.item) as { table?: string; keys?: Record<string, string> };
       if (h.lastExpiresAt !== undefined && h.lastExpiresAt <= nowSeconds) report.expired += h.count;
-      else problem({ table: headRef.table ?? "", keys: headRef.keys ?? {}, position: h.count, problem: `all ${h.count} entries deleted` });
+      else problem({ table: headRef.table ?? "", keys: orderKeys(headRef.table ?? "", headRef.keys ?? {}), position: h.count, problem: `all ${h.count} entries deleted` });
       return;
     }
     if (h.count > prev.position && h.lastExpiresAt !== undefined && h.lastExpiresAt <= nowSeconds) {
