@@ -78,7 +78,7 @@ export async function applyIndexPhase(
 const isKey = (v: unknown) => typeof v === "string" && v !== "";
 const keyOf = (item: Record<string, unknown>) => `${String(item.PK)}\u0000${String(item.SK)}`;
 
-export interface IndexCheck {
+export interface IndexContentCheck {
   table: SiteLogixTable;
   index: string;
   /** Items of the table whose key attributes are all non-empty strings. */
@@ -95,7 +95,7 @@ export interface IndexCheck {
  * Compares an index with its table: scans the table for the items the index should hold, then
  * queries the index once per distinct hash key value and compares the two sets of keys.
  */
-export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames, table: SiteLogixTable, gsi: GsiDef): Promise<IndexCheck> {
+export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames, table: SiteLogixTable, gsi: GsiDef): Promise<IndexContentCheck> {
   const tableName = names[table];
   const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
   const projection = { ProjectionExpression: ["PK", "SK", ...keys].map((_, i) => `#a${i}`).join(", "), ExpressionAttributeNames: Object.fromEntries(["PK", "SK", ...keys].map((a, i) => [`#a${i}`, a])) };
