@@ -24,6 +24,8 @@ export interface RecordedResource {
   name: string;
   /** Inputs as the provider would receive them (Outputs resolved). */
   inputs: Record<string, any>;
+  /** What the mocked provider answered: the inputs plus name, arn, streamArn, url. */
+  outputs: Record<string, any>;
   /** The import ID, when the resource is adopted rather than created. */
   importId?: string;
   protect?: boolean;
@@ -45,16 +47,22 @@ export interface ProgramRun {
   resources: RecordedResource[];
   /** Top-level linkable resources: what `sst shell` exposes and what sst-env.d.ts types. */
   links: LinkedResource[];
-  /** The built handlers: function name to handler module. */
-  builds: Map<string, string>;
+  /** What Runtime.Build was asked to build, by function: the handler and the links it bundles. */
+  builds: Map<string, BuildRequest>;
   /** What the program threw (a refused deploy), if anything: the CLI would print it and stop. */
   error?: Error;
+}
+
+export interface BuildRequest {
+  handler: string;
+  /** Link name to its properties: what `Resource.<name>` holds inside the function. */
+  links: Record<string, Record<string, unknown>>;
 }
 
 interface Workspace {
   dir: string;
   server: Server;
-  builds: Map<string, string>;
+  builds: Map<string, BuildRequest>;
 }
 
 let workspace: Promise<Workspace> | undefined;
@@ -85,9 +93,19 @@ function bundle(dir: string, handler: string) {
   return result;
 }
 
+/**
+ * The platform takes a link's type from its URN. Pulumi's mock monitor qualifies a top-level
+ * resource's URN type with the stack's (`pulumi:pulumi:Stack$sst:sst:Linkable`); the engine does not.
+ */
+function unqualifiedLinks(links: Record<string, Record<string, unknown>>) {
+  return Object.fromEntries(
+    Object.entries(links).map(([name, properties]) => [name, { ...properties, type: String(properties.type).replace(/^pulumi\.pulumi\.Stack\$/, "") }]),
+  );
+}
+
 async function startWorkspace(): Promise<Workspace> {
   const dir = await mkdtemp(join(tmpdir(), "sitelogix-infra-"));
-  const builds = new Map<string, string>();
+  const builds = new Map<string, BuildRequest>();
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => (body += chunk));
@@ -102,7 +120,7 @@ async function startWorkspace(): Promise<Workspace> {
         return reply({ asset: "sst-asset-test", assetEcrRegistryId: ACCOUNT, assetEcrUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/sst-asset`, state: "sst-state-test" });
       }
       if (method === "Runtime.Build") {
-        builds.set(params[0].functionID, params[0].handler);
+        builds.set(params[0].functionID, { handler: params[0].handler, links: unqualifiedLinks(params[0].links) });
         const result = await bundle(dir, params[0].handler);
         return reply({ ...result, sourcemaps: [] });
       }
@@ -121,7 +139,7 @@ function arn(service: string, resource: string) {
 }
 
 /** Provider outputs the platform reads, on top of the echoed inputs. */
-function outputsOf(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
+function providerOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
   const physical = inputs.name ?? `${name}-mock`;
   switch (type) {
     case "aws:dynamodb/table:Table": {
@@ -168,7 +186,8 @@ async function settled(resources: pulumi.Resource[], label: string) {
     if ((await Promise.race([Promise.all(pending), timeout])) === "timeout") {
       throw new Error(`program for ${label} did not finish: ${resources.length} resources declared, some never registered`);
     }
-    await pulumi.runtime.waitForRPCs();
+    // Internal in the typings, exported at runtime: what the CLI's language host awaits at the end.
+    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   }
 }
 
@@ -176,11 +195,26 @@ const resolved = <T>(value: pulumi.Input<T>) => new Promise<pulumi.Unwrap<T>>((d
 
 /** Runs sst.config.ts for `stage` under Pulumi's mocks, as `sst deploy --stage <stage>` would. */
 export async function runProgram(stage: string): Promise<ProgramRun> {
+  // Pulumi captures a stack trace for every resource and output (source positions); formatting
+  // them — source-mapped by vite-node — was most of this suite's time. No traces while it runs.
+  const { prepareStackTrace, stackTraceLimit } = Error;
+  Error.prepareStackTrace = undefined;
+  Error.stackTraceLimit = 0;
+  try {
+    return await runProgramWithPlainStacks(stage);
+  } finally {
+    Error.prepareStackTrace = prepareStackTrace;
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
   workspace ??= startWorkspace();
   const { dir, builds } = await workspace;
   builds.clear();
   const g = globalThis as any;
-  Object.assign(g, await import("../../.sst/platform/src/shim/run.js"));
+  // The shim is plain JavaScript without typings: the globals sst.config.ts and the platform use.
+  Object.assign(g, await import(join(PLATFORM, "src/shim/run.js")));
   const config = (await import("../../sst.config.ts")).default as { app(input: { stage: string }): any; run(): Promise<any> };
   const app = await config.app({ stage });
   // Some platform modules read $app when they are loaded: set it before loading them.
@@ -191,6 +225,7 @@ export async function runProgram(stage: string): Promise<ProgramRun> {
   g.sst = await import("../../.sst/platform/src/components/index.js");
 
   const inputsOf = new Map<string, Record<string, any>>();
+  const providerState = new Map<string, Record<string, any>>();
   const importIds = new Map<string, string>();
   const recorded: { type: string; name: string; opts: pulumi.ResourceOptions & Record<string, any>; resource: any }[] = [];
   await pulumi.runtime.setMocks(
@@ -199,7 +234,9 @@ export async function runProgram(stage: string): Promise<ProgramRun> {
         const inputs = args.inputs as Record<string, any>;
         inputsOf.set(`${args.type}::${args.name}`, inputs);
         if (args.id) importIds.set(`${args.type}::${args.name}`, args.id);
-        return { id: args.id || `${args.name}-id`, state: { ...inputs, ...outputsOf(args.type, args.name, inputs) } };
+        const state = { ...inputs, ...providerOutputs(args.type, args.name, inputs) };
+        providerState.set(`${args.type}::${args.name}`, state);
+        return { id: args.id || `${args.name}-id`, state };
       },
       call(args) {
         switch (args.token) {
@@ -244,6 +281,7 @@ export async function runProgram(stage: string): Promise<ProgramRun> {
     type,
     name,
     inputs: inputsOf.get(`${type}::${name}`) ?? {},
+    outputs: providerState.get(`${type}::${name}`) ?? {},
     importId: importIds.get(`${type}::${name}`) ?? (opts.import as string | undefined),
     protect: opts.protect,
     retainOnDelete: opts.retainOnDelete,
