@@ -4,6 +4,7 @@
 import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, UpdateTableCommand, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultTableNames, gsisIn, Ledger, ledgerKeys, PHASES, tablesIn, type LogicalTable, type SweepRun } from "@sitelogix/core";
+import { stageContext } from "../stacks/config.js";
 import { awsLiveTables, deployerClients, DeployRefusedError, indexChanges, planDeploy } from "../stacks/deploy-plan.js";
 import { createTestTables, uniquePrefix, type TestTables } from "./helpers.js";
 
@@ -249,5 +250,24 @@ describe("the deployer's credentials", () => {
     expect(await clients.dynamodb.config.credentials()).toMatchObject({ accessKeyId: "AKIDEPLOYER", secretAccessKey: "secret", sessionToken: "token" });
     clients.dynamodb.destroy();
     clients.streams.destroy();
+  });
+});
+
+describe("stage settings", () => {
+  const config = {
+    stages: { prod: { phase: "index" as const, existingTables: "adopt" as const }, audit: { phase: "expand" as const, auditTableName: "compliance-audit" } },
+    otherStages: { phase: "expand" as const },
+  };
+
+  it("an adopting stage uses the live tables' own names; every other stage prefixes its own", () => {
+    expect(stageContext(config, "prod", true)).toMatchObject({ phase: "index", adopt: true, protect: true, names: defaultTableNames() });
+    expect(stageContext(config, "alice", false)).toMatchObject({ phase: "expand", adopt: false, protect: false, names: defaultTableNames("alice-") });
+    expect(stageContext(config, "audit", false).names.audit).toBe("compliance-audit");
+  });
+
+  it("refuses a phase a stage cannot be deployed at", () => {
+    expect(() => stageContext({ ...config, otherStages: { phase: "legacy" as never } }, "dev", false)).toThrow(
+      'migration.config.ts: stage "dev" has phase "legacy"; expected one of expand, index, contract',
+    );
   });
 });
