@@ -50,7 +50,7 @@ describe("the index gate in the ledger", () => {
     await ledger.markNormalizerLive(table, at(5));
     await recordSweep(ledger, table, { sweepId: `${at(6)}-a`, startedAt: at(6), status: "running" });
     expect(await reasons()).not.toMatch(/normalizer/);
-    expect(await reasons()).toMatch(/is running, not finished .*--resume/);
+    expect(await reasons()).toMatch(/the latest sweep .* has not finished \(running\) .*--resume/);
 
     // A green verify taken while the sweep was still running proves nothing about the items after it.
     await ledger.recordGate({ table, at: at(10), green: true, gaps: 0, violations: 0 });

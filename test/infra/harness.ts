@@ -32,8 +32,6 @@ export interface RecordedResource {
   retainOnDelete?: boolean;
   ignoreChanges?: string[];
   customTimeouts?: { create?: string; update?: string; delete?: string };
-  /** Name of the parent resource; undefined at the top level. */
-  parent?: string;
 }
 
 export interface LinkedResource {
@@ -176,15 +174,16 @@ function policyDocument(inputs: { statements?: any[] }) {
  * `apply` (functions, event source mappings) wait on RPC calls that Pulumi does not count as
  * outstanding, so waitForRPCs() alone can return before they exist.
  */
-async function settled(resources: pulumi.Resource[], label: string) {
+async function settled(recorded: readonly { resource: pulumi.Resource }[], label: string) {
   const deadline = Date.now() + 120_000;
   let count = -1;
-  while (count !== resources.length) {
-    count = resources.length;
-    const pending = resources.map((r) => resolved(r.urn));
+  // `recorded` grows while we wait: resources declared in an `apply` arrive late.
+  while (count !== recorded.length) {
+    count = recorded.length;
+    const pending = recorded.map((r) => resolved(r.resource.urn));
     const timeout = new Promise<"timeout">((done) => setTimeout(() => done("timeout"), Math.max(0, deadline - Date.now())).unref());
     if ((await Promise.race([Promise.all(pending), timeout])) === "timeout") {
-      throw new Error(`program for ${label} did not finish: ${resources.length} resources declared, some never registered`);
+      throw new Error(`program for ${label} did not finish: ${recorded.length} resources declared, some never registered`);
     }
     // Internal in the typings, exported at runtime: what the CLI's language host awaits at the end.
     await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
@@ -274,9 +273,8 @@ async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
       }
     }),
   );
-  await settled(recorded.map((r) => r.resource), `${stage}`);
+  await settled(recorded, stage);
 
-  const parentName = (opts: any) => (opts.parent ? (opts.parent as any).__name ?? "parent" : undefined);
   const resources: RecordedResource[] = recorded.map(({ type, name, opts }) => ({
     type,
     name,
@@ -287,7 +285,6 @@ async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
     retainOnDelete: opts.retainOnDelete,
     ignoreChanges: opts.ignoreChanges,
     customTimeouts: opts.customTimeouts as RecordedResource["customTimeouts"],
-    parent: parentName(opts),
   }));
   const links: LinkedResource[] = [];
   for (const { type, name, opts, resource } of recorded) {

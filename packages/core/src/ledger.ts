@@ -136,7 +136,7 @@ export function decideIndexGate(
   if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.dryRun) reasons.push(`the latest sweep ${sweep.sweepId} was a dry run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.status !== "finished" || !sweep.finishedAt)
-    reasons.push(`the latest sweep ${sweep.sweepId} is ${sweep.status}, not finished (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
+    reasons.push(`the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
   if (!gate) reasons.push(`no verify result is recorded (run \`sitelogix-migrate verify --table ${table}\`)`);
   else {
     if (!gate.green) reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
