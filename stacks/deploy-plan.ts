@@ -7,9 +7,10 @@
 //     would replace the table) and an adopted table must exist (it is imported, never created).
 import type { TableDescription } from "@aws-sdk/client-dynamodb";
 import { createClients, destroyClients, type Clients } from "@sitelogix/core/clients";
+import { indexChanges, type IndexChange } from "@sitelogix/core/indexes";
 import { Ledger, type IndexGateDecision } from "@sitelogix/core/ledger";
 import type { TableNames } from "@sitelogix/core/names";
-import { gsisIn, tablesIn, TABLES, type LogicalTable, type Phase } from "@sitelogix/core/schema";
+import { tablesIn, TABLES, type LogicalTable, type Phase } from "@sitelogix/core/schema";
 import { describeTable } from "@sitelogix/core/tables";
 
 /** What the plan reads from the account: live table descriptions and index gates. */
@@ -20,18 +21,16 @@ export interface LiveTables {
   close(): void;
 }
 
-export interface IndexChange {
-  table: LogicalTable;
+/** A GSI the deploy creates or deletes on a live table. */
+export interface PlannedIndexChange extends IndexChange {
   tableName: string;
-  action: "create" | "delete";
-  index: string;
 }
 
 export interface DeployPlan {
   phase: Phase;
   /** Tables the deploy creates (they hold no items, so their GSIs are created with them). */
   newTables: string[];
-  indexChanges: IndexChange[];
+  indexChanges: PlannedIndexChange[];
 }
 
 export class DeployRefusedError extends Error {
@@ -42,15 +41,6 @@ export class DeployRefusedError extends Error {
     super(`deploy of phase "${phase}" refused:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "DeployRefusedError";
   }
-}
-
-/** GSI changes from one set of index names to the GSIs `table` has in `phase`. */
-export function indexChanges(table: LogicalTable, fromIndexes: readonly string[], phase: Phase) {
-  const declared = gsisIn(table, phase).map((g) => g.name);
-  return {
-    create: declared.filter((name) => !fromIndexes.includes(name)),
-    delete: fromIndexes.filter((name) => !declared.includes(name)),
-  };
 }
 
 const keySchemaOf = (keys: { AttributeName?: string; KeyType?: string }[] = []) => keys.map((k) => `${k.AttributeName} ${k.KeyType}`).join(", ");
@@ -84,25 +74,24 @@ export async function planDeploy(input: { phase: Phase; names: TableNames; adopt
 
     const liveGsis = described.GlobalSecondaryIndexes ?? [];
     const changes = indexChanges(def.logical, liveGsis.map((g) => g.IndexName ?? ""), phase);
+    const creates = changes.filter((c) => c.action === "create").map((c) => c.index);
     const known = new Set(TABLES[def.logical].gsis.map((g) => g.name));
-    for (const index of changes.delete.filter((name) => !known.has(name))) {
+    for (const { index } of changes.filter((c) => c.action === "delete" && !known.has(c.index))) {
       problems.push(`${tableName} has GSI ${index}, which the schema does not know: the deploy would delete it`);
     }
-    const count = changes.create.length + changes.delete.length;
-    if (count > 1) {
-      const listed = [...changes.create.map((i) => `create ${i}`), ...changes.delete.map((i) => `delete ${i}`)].join(", ");
-      problems.push(`${tableName} would need ${count} index changes in one deploy (${listed}); DynamoDB makes one per update: deploy the phases in order`);
+    if (changes.length > 1) {
+      const listed = changes.map((c) => `${c.action} ${c.index}`).join(", ");
+      problems.push(`${tableName} would need ${changes.length} index changes in one deploy (${listed}); DynamoDB makes one per update: deploy the phases in order`);
     }
-    if (changes.create.length > 0) {
+    if (creates.length > 0) {
       const busy = liveGsis.filter((g) => g.IndexStatus !== "ACTIVE");
       for (const g of busy) problems.push(`${tableName}: GSI ${g.IndexName} is ${g.IndexStatus}; wait until it is ACTIVE`);
       const gate = await live.indexGate(def.logical);
       if (!gate.allowed) {
-        problems.push(`${tableName}: the index gate is closed, so ${changes.create.join(", ")} cannot be built: ${gate.reasons.join("; ")}`);
+        problems.push(`${tableName}: the index gate is closed, so ${creates.join(", ")} cannot be built: ${gate.reasons.join("; ")}`);
       }
     }
-    for (const index of changes.create) plan.indexChanges.push({ table: def.logical, tableName, action: "create", index });
-    for (const index of changes.delete) plan.indexChanges.push({ table: def.logical, tableName, action: "delete", index });
+    plan.indexChanges.push(...changes.map((change) => ({ ...change, tableName })));
   }
   if (problems.length > 0) throw new DeployRefusedError(phase, problems);
   return plan;

@@ -1,11 +1,11 @@
 // The index gate and the deploy plan against DynamoDB Local: the ledger records that open (or keep
 // closed) a table's gate, and what `sst deploy` of each phase would do to live tables, read through
 // the same code the deploy runs (stacks/deploy-plan.ts), with real DescribeTable answers.
-import { CreateTableCommand, DeleteTableCommand, DescribeTableCommand, UpdateTableCommand, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
+import { CreateTableCommand, DeleteTableCommand, UpdateTableCommand, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultTableNames, gsisIn, Ledger, ledgerKeys, PHASES, tablesIn, type LogicalTable, type SweepRun } from "@sitelogix/core";
+import { applyIndexPhase, defaultTableNames, Ledger, ledgerKeys, tablesIn, waitForIndexes, type LogicalTable, type Phase, type SweepRun } from "@sitelogix/core";
 import { stageContext } from "../stacks/config.js";
-import { awsLiveTables, deployerClients, DeployRefusedError, indexChanges, planDeploy } from "../stacks/deploy-plan.js";
+import { awsLiveTables, deployerClients, DeployRefusedError, planDeploy } from "../stacks/deploy-plan.js";
 import { createTestTables, uniquePrefix, type TestTables } from "./helpers.js";
 
 const at = (minute: number) => new Date(Date.UTC(2025, 10, 20, 9, minute)).toISOString();
@@ -19,14 +19,6 @@ async function openGate(ledger: Ledger, table: LogicalTable) {
   await ledger.markNormalizerLive(table, at(0));
   await recordSweep(ledger, table, { sweepId: `${at(1)}-a`, startedAt: at(1), finishedAt: at(20), status: "finished" });
   await ledger.recordGate({ table, at: at(30), green: true, gaps: 0, violations: 0 });
-}
-
-async function waitUntilIndexesActive(t: TestTables, tableName: string) {
-  for (;;) {
-    const out = await t.clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
-    if ((out.Table?.GlobalSecondaryIndexes ?? []).every((g) => g.IndexStatus === "ACTIVE")) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe("the index gate in the ledger", () => {
@@ -85,7 +77,7 @@ describe("the index gate in the ledger", () => {
 
 describe("the deploy plan against live tables", () => {
   let t: TestTables;
-  const plan = (phase: (typeof PHASES)[number], options: { adopt?: boolean; names?: TestTables["names"] } = {}) => {
+  const plan = (phase: Phase, options: { adopt?: boolean; names?: TestTables["names"] } = {}) => {
     const names = options.names ?? t.names;
     return planDeploy({ phase, names, adopt: options.adopt ?? false, live: awsLiveTables(names, t.clients) });
   };
@@ -137,26 +129,7 @@ describe("the deploy plan against live tables", () => {
 
   it("contract after index deletes only personnel's GSI2-ProjectIndex", async () => {
     // Bring the live tables to the index phase the way the deploy would: one GSI per table.
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) {
-      const [create] = indexChanges(table, gsisIn(table, "expand").map((g) => g.name), "index").create;
-      const gsi = gsisIn(table, "index").find((g) => g.name === create)!;
-      await t.clients.dynamodb.send(
-        new UpdateTableCommand({
-          TableName: t.names[table],
-          AttributeDefinitions: [gsi.hashKey, gsi.rangeKey].filter((a): a is string => !!a).map((a) => ({ AttributeName: a, AttributeType: "S" })),
-          GlobalSecondaryIndexUpdates: [
-            {
-              Create: {
-                IndexName: gsi.name,
-                KeySchema: [{ AttributeName: gsi.hashKey, KeyType: "HASH" }, ...(gsi.rangeKey ? [{ AttributeName: gsi.rangeKey, KeyType: "RANGE" as const }] : [])],
-                Projection: { ProjectionType: "ALL" },
-              },
-            },
-          ],
-        }),
-      );
-    }
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) await waitUntilIndexesActive(t, t.names[table]);
+    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) await applyIndexPhase(t.clients.dynamodb, t.names, table, "index");
     expect((await plan("index")).indexChanges).toEqual([]);
     expect((await plan("contract")).indexChanges).toEqual([{ table: "personnel", tableName: t.names.personnel, action: "delete", index: "GSI2-ProjectIndex" }]);
   });
@@ -169,7 +142,7 @@ describe("the deploy plan against live tables", () => {
         GlobalSecondaryIndexUpdates: [{ Create: { IndexName: "GSI9-Adhoc", KeySchema: [{ AttributeName: "region", KeyType: "HASH" }], Projection: { ProjectionType: "KEYS_ONLY" } } }],
       }),
     );
-    await waitUntilIndexesActive(t, t.names.vendors);
+    await waitForIndexes(t.clients.dynamodb, t.names.vendors);
     expect(await refusal(plan("index"))).toEqual([`${t.names.vendors} has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it`]);
     await t.clients.dynamodb.send(new UpdateTableCommand({ TableName: t.names.vendors, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI9-Adhoc" } }] }));
   });
@@ -211,35 +184,6 @@ describe("the deploy plan against live tables", () => {
     const names = { ...t.names, ledger: `${uniquePrefix()}no-ledger` };
     const gate = await awsLiveTables(names, t.clients).indexGate("reports");
     expect(gate).toEqual({ table: "reports", allowed: false, reasons: [`the ledger table ${names.ledger} does not exist (deploy the expand phase first)`] });
-  });
-});
-
-describe("the phases", () => {
-  it("never ask DynamoDB for two index changes on one table in one deploy", () => {
-    for (let i = 1; i < PHASES.length; i++) {
-      const [from, to] = [PHASES[i - 1]!, PHASES[i]!];
-      for (const def of tablesIn(from)) {
-        const changes = indexChanges(def.logical, gsisIn(def.logical, from).map((g) => g.name), to);
-        expect(changes.create.length + changes.delete.length, `${def.logical}: ${from} -> ${to}`).toBeLessThanOrEqual(1);
-      }
-    }
-  });
-
-  it("build the target indexes on the existing tables in index and drop only GSI2-ProjectIndex in contract", () => {
-    const step = (from: (typeof PHASES)[number], to: (typeof PHASES)[number]) =>
-      Object.fromEntries(
-        tablesIn(from)
-          .map((def) => [def.logical, indexChanges(def.logical, gsisIn(def.logical, from).map((g) => g.name), to)] as const)
-          .filter(([, c]) => c.create.length + c.delete.length > 0),
-      );
-    expect(step("legacy", "expand")).toEqual({});
-    expect(step("expand", "index")).toEqual({
-      reports: { create: ["GSI3-StatusIndex"], delete: [] },
-      personnel: { create: ["GSI2-StatusIndex"], delete: [] },
-      vendors: { create: ["GSI2-TypeIndex"], delete: [] },
-      constraints: { create: ["GSI3-ProjectDateIndex"], delete: [] },
-    });
-    expect(step("index", "contract")).toEqual({ personnel: { create: [], delete: ["GSI2-ProjectIndex"] } });
   });
 });
 

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerCockpit } from "./commands/cockpit.js";
 import { registerTables } from "./commands/tables.js";
 
 export function buildProgram(): Command {
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerCockpit(program);
   return program;
 }

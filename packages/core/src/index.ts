@@ -7,3 +7,7 @@ export * from "./tables.js";
 export * from "./ledger.js";
 export * from "./streams.js";
 export * from "./subscriptions.js";
+export * from "./backup.js";
+export * from "./estimate.js";
+export * from "./status.js";
+export * from "./indexes.js";

@@ -4,10 +4,12 @@
 //   TABLE#<logical> / SWEEPSEG#<id>#<n>        per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
+//   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
 //   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
 // The index gate (may a deploy build a table's target GSIs?) is decided from STATE, SWEEP# and GATE#.
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { tablesWithRules } from "./rules.js";
 import type { LogicalTable } from "./schema.js";
 
 export const ledgerKeys = {
@@ -42,6 +44,18 @@ export interface GateResult {
   green: boolean;
   gaps: number;
   violations: number;
+}
+
+/** One `backup` attempt; only AVAILABLE backups are restore points. */
+export interface BackupRecord {
+  table: LogicalTable;
+  tableName: string;
+  backupName: string;
+  backupArn?: string;
+  createdAt: string;
+  status: "AVAILABLE" | "FAILED";
+  error?: string;
+  sizeBytes?: number;
 }
 
 export class Ledger {
@@ -104,6 +118,17 @@ export class Ledger {
     return (await this.query<GateResult>(`TABLE#${table}`, "GATE#", { descending: true, limit: 1 }))[0];
   }
 
+  // --- backups ---
+  async recordBackup(record: BackupRecord): Promise<void> {
+    await this.put({ PK: `TABLE#${record.table}`, SK: `BACKUP#${record.createdAt}` }, record);
+  }
+
+  /** The newest backup that completed (AVAILABLE), if any. */
+  async latestBackup(table: LogicalTable): Promise<BackupRecord | undefined> {
+    const recent = await this.query<BackupRecord>(`TABLE#${table}`, "BACKUP#", { descending: true, limit: 20 });
+    return recent.find((b) => b.status === "AVAILABLE");
+  }
+
   // --- index gate ---
   /** Whether a deploy may build `table`'s target GSIs now; when not, every reason why. */
   async indexGate(table: LogicalTable): Promise<IndexGateDecision> {
@@ -122,8 +147,8 @@ export interface IndexGateDecision {
 
 /**
  * A table's target GSIs may be built only when its latest verify is green and started after its
- * latest sweep finished and after the normalizer went live: then every item written before the
- * verify was checked, and every write since is normalized by the stream.
+ * latest sweep finished and after the normalizer went live (on tables it subscribes to): then every
+ * item written before the verify was checked, and every write since is normalized by the stream.
  */
 export function decideIndexGate(
   table: LogicalTable,
@@ -132,7 +157,8 @@ export function decideIndexGate(
   const { gate, sweep, normalizerLiveAt } = facts;
   const reasons: string[] = [];
   const time = (iso: string) => Date.parse(iso);
-  if (!normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
+  const normalized = (tablesWithRules() as LogicalTable[]).includes(table);
+  if (normalized && !normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
   if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.dryRun) reasons.push(`the latest sweep ${sweep.sweepId} was a dry run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.status !== "finished" || !sweep.finishedAt)
@@ -142,7 +168,7 @@ export function decideIndexGate(
     if (!gate.green) reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
     if (sweep?.finishedAt && time(gate.at) <= time(sweep.finishedAt))
       reasons.push(`the latest verify (${gate.at}) started before the latest sweep finished (${sweep.finishedAt}): run verify again`);
-    if (normalizerLiveAt && time(gate.at) <= time(normalizerLiveAt))
+    if (normalized && normalizerLiveAt && time(gate.at) <= time(normalizerLiveAt))
       reasons.push(`the latest verify (${gate.at}) started before the normalizer went live (${normalizerLiveAt}): run verify again`);
   }
   return { table, allowed: reasons.length === 0, reasons };
