@@ -10,11 +10,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { build } from "esbuild";
 
-export const ROOT = resolve(import.meta.dirname, "../..");
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PLATFORM = join(ROOT, ".sst/platform");
 const ACCOUNT = "123456789012";
 const REGION = "us-east-1";
