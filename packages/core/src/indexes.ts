@@ -3,17 +3,17 @@
 import { DescribeTableCommand, UpdateTableCommand, type DynamoDBClient, type GlobalSecondaryIndexUpdate } from "@aws-sdk/client-dynamodb";
 import { paginateQuery, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
-import { gsisIn, TABLES, type GsiDef, type Phase, type SiteLogixTable } from "./schema.js";
+import { gsisIn, TABLES, type GsiDef, type LogicalTable, type Phase, type SiteLogixTable } from "./schema.js";
 
 /** One GSI creation or deletion: DynamoDB accepts only one per table update. */
 export interface IndexChange {
-  table: SiteLogixTable;
+  table: LogicalTable;
   action: "create" | "delete";
   index: string;
 }
 
 /** The changes that take a table from the GSIs it has to those of `phase`, creations first. */
-export function indexChanges(table: SiteLogixTable, present: string[], phase: Phase): IndexChange[] {
+export function indexChanges(table: LogicalTable, present: readonly string[], phase: Phase): IndexChange[] {
   const wanted = gsisIn(table, phase).map((g) => g.name);
   return [
     ...wanted.filter((name) => !present.includes(name)).map((index) => ({ table, action: "create" as const, index })),
