@@ -3,17 +3,17 @@
 import { DescribeTableCommand, UpdateTableCommand, type DynamoDBClient, type GlobalSecondaryIndexUpdate } from "@aws-sdk/client-dynamodb";
 import { paginateQuery, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
-import { gsisIn, TABLES, type GsiDef, type Phase, type SiteLogixTable } from "./schema.js";
+import { gsisIn, TABLES, type GsiDef, type LogicalTable, type Phase, type SiteLogixTable } from "./schema.js";
 
 /** One GSI creation or deletion: DynamoDB accepts only one per table update. */
 export interface IndexChange {
-  table: SiteLogixTable;
+  table: LogicalTable;
   action: "create" | "delete";
   index: string;
 }
 
 /** The changes that take a table from the GSIs it has to those of `phase`, creations first. */
-export function indexChanges(table: SiteLogixTable, present: string[], phase: Phase): IndexChange[] {
+export function indexChanges(table: LogicalTable, present: readonly string[], phase: Phase): IndexChange[] {
   const wanted = gsisIn(table, phase).map((g) => g.name);
   return [
     ...wanted.filter((name) => !present.includes(name)).map((index) => ({ table, action: "create" as const, index })),
@@ -78,7 +78,7 @@ export async function applyIndexPhase(
 const isKey = (v: unknown) => typeof v === "string" && v !== "";
 const keyOf = (item: Record<string, unknown>) => `${String(item.PK)}\u0000${String(item.SK)}`;
 
-export interface IndexCheck {
+export interface IndexContentCheck {
   table: SiteLogixTable;
   index: string;
   /** Items of the table whose key attributes are all non-empty strings. */
@@ -95,7 +95,7 @@ export interface IndexCheck {
  * Compares an index with its table: scans the table for the items the index should hold, then
  * queries the index once per distinct hash key value and compares the two sets of keys.
  */
-export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames, table: SiteLogixTable, gsi: GsiDef): Promise<IndexCheck> {
+export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames, table: SiteLogixTable, gsi: GsiDef): Promise<IndexContentCheck> {
   const tableName = names[table];
   const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
   const projection = { ProjectionExpression: ["PK", "SK", ...keys].map((_, i) => `#a${i}`).join(", "), ExpressionAttributeNames: Object.fromEntries(["PK", "SK", ...keys].map((a, i) => [`#a${i}`, a])) };
