@@ -28,9 +28,11 @@ export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, t
     { actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"], resources: [tables.ledger.table.arn] },
   ],
   "audit-logger": (_source, tables) => [
-    { actions: ["dynamodb:PutItem"], resources: [tables.audit.table.arn] },
-    // Powertools idempotency: in-progress and completed records, removed again when a record fails.
-    { actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources: [tables.idempotency.table.arn] },
+    // Entries and chain heads are written with conditional puts in one TransactWriteItems (authorized
+    // as PutItem); a chain head is read (GetItem) before the first append of an item after a cold
+    // start. Exactly-once comes from the entry's put being conditioned on its record's key, so no
+    // idempotency table is needed.
+    { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [tables.audit.table.arn] },
   ],
 };
 

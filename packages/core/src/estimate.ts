@@ -130,8 +130,8 @@ export interface EstimateOptions {
 
 /** Fixed part of an audit entry besides the images: keys, ids, times, actor, changed names, hashes. */
 const AUDIT_ENTRY_OVERHEAD_BYTES = 400;
-/** Per audit entry besides the entry's own write: the chain head, the idempotency record's put and update. */
-const AUDIT_SMALL_WRITES = 3;
+/** Per audit entry besides the entry's own write: the chain head's put (under 1 KB, in the same transaction: 2 units). */
+const AUDIT_SMALL_WRITES = 2;
 
 export async function estimateTable(options: EstimateOptions, table: SiteLogixTable): Promise<TableEstimate> {
   const tableName = options.names[table];
@@ -182,8 +182,8 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
     perDay = {
       normalizerWriteUnits: Math.round(normalizerWrites * avgWriteUnits),
       auditEntries: Math.round(auditEntries),
-      // The entry is written to the table and to each of its GSIs (projection ALL).
-      auditWriteUnits: Math.round(auditEntries * (writeUnits(auditEntryBytes) * (1 + auditIndexes) + AUDIT_SMALL_WRITES)),
+      // The entry is written to the table in a transaction (twice the units) and to each of its GSIs (projection ALL).
+      auditWriteUnits: Math.round(auditEntries * (writeUnits(auditEntryBytes) * (2 + auditIndexes) + AUDIT_SMALL_WRITES)),
       auditBytes: Math.round(auditEntries * auditEntryBytes * (1 + auditIndexes)),
     };
   }

@@ -18,8 +18,10 @@ export interface AuditLoggerDeps {
 }
 
 export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
-  const logger = deps.logger ?? new Logger({ serviceName: "sitelogix-audit-logger" });
-  const metrics = deps.metrics ?? new Metrics({ namespace: "SiteLogix/Migrator", serviceName: "audit-logger" });
+  // The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE; the defaults are the same names.
+  const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-audit-logger";
+  const logger = deps.logger ?? new Logger({ serviceName });
+  const metrics = deps.metrics ?? new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
   const processor = new BatchProcessor(EventType.DynamoDBStreams);
   // Created on first use, so that a configuration error fails invocations (records are retried),
   // not the module load.
