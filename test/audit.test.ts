@@ -345,6 +345,22 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     await expectExactlyOnce(t, records);
   });
 
+  it("appends each item's records in stream order while items run concurrently, whatever order the processor is called in", async () => {
+    const t = await tables();
+    const records = await vendorTraffic(t, 12); // 12 items, 1 to 3 records each, interleaved by item
+    const trail = new AuditTrail(t.clients.dynamodb, t.names);
+    const append = trail.batch(records, { concurrency: 4 });
+    const outcomes = await Promise.all([...records].reverse().map((r) => append(r)));
+    expect(outcomes.every((o) => o.outcome === "appended")).toBe(true);
+    for (const entry of await collect(trail.byTable("vendors"))) {
+      const history = await collect(trail.history("vendors", entry.keys));
+      const streamOrder = records.filter((r) => r.dynamodb!.Keys!.PK!.S === entry.keys.PK).map((r) => r.dynamodb!.SequenceNumber);
+      expect(history.map((e) => e.sequenceNumber)).toEqual(streamOrder);
+      expect(history.map((e) => e.position)).toEqual(streamOrder.map((_, n) => n + 1));
+    }
+    expect((await trail.verify()).intact).toBe(true);
+  });
+
   it("refuses a record older than the newest audited one of its item instead of misordering the history", async () => {
     const t = await tables();
     const records = (await vendorTraffic(t, 1)).slice(0, 2); // INSERT, MODIFY of VENDOR#x0

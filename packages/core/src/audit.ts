@@ -58,6 +58,8 @@ const HEAD_SK = "H";
 const ENTRY_PREFIX = "E#";
 const HEAD_CACHE_SIZE = 10_000;
 const APPEND_ATTEMPTS = 8;
+/** Items of one batch appended at the same time (each item's records still one after another). */
+export const AUDIT_BATCH_CONCURRENCY = 16;
 
 // --- canonical values -------------------------------------------------------------------------
 
@@ -661,6 +663,25 @@ export interface AuditTrailOptions {
 }
 
 const reasonCode = (r: CancellationReason | undefined) => r?.Code ?? "None";
+
+/** At most `size` tasks at a time, started in the order they asked. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active < this.size) this.active++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // the slot is handed over
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class AuditTrail {
@@ -791,25 +812,35 @@ export class AuditTrail {
   }
 
   /**
-   * A per-invocation processor: once a record of an item fails, the item's later records in the
-   * same batch fail too (Lambda redelivers from the earliest failure), so an item's history is
-   * never appended out of order.
+   * The processor of one batch. Records of different items are appended concurrently (at most
+   * `concurrency` at a time); records of one item strictly one after another in the batch's (stream)
+   * order, and once one fails its item's later records fail too: Lambda redelivers from the earliest
+   * failure, so an item's history is never appended out of order. The order comes from the batch
+   * itself, not from the order in which the returned function is called.
    */
-  batch(): (record: DynamoDBRecord) => Promise<AppendOutcome> {
-    const failed = new Set<string>();
-    return async (record) => {
-      let entity: string | undefined;
-      try {
-        const content = entryContent(record, this.names);
-        entity = content.entity;
-        if (failed.has(entity)) throw new Error(`an earlier record of ${entity} in this batch failed; retried after it`);
-        return await this.append(content);
-      } catch (err) {
-        const known = entity ?? recordEntity(record, this.names);
-        if (known) failed.add(known);
-        throw err;
-      }
-    };
+  batch(records: readonly DynamoDBRecord[], options: { concurrency?: number } = {}): (record: DynamoDBRecord) => Promise<AppendOutcome> {
+    const limit = new Semaphore(options.concurrency ?? AUDIT_BATCH_CONCURRENCY);
+    const results = new Map<DynamoDBRecord, Promise<AppendOutcome>>();
+    const previous = new Map<DynamoDBRecord, Promise<AppendOutcome> | undefined>();
+    const lastOfItem = new Map<string, DynamoDBRecord>();
+    for (const record of records) {
+      const entity = recordEntity(record, this.names);
+      if (entity === undefined) continue;
+      const before = lastOfItem.get(entity);
+      previous.set(record, before && results.get(before));
+      results.set(
+        record,
+        (async () => {
+          await previous.get(record)?.catch(() => {
+            throw new Error(`an earlier record of ${entity} in this batch failed; retried after it`);
+          });
+          return limit.run(() => this.append(entryContent(record, this.names)));
+        })(),
+      );
+      lastOfItem.set(entity, record);
+    }
+    for (const result of results.values()) result.catch(() => undefined); // awaited by the caller, record by record
+    return (record) => results.get(record) ?? limit.run(async () => this.append(entryContent(record, this.names)));
   }
 
   // --- queries --------------------------------------------------------------------------------

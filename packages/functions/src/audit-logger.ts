@@ -1,9 +1,9 @@
 // Audit logger: subscribed to every SiteLogix table's stream, all event types, no filter. One audit
 // entry per record, exactly once (the entry's conditional put is keyed by the record), in the
-// item's hash chain (packages/core/src/audit.ts). Records run in stream order, one at a time; a
-// record that fails is reported on its own (partial batch response) with its keys, so Lambda
-// retries it and, after the subscription's retries, sends it to the on-failure destination.
-// Item images are never logged.
+// item's hash chain (packages/core/src/audit.ts). An item's records are appended in stream order,
+// different items concurrently; a record that fails is reported on its own (partial batch
+// response) with its keys, so Lambda retries it and, after the subscription's retries, sends it to
+// the on-failure destination. Item images are never logged.
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -29,7 +29,7 @@ export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
 
   return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
     trail ??= new AuditTrail(createClients().dynamodb, resolveTableNames(), { retention: retentionFromEnv() });
-    const append = trail.batch();
+    const append = trail.batch(event.Records);
     const counts = { appended: 0, duplicate: 0, failed: 0, compressed: 0, chunked: 0 };
     const recordHandler = async (record: DynamoDBRecord) => {
       try {
@@ -46,7 +46,8 @@ export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
       }
     };
     try {
-      // Sequential: an item's entries are appended in stream order. The whole batch failing is
+      // The trail's batch processor already runs the records (items concurrently, each item's records
+      // in stream order); Powertools collects their outcomes in order. A whole batch failing is
       // reported like any partial failure, so Lambda retries from the first failed record.
       return await processPartialResponse(event, recordHandler, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
     } finally {
