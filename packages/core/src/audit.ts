@@ -682,6 +682,7 @@ class Semaphore {
     }
   }
 }
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class AuditTrail {
