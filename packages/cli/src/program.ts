@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
 
 export function buildProgram(): Command {
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerStream(program);
   return program;
 }

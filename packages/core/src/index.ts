@@ -7,3 +7,4 @@ export * from "./tables.js";
 export * from "./ledger.js";
 export * from "./streams.js";
 export * from "./subscriptions.js";
+export * from "./normalizer.js";
