@@ -231,7 +231,8 @@ export class Ledger {
   }
 
   async streamFailures(subscriber: string, table: LogicalTable): Promise<StreamFailure[]> {
-    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map(stripKey);
+    // Numbers come back wrapped (the document client keeps them exact).
+    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map((f) => ({ ...stripKey(f), batchSize: Number(f.batchSize), attempts: Number(f.attempts) }));
   }
 
   private async queryAll<T>(pk: string, prefix: string): Promise<T[]> {

@@ -15,10 +15,7 @@ export interface NormalizerDeps {
   ledger: Ledger;
 }
 
-/**
- * `skipped`: nothing to consider — a REMOVE, or the stream record of a migrator write (it was derived
- * from this very state, so it needs no work: invariant 4).
- */
+/** `skipped`: nothing to normalize — a REMOVE, or a person's HISTORY# whose PROFILE does not exist. */
 export type NormalizerOutcome = Outcome | "skipped";
 
 export interface NormalizeResult {
@@ -72,7 +69,7 @@ export async function latestHistoryReportDate(
 
 const revision = (item: Item | undefined) => Number(String(item?.[MIGRATOR_MARKER.rev] ?? 0));
 
-/** A MODIFY whose new image carries a higher migrator revision than its old one is a migrator write. */
+/** A MODIFY whose new image carries a higher migrator revision than its old one is a migrator write (attribution). */
 export function isMigratorWrite(record: DecodedRecord): boolean {
   return record.eventName === "MODIFY" && revision(record.newImage) > revision(record.oldImage);
 }
@@ -100,7 +97,9 @@ export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecor
   if (!record.newImage) {
     throw new MalformedRecordError(`${record.eventName} record ${record.eventId} has no NewImage (the stream must be NEW_AND_OLD_IMAGES)`, record.eventId, record.sequenceNumber);
   }
-  if (isMigratorWrite(record)) return skipped(record.keys);
+  // A migrator write's own record is processed like any other: it normally derives nothing
+  // (invariant 4), but a write derived from an older image may have landed on a state that an
+  // old-code full put had stripped further, and then this record is the one that completes it.
 
   const physical = deps.names[table];
   let item: Item = record.newImage;

@@ -299,7 +299,7 @@ class FunctionInvoker {
       const handler = this.handler!;
       const context = lambdaContext(`sitelogix-local-${this.subscription.name}`, streamArn, this.timeoutMs);
       const call = Promise.resolve().then(() => handler({ Records: records }, context));
-      let timer: NodeJS.Timeout | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds`)), this.timeoutMs);
       });
