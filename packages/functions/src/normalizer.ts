@@ -55,16 +55,7 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
   async function processRecord(record: DynamoDBRecord, context: Context): Promise<void> {
     const remaining = context.getRemainingTimeInMillis();
     if (remaining < DEADLINE_MARGIN_MS) throw new Error("function timeout near: record left for redelivery");
-    let decoded;
-    try {
-      decoded = decodeRecord(record);
-    } catch (err) {
-      // Reported with what it carries, never its images; failing it alone gets it retried and then
-      // sent to the on-failure destination without holding back its neighbours.
-      logger.error("malformed stream record", { eventID: record.eventID, sequenceNumber: record.dynamodb?.SequenceNumber, keys: rawKeys(record), error: (err as Error).message });
-      metrics.addMetric("malformed", MetricUnit.Count, 1);
-      throw err;
-    }
+    const decoded = decodeRecord(record);
     metrics.addMetric("lag", MetricUnit.Milliseconds, Math.max(0, Date.now() - Date.parse(decoded.approximateCreationTime)));
     const d = (deps ??= defaultDeps());
     const result = await normalizeRecord(d, decoded, { abortSignal: AbortSignal.timeout(remaining - DEADLINE_MARGIN_MS / 2) });
@@ -89,11 +80,18 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
       try {
         await processRecord(record, context);
       } catch (err) {
+        // Reported with what the record carries, never its images. Failing it alone gets it retried,
+        // then sent to the on-failure destination, without holding back its neighbours.
+        const malformed = err instanceof MalformedRecordError;
+        logger.error(malformed ? "malformed stream record" : "record failed; it will be retried", {
+          eventID: record.eventID,
+          sequenceNumber: record.dynamodb?.SequenceNumber,
+          keys: rawKeys(record),
+          error: (err as Error).name,
+          message: (err as Error).message,
+        });
+        metrics.addMetric(malformed ? "malformed" : "failed", MetricUnit.Count, 1);
         if (!record.dynamodb?.SequenceNumber) unidentifiable = true;
-        else if (!(err instanceof MalformedRecordError)) {
-          logger.error("record failed; it will be retried", { eventID: record.eventID, sequenceNumber: record.dynamodb.SequenceNumber, keys: rawKeys(record), error: (err as Error).name, message: (err as Error).message });
-        }
-        metrics.addMetric("failed", MetricUnit.Count, 1);
         throw err;
       }
     };
