@@ -1,20 +1,7 @@
 // Shared test fixtures: isolated table sets on the run's DynamoDB Local.
 import { randomBytes } from "node:crypto";
-import { DeleteTableCommand, DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
-import {
-  compareSequenceNumbers,
-  createClients,
-  decodeRecord,
-  defaultTableNames,
-  destroyClients,
-  ensureTables,
-  toLambdaRecord,
-  type Clients,
-  type DecodedRecord,
-  type SchemaName,
-  type TableNames,
-} from "@sitelogix/core";
+import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
+import { createClients, defaultTableNames, destroyClients, ensureTables, type Clients, type SchemaName, type TableNames } from "@sitelogix/core";
 
 /** A table-name prefix unique to one suite, so suites never see each other's data. */
 export function uniquePrefix(): string {
@@ -69,33 +56,4 @@ export async function runCli(args: string[], env: Record<string, string> = {}, o
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Every record currently in a table's stream, decoded, in stream order (reads each shard to its end). */
-export async function readStreamRecords(clients: Clients, tableName: string): Promise<DecodedRecord[]> {
-  const streamArn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
-  if (!streamArn) throw new Error(`${tableName} has no stream`);
-  const records: DecodedRecord[] = [];
-  const shards = (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
-  for (const shard of shards) {
-    let iterator = (await clients.streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
-    while (iterator) {
-      const out = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
-      records.push(...(out.Records ?? []).map((r) => decodeRecord(toLambdaRecord(r, streamArn))));
-      if (!out.Records?.length) break;
-      iterator = out.NextShardIterator;
-    }
-  }
-  return records.sort((a, b) => compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber));
 }

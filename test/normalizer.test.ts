@@ -20,7 +20,8 @@ import {
   type StreamRunnerOptions,
 } from "@sitelogix/core";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, readStreamRecords, waitFor, type TestTables } from "./helpers.js";
+import { createTestTables, type TestTables } from "./helpers.js";
+import { readStreamRecords, waitFor } from "./stream-helpers.js";
 
 // The handler module's Logger and Metrics read these when it is imported.
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";

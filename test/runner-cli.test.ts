@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareSequenceNumbers, Ledger } from "@sitelogix/core";
-import { createTestTables, readStreamRecords, runCli, waitFor, type TestTables } from "./helpers.js";
+import { createTestTables, runCli, type TestTables } from "./helpers.js";
+import { readStreamRecords, waitFor } from "./stream-helpers.js";
 
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 

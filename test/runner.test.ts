@@ -9,7 +9,8 @@ import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger, StreamRunner, SUBSCRIPTIONS, type StreamRunnerOptions, type Subscription } from "@sitelogix/core";
-import { createTestTables, readStreamRecords, waitFor, type TestTables } from "./helpers.js";
+import { createTestTables, type TestTables } from "./helpers.js";
+import { readStreamRecords, waitFor } from "./stream-helpers.js";
 
 const audit = SUBSCRIPTIONS.find((s) => s.name === "audit-logger")!;
 /** The audit-logger subscription on the cache table only, no batching window, few retries. */
