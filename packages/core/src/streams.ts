@@ -178,7 +178,10 @@ export interface StreamRunnerOptions {
   subscribers?: readonly SubscriberName[];
   /** The subscriptions and their settings (default: SUBSCRIPTIONS, as deployed). */
   subscriptions?: readonly Subscription[];
-  /** Handlers to invoke instead of the subscription's module (tests plug in failing ones). */
+  /**
+   * Handlers to invoke instead of the subscription's module (tests plug in failing ones). One is
+   * invoked concurrently for different tables, as Lambda invokes once per shard: it must be reentrant.
+   */
   handlers?: Partial<Record<SubscriberName, LambdaStreamHandler>>;
   /** Where a new mapping starts: the stream's trim horizon (default) or records written from now on. */
   from?: StreamStartingPosition;
@@ -225,14 +228,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Imports a handler as SST names it (`packages/functions/src/normalizer.handler`, relative to the repository root). */
-export async function loadHandler(spec: string): Promise<LambdaStreamHandler> {
+/**
+ * Imports a handler as SST names it (`packages/functions/src/normalizer.handler`, relative to the
+ * repository root); each `instance` gets a module instance of its own (module state included).
+ */
+export async function loadHandler(spec: string, instance = "default"): Promise<LambdaStreamHandler> {
   const dot = spec.lastIndexOf(".");
   const modulePath = spec.slice(0, dot);
   const exportName = spec.slice(dot + 1);
   const file = [".ts", ".js", ".mjs"].map((ext) => join(REPO_ROOT, modulePath + ext)).find((f) => existsSync(f));
   if (!file) throw new Error(`handler module ${modulePath} not found under ${REPO_ROOT}`);
-  const handler = (await import(pathToFileURL(file).href))[exportName];
+  const handler = (await import(`${pathToFileURL(file).href}?instance=${encodeURIComponent(instance)}`))[exportName];
   if (typeof handler !== "function") throw new Error(`${file} exports no function ${exportName}`);
   return handler as LambdaStreamHandler;
 }
@@ -259,9 +265,11 @@ function lambdaContext(functionName: string, streamArn: string, timeoutMs: numbe
 }
 
 /**
- * One subscriber's function. Its invocations are serialized, as in one warm execution environment:
- * handler modules keep per-invocation state at module level (Powertools), which Lambda never shares
- * between concurrent invocations and neither does the runner.
+ * The function of one mapping, like the execution environment that serves a shard: its invocations
+ * are serialized, and mappings run concurrently (Lambda invokes once per shard at a time). Each
+ * mapping imports its own instance of the handler module, because handler modules keep
+ * per-invocation state at module level (Powertools), which Lambda never shares between concurrent
+ * invocations and neither does the runner.
  */
 class FunctionInvoker {
   private queue: Promise<unknown> = Promise.resolve();
@@ -270,13 +278,13 @@ class FunctionInvoker {
 
   constructor(
     readonly subscription: Subscription,
-    private readonly injected: LambdaStreamHandler | undefined,
+    private readonly source: () => Promise<LambdaStreamHandler>,
     private readonly timeoutMs: number,
   ) {}
 
   /** Imports the handler module before anything is read: a wiring error must stop the runner, not sink records. */
   async load(): Promise<void> {
-    this.handler ??= this.injected ?? (await loadHandler(this.subscription.handler));
+    this.handler ??= await this.source();
   }
 
   invoke(records: DynamoDBRecord[], streamArn: string): Promise<InvocationResult> {
@@ -366,13 +374,14 @@ class ShardConsumer {
       await this.skipHead();
       const matching = this.buffer.filter((p) => p.matches);
       const now = Date.now();
-      if (this.iterator !== null && matching.length < this.settings.batchSize && now >= this.nextPollAt) {
-        await this.poll();
-        continue;
-      }
+      // A batch goes when it is full, when the window since its first record is over, or at the shard's end.
       const windowEnds = matching.length > 0 ? matching[0]!.fetchedAt + this.settings.maximumBatchingWindowInSeconds * 1000 : Infinity;
       if (matching.length > 0 && (matching.length >= this.settings.batchSize || this.iterator === null || now >= windowEnds)) {
         await this.deliver(matching.slice(0, this.settings.batchSize));
+        continue;
+      }
+      if (this.iterator !== null && now >= this.nextPollAt) {
+        await this.poll();
         continue;
       }
       if (this.iterator === null && this.buffer.length === 0) {
@@ -433,7 +442,8 @@ class ShardConsumer {
       this.buffer.push({ record, seq: record.dynamodb!.SequenceNumber!, matches: m.matches(record, created), fetchedAt: now });
     }
     this.iterator = out.NextShardIterator ?? null;
-    this.nextPollAt = records.length > 0 ? now : now + m.pollIntervalMs;
+    // Lambda polls a shard 4 times a second; a full page means a backlog, so read on at once.
+    this.nextPollAt = records.length >= GET_RECORDS_LIMIT ? now : now + m.pollIntervalMs;
   }
 
   private async readFailed(err: unknown): Promise<void> {
@@ -673,17 +683,34 @@ class MappingRunner {
  */
 export class StreamRunner {
   private readonly controller = new AbortController();
-  private readonly invokers: FunctionInvoker[];
+  private readonly invokers: FunctionInvoker[] = [];
+  private readonly mappings: MappingRunner[] = [];
 
-  constructor(private readonly options: StreamRunnerOptions) {
+  constructor(options: StreamRunnerOptions) {
     const wanted = options.subscribers;
-    this.invokers = (options.subscriptions ?? SUBSCRIPTIONS)
-      .filter((s) => !wanted || wanted.includes(s.name))
-      .map((s) => new FunctionInvoker(s, options.handlers?.[s.name], options.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS));
+    const tables = options.tables ?? SITELOGIX_TABLES;
+    for (const subscription of (options.subscriptions ?? SUBSCRIPTIONS).filter((s) => !wanted || wanted.includes(s.name))) {
+      for (const table of tables.filter((t) => subscription.tables.includes(t))) {
+        const injected = options.handlers?.[subscription.name];
+        const invoker = new FunctionInvoker(
+          subscription,
+          injected ? async () => injected : () => loadHandler(subscription.handler, table),
+          options.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS,
+        );
+        this.invokers.push(invoker);
+        this.mappings.push(new MappingRunner(options, invoker, table, this.controller.signal));
+      }
+    }
   }
 
+  /** Counts per subscriber, over all its mappings. */
   get stats(): Partial<Record<SubscriberName, SubscriberStats>> {
-    return Object.fromEntries(this.invokers.map((i) => [i.subscription.name, { ...i.stats }]));
+    const stats: Partial<Record<SubscriberName, SubscriberStats>> = {};
+    for (const { subscription, stats: s } of this.invokers) {
+      const total = (stats[subscription.name] ??= { invocations: 0, recordsDelivered: 0, failedInvocations: 0, recordsSunk: 0 });
+      for (const k of Object.keys(total) as (keyof SubscriberStats)[]) total[k] += s[k];
+    }
+    return stats;
   }
 
   stop(): void {
@@ -692,10 +719,7 @@ export class StreamRunner {
 
   async run(): Promise<Partial<Record<SubscriberName, SubscriberStats>>> {
     await Promise.all(this.invokers.map((i) => i.load()));
-    const tables = this.options.tables ?? SITELOGIX_TABLES;
-    const mappings = this.invokers.flatMap((invoker) =>
-      tables.filter((t) => invoker.subscription.tables.includes(t)).map((t) => new MappingRunner(this.options, invoker, t, this.controller.signal)),
-    );
+    const mappings = this.mappings;
     const results = await Promise.allSettled(
       mappings.map((m) =>
         m.run().catch((err: unknown) => {
