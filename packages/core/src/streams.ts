@@ -213,7 +213,7 @@ const SUNK_RECORDS_LISTED = 100;
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
-const describe = (err: unknown) => `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
+const describeError = (err: unknown) => `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (ms <= 0 || signal.aborted) return Promise.resolve();
@@ -319,7 +319,7 @@ class FunctionInvoker {
         await call.catch(() => undefined);
       }
     } catch (err) {
-      return { kind: "error", error: describe(err) };
+      return { kind: "error", error: describeError(err) };
     }
     const failures = response?.batchItemFailures;
     if (!failures || failures.length === 0) return { kind: "ok" };
@@ -449,7 +449,7 @@ class ShardConsumer {
   private async readFailed(err: unknown): Promise<void> {
     if (this.mapping.signal.aborted) return;
     this.readErrors++;
-    this.mapping.emit({ type: "error", subscriber: this.mapping.subscriber, table: this.mapping.table, shardId: this.shardId, error: describe(err) });
+    this.mapping.emit({ type: "error", subscriber: this.mapping.subscriber, table: this.mapping.table, shardId: this.shardId, error: describeError(err) });
     await sleep(Math.min(MAX_BACKOFF_MS, this.mapping.pollIntervalMs * 2 ** this.readErrors), this.mapping.signal);
   }
 
@@ -600,7 +600,7 @@ class MappingRunner {
         return true;
       } catch (err) {
         if (this.signal.aborted) return false;
-        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: `ledger write failed: ${describe(err)}` });
+        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: `ledger write failed: ${describeError(err)}` });
         await sleep(Math.min(MAX_BACKOFF_MS, this.pollIntervalMs * 2 ** attempt), this.signal);
       }
     }
@@ -671,7 +671,7 @@ class MappingRunner {
       } while (start);
       return shards;
     } catch (err) {
-      if (!this.signal.aborted) this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: describe(err) });
+      if (!this.signal.aborted) this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: describeError(err) });
       return undefined;
     }
   }
