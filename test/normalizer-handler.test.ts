@@ -156,7 +156,7 @@ describe("normalizer handler", () => {
     await handler({ Records: [record("personnel", a), record("personnel", a, "MODIFY")] }, context());
     const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     const emf = lines.find((l) => l._aws) as Record<string, unknown> & { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
-    expect(emf._aws.CloudWatchMetrics[0]!.Namespace).toBe("SiteLogix/Migrator");
+    expect(emf._aws.CloudWatchMetrics[0]!.Namespace).toBe("SiteLogixMigrator");
     expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual(expect.arrayContaining(["applied", "conflict", "lag"]));
     expect(emf.applied).toBe(1);
     expect((emf.lag as number[])[0]).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerCockpit } from "./commands/cockpit.js";
 import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerCockpit(program);
   registerStream(program);
   return program;
 }

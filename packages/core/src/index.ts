@@ -7,4 +7,8 @@ export * from "./tables.js";
 export * from "./ledger.js";
 export * from "./streams.js";
 export * from "./subscriptions.js";
+export * from "./backup.js";
+export * from "./estimate.js";
+export * from "./status.js";
+export * from "./indexes.js";
 export * from "./normalizer.js";

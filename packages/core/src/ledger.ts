@@ -4,13 +4,15 @@
 //   TABLE#<logical> / SWEEPSEG#<id>#<n>        per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix (keys, reasons; no values)
+//   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
 //   STREAM#<subscriber>#<logical> / MAPPING    local stream runner: the mapping's stream and starting position
 //   STREAM#<subscriber>#<logical> / SHARD#<shard id>                  its checkpoint per shard
 //   STREAM#<subscriber>#<logical> / FAILURE#<shard id>#<first seq>    its on-failure sink (batch info, no images)
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
+// The index gate (may a deploy build a table's target GSIs?) is decided from STATE, SWEEP# and GATE#.
 import { GetCommand, paginateQuery, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { Outcome } from "./applier.js";
-import type { Violation } from "./rules.js";
+import { tablesWithRules, type Violation } from "./rules.js";
 import { itemKey, type LogicalTable, type SiteLogixTable } from "./schema.js";
 
 export const ledgerKeys = {
@@ -131,6 +133,18 @@ const stripKey = <T>(item: T & { PK?: string; SK?: string }): T => {
   return rest as T;
 };
 
+/** One `backup` attempt; only AVAILABLE backups are restore points. */
+export interface BackupRecord {
+  table: LogicalTable;
+  tableName: string;
+  backupName: string;
+  backupArn?: string;
+  createdAt: string;
+  status: "AVAILABLE" | "FAILED";
+  error?: string;
+  sizeBytes?: number;
+}
+
 export class Ledger {
   constructor(
     readonly doc: DynamoDBDocumentClient,
@@ -249,4 +263,59 @@ export class Ledger {
     for await (const page of pages) items.push(...((page.Items ?? []) as T[]));
     return items;
   }
+
+  // --- backups ---
+  async recordBackup(record: BackupRecord): Promise<void> {
+    await this.put({ PK: `TABLE#${record.table}`, SK: `BACKUP#${record.createdAt}` }, record);
+  }
+
+  /** The newest backup that completed (AVAILABLE), if any. */
+  async latestBackup(table: LogicalTable): Promise<BackupRecord | undefined> {
+    const recent = await this.query<BackupRecord>(`TABLE#${table}`, "BACKUP#", { descending: true, limit: 20 });
+    return recent.find((b) => b.status === "AVAILABLE");
+  }
+
+  // --- index gate ---
+  /** Whether a deploy may build `table`'s target GSIs now; when not, every reason why. */
+  async indexGate(table: LogicalTable): Promise<IndexGateDecision> {
+    const [gate, sweep, state] = await Promise.all([this.latestGate(table), this.latestSweep(table), this.tableState(table)]);
+    return decideIndexGate(table, { gate, sweep, normalizerLiveAt: state.normalizerLiveAt });
+  }
+}
+
+// --- index gate ---
+export interface IndexGateDecision {
+  table: LogicalTable;
+  allowed: boolean;
+  /** Why not, one sentence each, naming the command that fixes it; empty when allowed. */
+  reasons: string[];
+}
+
+/**
+ * A table's target GSIs may be built only when its latest verify is green and started after its
+ * latest sweep finished and after the normalizer went live (on tables it subscribes to): then every
+ * item written before the verify was checked, and every write since is normalized by the stream.
+ */
+export function decideIndexGate(
+  table: LogicalTable,
+  facts: { gate?: GateResult; sweep?: SweepRun; normalizerLiveAt?: string },
+): IndexGateDecision {
+  const { gate, sweep, normalizerLiveAt } = facts;
+  const reasons: string[] = [];
+  const time = (iso: string) => Date.parse(iso);
+  const normalized = (tablesWithRules() as LogicalTable[]).includes(table);
+  if (normalized && !normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
+  if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
+  else if (sweep.dryRun) reasons.push(`the latest sweep ${sweep.sweepId} was a dry run (run \`sitelogix-migrate sweep --table ${table}\`)`);
+  else if (sweep.status !== "finished" || !sweep.finishedAt)
+    reasons.push(`the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
+  if (!gate) reasons.push(`no verify result is recorded (run \`sitelogix-migrate verify --table ${table}\`)`);
+  else {
+    if (!gate.green) reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
+    if (sweep?.finishedAt && time(gate.at) <= time(sweep.finishedAt))
+      reasons.push(`the latest verify (${gate.at}) started before the latest sweep finished (${sweep.finishedAt}): run verify again`);
+    if (normalized && normalizerLiveAt && time(gate.at) <= time(normalizerLiveAt))
+      reasons.push(`the latest verify (${gate.at}) started before the normalizer went live (${normalizerLiveAt}): run verify again`);
+  }
+  return { table, allowed: reasons.length === 0, reasons };
 }

@@ -1,7 +1,7 @@
 // The normalizer's work on one stream record, without Lambda concerns: decode → rule context →
 // derivePatch(mode "normalizer") → applyPatch → outcome. The Lambda handler (packages/functions)
 // adds batching, logging and metrics around it; the local runner invokes that same handler.
-import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, paginateQuery, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { applyPatch, MIGRATOR_MARKER, type Outcome } from "./applier.js";
 import type { Ledger } from "./ledger.js";
 import { logicalFromPhysical, type TableNames } from "./names.js";
@@ -44,27 +44,36 @@ export function liveFrom(record: DecodedRecord): string {
   return new Date(Date.parse(record.approximateCreationTime) + CREATION_TIME_GRANULARITY_MS).toISOString();
 }
 
-/** The latest reportDate among a person's HISTORY# items (SK `HISTORY#<reportDate>#…` sorts by date). */
+/**
+ * The latest reportDate among a person's HISTORY# items (undefined when there are none), the context
+ * of the personnel rule. All of them are read: nothing guarantees that HISTORY# sort keys order by
+ * date. The normalizer reads consistently, to see the HISTORY# write whose stream record it handles.
+ */
 export async function latestHistoryReportDate(
   doc: DynamoDBDocumentClient,
   tableName: string,
   pk: string,
-  options: { abortSignal?: AbortSignal } = {},
+  options: { consistentRead?: boolean; abortSignal?: AbortSignal } = {},
 ): Promise<string | undefined> {
-  const out = await doc.send(
-    new QueryCommand({
+  let latest: string | undefined;
+  const pages = paginateQuery(
+    { client: doc },
+    {
       TableName: tableName,
       KeyConditionExpression: "PK = :pk AND begins_with(SK, :history)",
       ExpressionAttributeValues: { ":pk": pk, ":history": "HISTORY#" },
       ProjectionExpression: "reportDate",
-      ScanIndexForward: false,
-      Limit: 1,
-      ConsistentRead: true,
-    }),
-    options,
+      ...(options.consistentRead ? { ConsistentRead: true } : {}),
+    },
+    ...(options.abortSignal ? [{ abortSignal: options.abortSignal }] : []),
   );
-  const reportDate = out.Items?.[0]?.reportDate;
-  return typeof reportDate === "string" && reportDate !== "" ? reportDate : undefined;
+  for await (const page of pages) {
+    for (const item of page.Items ?? []) {
+      const date = item.reportDate;
+      if (typeof date === "string" && date !== "" && (latest === undefined || date > latest)) latest = date;
+    }
+  }
+  return latest;
 }
 
 const revision = (item: Item | undefined) => Number(String(item?.[MIGRATOR_MARKER.rev] ?? 0));
@@ -109,7 +118,7 @@ export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecor
     if (!profile) return skipped({ PK: String(item.PK), SK: "PROFILE" });
     item = profile;
   }
-  const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(deps.doc, physical, String(item.PK), options) : undefined;
+  const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(deps.doc, physical, String(item.PK), { consistentRead: true, ...options }) : undefined;
   const patch = derivePatch(table, item, {
     mode: "normalizer",
     writeTime: record.approximateCreationTime,

@@ -28,8 +28,10 @@ export interface NormalizerHandlerOptions {
   onResult?: (result: NormalizeResult, record: DynamoDBRecord) => void;
 }
 
-const logger = new Logger({ serviceName: "sitelogix-normalizer" });
-const metrics = new Metrics({ namespace: "SiteLogix/Migrator", serviceName: "sitelogix-normalizer" });
+// The stacks set POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE to these same values.
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-normalizer";
+const logger = new Logger({ serviceName });
+const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator", serviceName });
 
 function defaultDeps(): NormalizerDeps {
   const { doc } = createClients();
