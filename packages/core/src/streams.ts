@@ -210,7 +210,6 @@ const MAX_BACKOFF_MS = 5_000;
 const GET_RECORDS_LIMIT = 1000;
 /** Records listed (keys only) in an on-failure entry. */
 const SUNK_RECORDS_LISTED = 100;
-const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
 const describeError = (err: unknown) => `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
@@ -236,8 +235,10 @@ export async function loadHandler(spec: string, instance = "default"): Promise<L
   const dot = spec.lastIndexOf(".");
   const modulePath = spec.slice(0, dot);
   const exportName = spec.slice(dot + 1);
-  const file = [".ts", ".js", ".mjs"].map((ext) => join(REPO_ROOT, modulePath + ext)).find((f) => existsSync(f));
-  if (!file) throw new Error(`handler module ${modulePath} not found under ${REPO_ROOT}`);
+  // Resolved here, not at module load: this module is also bundled into the Lambda functions.
+  const root = fileURLToPath(new URL("../../../", import.meta.url));
+  const file = [".ts", ".js", ".mjs"].map((ext) => join(root, modulePath + ext)).find((f) => existsSync(f));
+  if (!file) throw new Error(`handler module ${modulePath} not found under ${root}`);
   const handler = (await import(`${pathToFileURL(file).href}?instance=${encodeURIComponent(instance)}`))[exportName];
   if (typeof handler !== "function") throw new Error(`${file} exports no function ${exportName}`);
   return handler as LambdaStreamHandler;
