@@ -19,12 +19,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   applyPatch,
   AuditTrail,
+  compareSequenceNumbers,
   createClients,
   createTableInput,
   derivePatch,
   destroyClients,
+  Ledger,
   MIGRATOR_ACTORS,
   SITELOGIX_TABLES,
+  StreamRunner,
   type AuditEntry,
   type Item,
   type MigratorWriter,
@@ -33,7 +36,10 @@ import {
 import { createAuditLoggerHandler } from "@sitelogix/functions/audit-logger";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, type TestTables } from "./helpers.js";
-import { deliver, readStream, waitForRecords } from "./stream-source.js";
+import { waitFor } from "./stream-helpers.js";
+import { deliver, readStream } from "./stream-source.js";
+
+const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 
@@ -225,7 +231,10 @@ describe("audit logger", () => {
     await t.clients.doc.send(new PutCommand({ TableName: table, Item: { PK: "ANALYSIS#deleted", ...base, ttl: now + 3600 } }));
     await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: { PK: "ANALYSIS#deleted", SK: "RESULT" } }));
     const isExpiry = (r: DynamoDBRecord) => r.eventName !== "INSERT" && r.dynamodb?.Keys?.PK?.S === "ANALYSIS#expired";
-    const records = await waitForRecords(t.clients, table, isExpiry, { timeoutMs: 60_000 });
+    const records = await waitFor(async () => {
+      const all = await readStream(t.clients, table);
+      return all.some(isExpiry) && all;
+    }, "DynamoDB Local's TTL deletion", 60_000);
     const trail = new AuditTrail(t.clients.dynamodb, names);
     const handler = handlerFor(trail);
     const expiry = records.find(isExpiry)!;
@@ -253,10 +262,10 @@ describe("audit logger", () => {
   }, 90_000);
 });
 
-/** Some inserts, updates and deletes on vendors; returns the table's stream records. */
+/** Some inserts, updates and deletes on vendors (items 8 at a time, each item's writes in order); returns the table's stream records. */
 async function vendorTraffic(t: TestTables, n: number): Promise<DynamoDBRecord[]> {
   const table = t.names.vendors;
-  for (let i = 0; i < n; i++) {
+  const item = async (i: number) => {
     const key = { PK: `VENDOR#x${i}`, SK: "PROFILE" };
     await t.clients.doc.send(new PutCommand({ TableName: table, Item: { ...key, companyName: `Co ${i}`, version: 1, lastModifiedBy: `user_${i % 5}` } }));
     if (i % 2 === 0) {
@@ -265,7 +274,8 @@ async function vendorTraffic(t: TestTables, n: number): Promise<DynamoDBRecord[]
       );
     }
     if (i % 3 === 0) await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
-  }
+  };
+  for (let i = 0; i < n; i += 8) await Promise.all(Array.from({ length: Math.min(8, n - i) }, (_, j) => item(i + j)));
   return readStream(t.clients, table);
 }
 
@@ -278,14 +288,14 @@ async function expectExactlyOnce(t: TestTables, records: DynamoDBRecord[]) {
 }
 
 describe("invariant 6: audit completeness — exactly once under redelivery", () => {
-  it("invariant 6: audit completeness — delivering the same records twice, and again from the start of the stream, adds nothing", async () => {
+  it("invariant 6: audit completeness — delivering the same records twice, and again by a restarted logger, adds nothing", async () => {
     const t = await tables();
     const records = await vendorTraffic(t, 30);
     expect(records.length).toBe(30 + 15 + 10);
     const trail = new AuditTrail(t.clients.dynamodb, t.names);
     await deliver(records, handlerFor(trail), { batchSize: 7 });
     await deliver(records, handlerFor(trail), { batchSize: 7 });
-    // A restarted logger (cold cache) reading the stream from TRIM_HORIZON.
+    // A restarted logger (cold cache) given the whole stream again.
     await deliver(await readStream(t.clients, t.names.vendors), handlerFor(new AuditTrail(t.clients.dynamodb, t.names)), { batchSize: 100 });
     await expectExactlyOnce(t, records);
   });
@@ -321,29 +331,55 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     await expectExactlyOnce(t, records);
   });
 
-  it("invariant 6: audit completeness — a logger killed with SIGKILL mid-stream and restarted from the start leaves each entry once", async () => {
+  it("invariant 6: audit completeness — the stream runner killed with SIGKILL mid-stream, resumed from its checkpoints, then run again from the start of the stream, leaves each entry once", async () => {
     const t = await tables();
-    const records = await vendorTraffic(t, 60);
-    const worker = spawn(process.execPath, ["--import", "tsx", new URL("./fixtures/audit-worker.ts", import.meta.url).pathname], {
-      env: { ...process.env, SITELOGIX_TABLE_PREFIX: t.prefix, AUDIT_WORKER_TABLE: "vendors", AUDIT_WORKER_DELAY_MS: "30", POWERTOOLS_METRICS_DISABLED: "true" },
+    const records = await vendorTraffic(t, 300); // 550 records: 6 batches
+    const total = records.length;
+    const last = records.at(-1)!.dynamodb!.SequenceNumber!;
+    // The operator's runner, in its own process, with the deployed subscription (batches of 100).
+    const runner = spawn(process.execPath, [CLI, "stream", "--table", "vendors", "--subscriber", "audit-logger", "--poll-interval", "100"], {
+      env: { ...process.env, SITELOGIX_TABLE_PREFIX: t.prefix, POWERTOOLS_LOG_LEVEL: "WARN", POWERTOOLS_METRICS_DISABLED: "true" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
-    worker.stderr.on("data", (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => worker.on("exit", (code) => resolve(code)));
-    let atKill = 0;
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(25)) {
-      atKill = await entryCount(t);
-      if (atKill >= records.length / 3) break;
+    runner.stderr!.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => runner.on("close", (code) => resolve(code)));
+    const ledger = new Ledger(t.clients.doc, t.names.ledger);
+    const checkpointed = async (l: Ledger, at?: string) =>
+      (await l.shardCheckpoints("audit-logger", "vendors")).some((c) => c.sequenceNumber && (at === undefined || compareSequenceNumbers(c.sequenceNumber, at) >= 0));
+    try {
+      // Killed once its first batch is checkpointed, with most of the stream still to come.
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(ledger)); ) await sleep(20);
+    } finally {
+      runner.kill("SIGKILL");
     }
-    worker.kill("SIGKILL");
     expect(await exited, stderr).toBeNull();
     const afterKill = await entryCount(t);
     expect(afterKill).toBeGreaterThan(0);
-    expect(afterKill).toBeLessThan(records.length);
-    await deliver(await readStream(t.clients, t.names.vendors), handlerFor(new AuditTrail(t.clients.dynamodb, t.names)));
+    expect(afterKill).toBeLessThan(total);
+
+    // Started again on the same ledger: resumes after its checkpoint (the batch in flight is delivered again).
+    const runTo = async (l: Ledger) => {
+      const run = new StreamRunner({ clients: t.clients, names: t.names, ledger: l, tables: ["vendors"], subscribers: ["audit-logger"], pollIntervalMs: 50, handlers: { "audit-logger": handlerFor(new AuditTrail(t.clients.dynamodb, t.names)) } });
+      const done = run.run();
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(l, last)); ) await sleep(100);
+      run.stop();
+      return (await done)["audit-logger"]!;
+    };
+    const resumed = await runTo(ledger);
+    expect(resumed.recordsDelivered).toBeLessThan(total);
     await expectExactlyOnce(t, records);
-  });
+
+    // A new mapping (a fresh ledger) reads the whole stream from the trim horizon: every record is a duplicate.
+    const fresh = `${t.prefix}second-ledger`;
+    await t.clients.dynamodb.send(new CreateTableCommand(createTableInput("ledger", fresh, "expand")));
+    disposers.push(async () => void (await t.clients.dynamodb.send(new DeleteTableCommand({ TableName: fresh }))));
+    await waitUntilTableExists({ client: t.clients.dynamodb, maxWaitTime: 30 }, { TableName: fresh });
+    const again = await runTo(new Ledger(t.clients.doc, fresh));
+    expect(again.recordsDelivered).toBe(total);
+    expect(again.recordsSunk).toBe(0);
+    await expectExactlyOnce(t, records);
+  }, 300_000);
 
   it("appends each item's records in stream order while items run concurrently, whatever order the processor is called in", async () => {
     const t = await tables();

@@ -1,7 +1,8 @@
-// Test-only: reads a table's real DynamoDB Local stream and delivers its records to a handler the
-// way Lambda's event source mapping does (batches in stream order, partial batch responses, retry
-// from the earliest failure, on-failure after the retries). Stands in for the local runner in
-// packages/core/src/streams.ts until that lands.
+// Test-only: a table's real DynamoDB Local stream as Lambda records, and their delivery to a handler
+// the way Lambda's event source mapping does (batches in stream order, partial batch responses,
+// retry from the earliest failure, on-failure after the retries). For tests that deliver records
+// they altered (malformed input, shifted times, a service identity); tests of the runner's own
+// semantics (restart, SIGKILL) use StreamRunner and `sitelogix-migrate stream`.
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
 import { toLambdaRecord, type Clients } from "@sitelogix/core";
@@ -39,22 +40,6 @@ export async function readStream(clients: Clients, tableName: string): Promise<D
     }
   }
   return records;
-}
-
-/** Waits until the stream holds at least `count` records matching `predicate` (e.g. a TTL deletion). */
-export async function waitForRecords(
-  clients: Clients,
-  tableName: string,
-  predicate: (r: DynamoDBRecord) => boolean,
-  options: { count?: number; timeoutMs: number },
-): Promise<DynamoDBRecord[]> {
-  const deadline = Date.now() + options.timeoutMs;
-  for (;;) {
-    const records = await readStream(clients, tableName);
-    if (records.filter(predicate).length >= (options.count ?? 1)) return records;
-    if (Date.now() > deadline) throw new Error(`stream of ${tableName}: expected records did not arrive within ${options.timeoutMs} ms`);
-    await sleep(500);
-  }
 }
 
 const context = { functionName: "audit-logger-test", getRemainingTimeInMillis: () => 60_000, awsRequestId: "test" } as unknown as Context;

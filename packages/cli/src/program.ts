@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
+import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
 
 export function buildProgram(): Command {
@@ -18,5 +19,6 @@ export function buildProgram(): Command {
   registerTables(program);
   registerAudit(program);
   registerCockpit(program);
+  registerStream(program);
   return program;
 }

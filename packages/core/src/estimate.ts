@@ -3,8 +3,9 @@
 // writes per day, and what that costs on-demand and provisioned, against the plan's budget.
 import { GetMetricStatisticsCommand, type CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { NumberValue, paginateQuery, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { NumberValue, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
+import { latestHistoryReportDate } from "./normalizer.js";
 import { derivePatch, needsLatestHistory, type Item } from "./rules.js";
 import { TABLES, type SiteLogixTable } from "./schema.js";
 import { subscriptionsOf } from "./subscriptions.js";
@@ -40,27 +41,6 @@ export function itemSizeBytes(item: Item): number {
 
 /** Write units of one write of an item this size (1 per started KB). */
 export const writeUnits = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
-
-/** The person's latest HISTORY# reportDate (what the personnel rule's context needs). */
-export async function latestHistoryReportDate(doc: DynamoDBDocumentClient, tableName: string, pk: string): Promise<string | undefined> {
-  let latest: string | undefined;
-  const pages = paginateQuery(
-    { client: doc },
-    {
-      TableName: tableName,
-      KeyConditionExpression: "PK = :pk AND begins_with(SK, :history)",
-      ExpressionAttributeValues: { ":pk": pk, ":history": "HISTORY#" },
-      ProjectionExpression: "reportDate",
-    },
-  );
-  for await (const page of pages) {
-    for (const item of page.Items ?? []) {
-      const date = item.reportDate;
-      if (typeof date === "string" && date !== "" && (latest === undefined || date > latest)) latest = date;
-    }
-  }
-  return latest;
-}
 
 /** A sample spread over the key space: the first page of each of `segments` parallel-scan segments. */
 async function sampleItems(doc: DynamoDBDocumentClient, tableName: string, size: number, segments = 16): Promise<Item[]> {

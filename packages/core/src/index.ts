@@ -12,3 +12,4 @@ export * from "./estimate.js";
 export * from "./status.js";
 export * from "./indexes.js";
 export * from "./audit.js";
+export * from "./normalizer.js";

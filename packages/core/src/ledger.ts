@@ -3,14 +3,17 @@
 //   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
 //   TABLE#<logical> / SWEEPSEG#<id>#<n>        per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
-//   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
+//   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix (keys, reasons; no values)
 //   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
-//   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
+//   STREAM#<subscriber>#<logical> / MAPPING    local stream runner: the mapping's stream and starting position
+//   STREAM#<subscriber>#<logical> / SHARD#<shard id>                  its checkpoint per shard
+//   STREAM#<subscriber>#<logical> / FAILURE#<shard id>#<first seq>    its on-failure sink (batch info, no images)
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
 // The index gate (may a deploy build a table's target GSIs?) is decided from STATE, SWEEP# and GATE#.
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { tablesWithRules } from "./rules.js";
-import type { LogicalTable } from "./schema.js";
+import { GetCommand, paginateQuery, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { Outcome } from "./applier.js";
+import { tablesWithRules, type Violation } from "./rules.js";
+import { itemKey, type LogicalTable, type SiteLogixTable } from "./schema.js";
 
 export const ledgerKeys = {
   tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
@@ -45,6 +48,90 @@ export interface GateResult {
   gaps: number;
   violations: number;
 }
+
+// --- normalizer violations ---
+
+/** What the normalizer could not fix on one item: reported, not retried (retrying cannot fix data). */
+export interface NormalizerViolation {
+  table: SiteLogixTable;
+  key: Record<string, string>;
+  /** The write's outcome: `rejected` (DynamoDB refused it, `reason` says why) or what happened to the rest of the patch. */
+  outcome: Outcome;
+  violations: Violation[];
+  reason?: string;
+  eventId: string;
+  sequenceNumber: string;
+  /** When the normalizer saw it (ISO). */
+  at: string;
+}
+
+export const normalizerViolationKey = (table: SiteLogixTable, key: Record<string, string>) => ({
+  PK: `TABLE#${table}`,
+  SK: `VIOLATION#${Object.entries(itemKey(table, key)).map(([name, value]) => `${name}=${value}`).join("#")}`,
+});
+
+// --- stream runner checkpoints and on-failure sink ---
+
+/** Where a mapping starts reading a shard it has no checkpoint for. */
+export type StreamStartingPosition = "trim-horizon" | "latest";
+
+export interface StreamMapping {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  from: StreamStartingPosition;
+  /** ISO time of the mapping's first start; with `latest`, records written before it are skipped. */
+  startedAt: string;
+}
+
+export interface ShardCheckpoint {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  shardId: string;
+  parentShardId?: string;
+  /** Every record up to and including this one is done (delivered, filtered out, or sunk). */
+  sequenceNumber?: string;
+  /** The shard is closed and every record of it is done: its children may start. */
+  finished: boolean;
+  updatedAt: string;
+}
+
+/** Lambda's on-failure conditions, plus records the stream trimmed before they were read. */
+export type StreamFailureCondition = "RetryAttemptsExhausted" | "RecordAgeExceeded" | "RecordsTrimmed";
+
+/** A discarded batch, as Lambda sends it to an on-failure destination, plus the records' keys. */
+export interface StreamFailure {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  shardId: string;
+  condition: StreamFailureCondition;
+  startSequenceNumber: string;
+  endSequenceNumber: string;
+  batchSize: number;
+  /** Invocations of the last (smallest) failing batch. */
+  attempts: number;
+  /** The handler's last error, or its partial-failure response (never item values). */
+  error?: string;
+  records: { sequenceNumber: string; eventId: string; eventName: string; keys: Record<string, string> }[];
+  at: string;
+}
+
+export const streamKeys = {
+  pk: (subscriber: string, table: LogicalTable) => `STREAM#${subscriber}#${table}`,
+  mapping: (subscriber: string, table: LogicalTable) => ({ PK: streamKeys.pk(subscriber, table), SK: "MAPPING" }),
+  shard: (subscriber: string, table: LogicalTable, shardId: string) => ({ PK: streamKeys.pk(subscriber, table), SK: `SHARD#${shardId}` }),
+  failure: (subscriber: string, table: LogicalTable, shardId: string, startSequenceNumber: string) => ({
+    PK: streamKeys.pk(subscriber, table),
+    SK: `FAILURE#${shardId}#${startSequenceNumber}`,
+  }),
+};
+
+const stripKey = <T>(item: T & { PK?: string; SK?: string }): T => {
+  const { PK: _pk, SK: _sk, ...rest } = item;
+  return rest as T;
+};
 
 /** One `backup` attempt; only AVAILABLE backups are restore points. */
 export interface BackupRecord {
@@ -116,6 +203,65 @@ export class Ledger {
 
   async latestGate(table: LogicalTable): Promise<GateResult | undefined> {
     return (await this.query<GateResult>(`TABLE#${table}`, "GATE#", { descending: true, limit: 1 }))[0];
+  }
+
+  // --- normalizer violations ---
+
+  /**
+   * Records a data problem the normalizer cannot fix (rule violations, or DynamoDB refusing the write),
+   * one entry per item, replaced by the item's latest report. Keys and reasons only, never values.
+   */
+  async recordNormalizerViolation(entry: NormalizerViolation): Promise<void> {
+    await this.put(normalizerViolationKey(entry.table, entry.key), entry);
+  }
+
+  async normalizerViolations(table: SiteLogixTable): Promise<NormalizerViolation[]> {
+    return this.queryAll<NormalizerViolation>(`TABLE#${table}`, "VIOLATION#");
+  }
+
+  // --- stream runner checkpoints and on-failure sink ---
+
+  /** The mapping of `subscriber` to `table`'s stream; created by its first start, kept afterwards. */
+  async ensureStreamMapping(mapping: StreamMapping): Promise<StreamMapping> {
+    const key = streamKeys.mapping(mapping.subscriber, mapping.table);
+    const existing = await this.get<StreamMapping & { PK: string; SK: string }>(key);
+    // A different stream ARN means the stream was disabled and re-enabled: its old checkpoints are moot.
+    if (existing && existing.streamArn === mapping.streamArn) return stripKey(existing);
+    await this.put(key, mapping);
+    return mapping;
+  }
+
+  async shardCheckpoints(subscriber: string, table: LogicalTable): Promise<ShardCheckpoint[]> {
+    return (await this.queryAll<ShardCheckpoint>(streamKeys.pk(subscriber, table), "SHARD#")).map(stripKey);
+  }
+
+  async saveShardCheckpoint(checkpoint: ShardCheckpoint): Promise<void> {
+    await this.put(streamKeys.shard(checkpoint.subscriber, checkpoint.table, checkpoint.shardId), checkpoint);
+  }
+
+  /** Keyed by shard and first sequence number, so a batch sunk twice (crash in between) is one entry. */
+  async recordStreamFailure(failure: StreamFailure): Promise<void> {
+    await this.put(streamKeys.failure(failure.subscriber, failure.table, failure.shardId, failure.startSequenceNumber), failure);
+  }
+
+  async streamFailures(subscriber: string, table: LogicalTable): Promise<StreamFailure[]> {
+    // Numbers come back wrapped (the document client keeps them exact).
+    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map((f) => ({ ...stripKey(f), batchSize: Number(f.batchSize), attempts: Number(f.attempts) }));
+  }
+
+  private async queryAll<T>(pk: string, prefix: string): Promise<T[]> {
+    const items: T[] = [];
+    const pages = paginateQuery(
+      { client: this.doc },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: "PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) items.push(...((page.Items ?? []) as T[]));
+    return items;
   }
 
   // --- backups ---
