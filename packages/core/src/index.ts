@@ -7,3 +7,6 @@ export * from "./tables.js";
 export * from "./ledger.js";
 export * from "./streams.js";
 export * from "./subscriptions.js";
+export * from "./throttler.js";
+export * from "./inspector.js";
+export * from "./sweep.js";
