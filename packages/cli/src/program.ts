@@ -1,5 +1,7 @@
 import { Command } from "commander";
+import { registerSweep } from "./commands/sweep.js";
 import { registerTables } from "./commands/tables.js";
+import { registerVerify } from "./commands/verify.js";
 
 export function buildProgram(): Command {
   const program = new Command("sitelogix-migrate")
@@ -14,5 +16,7 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerSweep(program);
+  registerVerify(program);
   return program;
 }

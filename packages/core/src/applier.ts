@@ -55,14 +55,15 @@ class Expression {
 
 function condition(expr: Expression, a: Assignment): string {
   const target = expr.name(a.attribute);
-  const unchanged = a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`;
+  // Built only where used: an unused placeholder value is a ValidationException.
+  const unchanged = () => (a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`);
   switch (a.basis.kind) {
     case "default":
       return `(attribute_not_exists(${target}) OR ${target} = ${expr.value("")})`;
     case "copy":
-      return `${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)} AND ${unchanged}`;
+      return `${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)} AND ${unchanged()}`;
     case "context":
-      return unchanged;
+      return unchanged();
   }
 }
 
