@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerCockpit } from "./commands/cockpit.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerTables } from "./commands/tables.js";
 import { registerVerify } from "./commands/verify.js";
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerCockpit(program);
   registerSweep(program);
   registerVerify(program);
   return program;

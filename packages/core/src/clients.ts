@@ -3,7 +3,7 @@
 // whether it talks to AWS or DynamoDB Local.
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient, type DynamoDBStreamsClientConfig } from "@aws-sdk/client-dynamodb-streams";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, NumberValue } from "@aws-sdk/lib-dynamodb";
 
 export interface Clients {
   dynamodb: DynamoDBClient;
@@ -18,11 +18,19 @@ export function createClients(config: DynamoDBClientConfig = {}): Clients {
   const dynamodb = new DynamoDBClient(base);
   const doc = DynamoDBDocumentClient.from(dynamodb, {
     marshallOptions: { removeUndefinedValues: true },
-    // Numbers stay exact (wrapped) however large: the migrator never rewrites them, only reads types.
-    unmarshallOptions: { wrapNumbers: true },
+    unmarshallOptions: { wrapNumbers: exactNumber },
   });
   const streams = new DynamoDBStreamsClient(base as DynamoDBStreamsClientConfig);
   return { dynamodb, doc, streams };
+}
+
+/**
+ * A number as a plain JS number when that is exact, else wrapped (NumberValue): reading an item never
+ * fails or rounds on a 20-digit number, and ordinary counts stay ordinary numbers.
+ */
+export function exactNumber(value: string): number | NumberValue {
+  const n = Number(value);
+  return String(n) === value ? n : NumberValue.from(value);
 }
 
 export function destroyClients(clients: Clients): void {

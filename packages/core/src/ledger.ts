@@ -4,6 +4,7 @@
 //   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
+//   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
 //   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, paginateQuery, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -134,6 +135,18 @@ export interface IndexCheck {
   violations: number;
   sampleGaps: { key: Record<string, string>; attributes: string[] }[];
   sampleViolations: { key: Record<string, string>; violations: { attribute: string; problem: string; at: string; type: string }[] }[];
+}
+
+/** One `backup` attempt; only AVAILABLE backups are restore points. */
+export interface BackupRecord {
+  table: LogicalTable;
+  tableName: string;
+  backupName: string;
+  backupArn?: string;
+  createdAt: string;
+  status: "AVAILABLE" | "FAILED";
+  error?: string;
+  sizeBytes?: number;
 }
 
 export class Ledger {
@@ -296,5 +309,16 @@ export class Ledger {
 
   async latestGate(table: LogicalTable): Promise<GateResult | undefined> {
     return (await this.query<GateResult>(`TABLE#${table}`, "GATE#", { descending: true, limit: 1 }))[0];
+  }
+
+  // --- backups ---
+  async recordBackup(record: BackupRecord): Promise<void> {
+    await this.put({ PK: `TABLE#${record.table}`, SK: `BACKUP#${record.createdAt}` }, record);
+  }
+
+  /** The newest backup that completed (AVAILABLE), if any. */
+  async latestBackup(table: LogicalTable): Promise<BackupRecord | undefined> {
+    const recent = await this.query<BackupRecord>(`TABLE#${table}`, "BACKUP#", { descending: true, limit: 20 });
+    return recent.find((b) => b.status === "AVAILABLE");
   }
 }

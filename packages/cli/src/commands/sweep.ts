@@ -16,7 +16,8 @@ import {
   type SweepProgress,
   type SweepReport,
 } from "@sitelogix/core";
-import { onTable, positiveInt, positiveNumber, selectTables } from "../args.js";
+import { onTable, positiveInt, positiveNumber } from "../args.js";
+import { selectTables } from "../options.js";
 import { CliError, EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 

@@ -1,7 +1,8 @@
 import { Command } from "commander";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { createClients, destroyClients, Ledger, resolveTableNames, SITELOGIX_TABLES, verifyTable, type TableVerification } from "@sitelogix/core";
-import { onTable, selectTables } from "../args.js";
+import { onTable } from "../args.js";
+import { selectTables } from "../options.js";
 import { EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 
@@ -36,7 +37,7 @@ export function registerVerify(program: Command): void {
     .option("--json", "print one JSON document on stdout: per table the counts and per index the sample keys")
     .action(async (opts: { table?: string[]; json?: boolean }) => {
       const names = resolveTableNames();
-      const tables = selectTables(opts.table, names, [...SITELOGIX_TABLES]);
+      const tables = selectTables(opts.table, names);
       const clients = createClients();
       const ledger = new Ledger(clients.doc, names.ledger);
       try {
