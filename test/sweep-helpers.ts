@@ -50,5 +50,5 @@ export function interceptUpdates(client: DynamoDBClient, before: Map<string, () 
     }
     return next(args);
   };
-  client.middlewareStack.add(middleware as unknown as Parameters<DynamoDBClient["middlewareStack"]["add"]>[0], { step: "build", name: "interceptUpdates" });
+  client.middlewareStack.add(middleware as never, { step: "build", name: "interceptUpdates" });
 }
