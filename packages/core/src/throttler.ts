@@ -68,6 +68,7 @@ export class Throttler {
   private readonly now: () => number;
   private limit: number;
   private tokens = 0;
+  private readonly startedAt: number;
   private refilledAt: number;
   private lastSlowdown = -Infinity;
   private lastRecovery: number;
@@ -84,8 +85,9 @@ export class Throttler {
     this.burstSeconds = options.burstSeconds ?? 0.5;
     this.now = options.now ?? (() => performance.now());
     this.limit = this.cap;
-    this.refilledAt = this.now();
-    this.lastRecovery = this.refilledAt;
+    this.startedAt = this.now();
+    this.refilledAt = this.startedAt;
+    this.lastRecovery = this.startedAt;
   }
 
   get stats(): ThrottlerStats {
@@ -132,23 +134,24 @@ export class Throttler {
     this.throttles++;
     const now = this.now();
     if (now - this.lastSlowdown < SLOWDOWN_EVERY_MS) return;
-    this.lastSlowdown = now;
-    this.lastRecovery = now;
     this.adjust();
     const achieved = this.achievedRate();
     const base = achieved > 0 ? Math.min(this.limit, achieved) : this.limit;
     // Nothing written lately and no cap: there is no rate to cut; the SDK's backoff handles it.
     if (!Number.isFinite(base)) return;
+    this.lastSlowdown = now;
+    this.lastRecovery = now;
     this.slowdowns++;
     this.limit = Math.max(MIN_RATE, base / 2);
     this.tokens = Math.min(this.tokens, 0);
   }
 
-  /** Consumed WCU per second over the last two seconds. */
+  /** Consumed WCU per second over the last two seconds (less right after the first write). */
   achievedRate(): number {
     const now = this.now();
     while (this.recent.length > 0 && this.recent[0]!.at < now - WINDOW_MS) this.recent.shift();
-    return this.recent.reduce((sum, r) => sum + r.wcu, 0) / (WINDOW_MS / 1000);
+    const window = Math.min(WINDOW_MS, Math.max(now - this.startedAt, 100));
+    return this.recent.reduce((sum, r) => sum + r.wcu, 0) / (window / 1000);
   }
 
   /** Refills the bucket and lets the rate recover after a slowdown. */
