@@ -5,7 +5,7 @@
 // the pages in flight; the operator's pause flag is read every few seconds.
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { applyPatch, type ApplyResult } from "./applier.js";
 import type { Clients } from "./clients.js";
 import { scanSegment, sweepAttributes, sweepContext } from "./inspector.js";
@@ -31,6 +31,15 @@ export const SWEEP_DEFAULTS = {
   leaseMs: 30_000,
   sampleLimit: 20,
 } as const;
+
+/**
+ * Client settings for a sweep: a socket for every item in flight plus the scans and the ledger
+ * (the SDK's default of 50 sockets would otherwise cap the concurrency and queue requests).
+ */
+export function sweepClientConfig(options: { concurrency?: number; segments?: number } = {}): DynamoDBClientConfig {
+  const maxSockets = (options.concurrency ?? SWEEP_DEFAULTS.concurrency) + (options.segments ?? SWEEP_DEFAULTS.segments) + 4;
+  return { requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } } };
+}
 
 /** What to do for a table, decided before anything runs (so a multi-table sweep fails up front). */
 export type SweepPlan =

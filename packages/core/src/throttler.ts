@@ -101,6 +101,8 @@ export class Throttler {
 
   /** Waits until a write of `cost` WCU fits the rate (FIFO), then books it. Returns early on abort. */
   async acquire(cost: number, signal?: AbortSignal): Promise<void> {
+    // No cap and no slowdown in force: nothing to wait for.
+    if (this.limit === Infinity) return;
     const turn = this.queue.then(() => this.take(cost, signal));
     this.queue = turn;
     await turn;

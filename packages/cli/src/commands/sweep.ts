@@ -9,6 +9,7 @@ import {
   runSweep,
   SweepBusyError,
   SWEEP_DEFAULTS,
+  sweepClientConfig,
   tablesWithRules,
   UnfinishedSweepError,
   type SiteLogixTable,
@@ -95,7 +96,7 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   for (const t of tables) {
     if (!tablesWithRules().includes(t)) throw new CliError(`${t} has no normalization rules: nothing to sweep`, EXIT.usage);
   }
-  const clients = createClients();
+  const clients = createClients(sweepClientConfig(opts));
   const ledger = new Ledger(clients.doc, names.ledger);
   // First Ctrl-C / SIGTERM: stop gracefully; a second one exits at once.
   const stop = new AbortController();
