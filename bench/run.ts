@@ -1,6 +1,7 @@
 // `npm run bench [-- options]`: starts one DynamoDB Local (in memory) and runs the benchmark suites
 // on it, printing a Markdown report for BENCHMARKS.md on stdout (progress on stderr). A suite is a
 // module exporting a BenchSuite; add it to SUITES.
+import "./sdk-env.js";
 import { parseArgs } from "node:util";
 import { startDynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
@@ -52,6 +53,8 @@ if (unknown.length) {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const before = machine();
 const local = await startDynamoDbLocal();
+// Clients (and the CLI the RSS measurement spawns) find the endpoint, region and credentials here.
+Object.assign(process.env, local.env);
 const results: { suite: string; markdown: string; data: unknown }[] = [];
 try {
   for (const suite of SUITES.filter((s) => wanted.includes(s.name))) {

@@ -192,7 +192,7 @@ async function sweepRss(context: BenchContext, n: number): Promise<{ items: numb
     context.log(`peak RSS: loading ${n} items`);
     await loadDataset(direct.doc, { ...defaultTableNames(), reports: tables[0]! }, reportRows(n));
     const child = spawn(process.execPath, [CLI, "sweep", "--table", "reports", "--json"], {
-      env: { ...process.env, ...context.local.env, SITELOGIX_TABLE_PREFIX: prefix },
+      env: { ...process.env, SITELOGIX_TABLE_PREFIX: prefix },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let stdout = "";
@@ -233,14 +233,15 @@ export const sweepSuite: BenchSuite = {
   name: "sweep",
   description: "the sweep vs the plan's backfill script and the write ceiling, locally and with a region's latency; peak RSS at scale",
   options: {
+    parts: { type: "string", default: "local,latency,rss", help: "what to measure: local (no added latency), latency (through the proxy), rss (peak memory at scale)" },
     items: { type: "string", default: "20000", quick: "3000", help: "report items (~1 KB, each needing one write) per measured run" },
     runs: { type: "string", default: "3", quick: "1", help: "runs of each approach; medians are reported" },
-    "latency-ms": { type: "string", default: "10", help: "latency the proxy adds per request in the second regime (0: skip that regime)" },
+    "latency-ms": { type: "string", default: "10", help: "latency the proxy adds per request" },
     "plan-latency-items": { type: "string", default: "2000", quick: "300", help: "items for the plan's script through the proxy (it is serial: ~1 request per latency)" },
     concurrencies: { type: "string", default: "8,16,32,64,128", help: "concurrencies tried for the local ceiling" },
     "latency-concurrencies": { type: "string", default: "32,64,128,256", help: "concurrencies tried for the ceiling through the proxy" },
     "search-items": { type: "string", default: "3000", quick: "1000", help: "items per ceiling concurrency trial" },
-    "rss-items": { type: "string", default: "200000", quick: "20000", help: "items of the large table whose sweep's peak RSS is measured (0: skip)" },
+    "rss-items": { type: "string", default: "200000", quick: "20000", help: "items of the large table whose sweep's peak RSS is measured" },
     "rss-baseline-items": { type: "string", default: "20000", quick: "5000", help: "items of the small table it is compared with" },
   },
 
@@ -250,11 +251,14 @@ export const sweepSuite: BenchSuite = {
     const warm = { items: 2000, planItems: 1000, runs: 1, concurrencies: [32], searchItems: 1000 };
     await runRegime({ ...context, log: () => undefined }, "warm-up", context.local.endpoint, warm);
 
+    const parts = String(o.parts).split(",");
     const regimes: RegimeResult[] = [];
     const base = { items: num(o.items), runs: num(o.runs), searchItems: num(o["search-items"]) };
-    regimes.push(await runRegime(context, "local", context.local.endpoint, { ...base, planItems: num(o.items), concurrencies: list(o.concurrencies) }));
+    if (parts.includes("local")) {
+      regimes.push(await runRegime(context, "local", context.local.endpoint, { ...base, planItems: num(o.items), concurrencies: list(o.concurrencies) }));
+    }
     const latencyMs = num(o["latency-ms"]);
-    if (latencyMs > 0) {
+    if (parts.includes("latency")) {
       const proxy = await startLatencyProxy({ target: context.local.endpoint, delayMs: latencyMs });
       try {
         regimes.push(
@@ -266,7 +270,7 @@ export const sweepSuite: BenchSuite = {
     }
 
     const rss: Awaited<ReturnType<typeof sweepRss>>[] = [];
-    if (num(o["rss-items"]) > 0) {
+    if (parts.includes("rss")) {
       rss.push(await sweepRss(context, num(o["rss-baseline-items"])));
       rss.push(await sweepRss(context, num(o["rss-items"])));
     }

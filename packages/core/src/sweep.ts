@@ -208,6 +208,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
 
   const description = await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
   const estimatedTotal = description.Table?.ItemCount ?? 0;
+  const pause = new PauseGate();
+  // The flag is read before any work starts, then every few seconds by the control loop.
+  pause.set((await ledger.pauseFlag())?.paused === true);
 
   const owner: SweepOwner = { host: hostname(), pid: process.pid, heartbeatAt: new Date().toISOString() };
   let run: SweepRun | undefined;
@@ -246,7 +249,6 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const onThrottle = () => throttler.onThrottle();
   const stopObserving = observeThrottling(clients.dynamodb, onThrottle);
   const limit = new ConcurrencyLimit(concurrency);
-  const pause = new PauseGate();
 
   // One signal for "stop issuing work": the caller's, or a fatal error in any worker.
   const stop = new AbortController();
@@ -272,8 +274,6 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   });
 
   // Control loop: pause flag and heartbeat (with running totals, for `status` and the operator).
-  // The flag is read once before any work starts.
-  pause.set((await ledger.pauseFlag())?.paused === true);
   const controlDone = (async () => {
     const interval = options.controlIntervalMs ?? SWEEP_DEFAULTS.controlIntervalMs;
     for (;;) {
@@ -342,9 +342,14 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     return true;
   };
 
+  /** Segments that reached their end (in this or an earlier attempt). */
+  const ended = new Set<number>();
   const sweepSegment = async (segment: number) => {
     const checkpoint = bySegment.get(segment);
-    if (checkpoint?.done) return;
+    if (checkpoint?.done) {
+      ended.add(segment);
+      return;
+    }
     let pages = checkpoint?.pages ?? 0;
     const attributes = sweepAttributes(table);
     const scan = scanSegment({
@@ -364,6 +369,10 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
         await pause.wait(stop.signal);
         if (stop.signal.aborted) break;
         await limit.acquire();
+        if (stop.signal.aborted) {
+          limit.release();
+          break;
+        }
         const task = processItem(item, pageCounts).finally(() => limit.release());
         task.catch(fail);
         tasks.push(task);
@@ -385,6 +394,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
           updatedAt: new Date().toISOString(),
         });
       }
+      if (page.cursor === undefined) ended.add(segment);
       await pause.wait(stop.signal);
       if (stop.signal.aborted) return;
     }
@@ -404,7 +414,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   options.signal?.removeEventListener("abort", onCallerStop);
   stopObserving();
 
-  const finished = fatal === undefined && !options.signal?.aborted;
+  const finished = fatal === undefined && ended.size === totalSegments;
   if (run) {
     const now = new Date().toISOString();
     const fields: Partial<SweepRun> =

@@ -193,7 +193,11 @@ export function registerSweep(program: Command): void {
         positiveNumber,
       ),
     )
-    .option("--dry-run", "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute names, never values)")
+    .addOption(
+      new Option("--dry-run", "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute names, never values)").conflicts(
+        "resume",
+      ),
+    )
     .option("--resume", "continue each table's unfinished sweep from its checkpoints; tables whose last sweep finished are skipped, others start")
     .option("--json", "print one JSON document on stdout: per table the counts, durationMs and sample keys")
     .addOption(
