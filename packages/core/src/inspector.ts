@@ -45,7 +45,6 @@ export interface SegmentScan {
   attributes: string[];
   /** Resume after this key (a checkpoint). */
   cursor?: Record<string, unknown>;
-  consistentRead?: boolean;
   signal?: AbortSignal;
   onThrottle?: () => void;
 }
@@ -68,7 +67,6 @@ export async function* scanSegment(options: SegmentScan): AsyncGenerator<ScanPag
           TotalSegments: options.totalSegments,
           ...projection(options.attributes),
           ...(cursor ? { ExclusiveStartKey: cursor } : {}),
-          ...(options.consistentRead ? { ConsistentRead: true } : {}),
         },
         { abortSignal: options.signal },
       );

@@ -128,7 +128,9 @@ export class Throttler {
   settle(estimate: number, consumed: number): void {
     if (Number.isFinite(this.limit)) this.tokens -= consumed - estimate;
     this.averageCost += (consumed - this.averageCost) * 0.05;
-    this.recent.push({ at: this.now(), wcu: consumed });
+    const now = this.now();
+    this.recent.push({ at: now, wcu: consumed });
+    this.forget(now);
   }
 
   /** A throttling error was seen (by the SDK on any attempt, or after its retries). */
@@ -151,9 +153,14 @@ export class Throttler {
   /** Consumed WCU per second over the last two seconds (less right after the first write). */
   achievedRate(): number {
     const now = this.now();
-    while (this.recent.length > 0 && this.recent[0]!.at < now - WINDOW_MS) this.recent.shift();
+    this.forget(now);
     const window = Math.min(WINDOW_MS, Math.max(now - this.startedAt, 100));
     return this.recent.reduce((sum, r) => sum + r.wcu, 0) / (window / 1000);
+  }
+
+  /** Drops consumption older than the window (memory stays flat however long the sweep). */
+  private forget(now: number): void {
+    while (this.recent.length > 0 && this.recent[0]!.at < now - WINDOW_MS) this.recent.shift();
   }
 
   /** Refills the bucket and lets the rate recover after a slowdown. */
@@ -201,10 +208,6 @@ export class ConcurrencyLimit {
 
   constructor(readonly limit: number) {
     if (!(limit >= 1)) throw new Error(`concurrency must be at least 1, got ${limit}`);
-  }
-
-  get inFlight(): number {
-    return this.active;
   }
 
   async acquire(): Promise<void> {
