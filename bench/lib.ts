@@ -69,11 +69,15 @@ export function machine(): Record<string, string> {
   };
 }
 
-/** Peak resident set size of a running process (Linux: VmHWM), in MiB; undefined elsewhere or once it exited. */
-export function peakRssMiB(pid: number): number | undefined {
+/** Resident set size of a running process (Linux: VmRSS, and VmHWM: its peak) in MiB; undefined elsewhere or once it exited. */
+export function rssMiB(pid: number): { current: number; peak: number } | undefined {
   try {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number(match[1]) / 1024 : undefined;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+    const current = kib("VmRSS");
+    const peak = kib("VmHWM");
+    // An exiting process has no memory fields left.
+    return Number.isFinite(current) && Number.isFinite(peak) ? { current: current / 1024, peak: peak / 1024 } : undefined;
   } catch {
     return undefined;
   }

@@ -111,7 +111,7 @@ describe("sweep command", () => {
     await expectAllNormalizedOnce(await reportsNow());
   });
 
-  it("honours --pause from another process within seconds and continues after --unpause", async () => {
+  it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
     await reload();
     const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
     await waitFor(async () => (await migrated()) > 0, "first writes");
@@ -125,6 +125,10 @@ describe("sweep command", () => {
     expect(await migrated()).toBe(atPause);
     expect(atPause).toBeLessThan(rows.length);
     expect((await latestRun())!.status).toBe("running");
+    // A paused sweep is still alive: a second process may not take it over.
+    const second = await runCli(["sweep", "--table", "reports", "--resume"], env);
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim()).toMatch(/^sitelogix-migrate: reports: sweep \S+ is running in process \d+ on /);
 
     const unpause = await runCli(["sweep", "--unpause", "--json"], env);
     expect(unpause.code).toBe(0);
