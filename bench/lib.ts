@@ -47,8 +47,7 @@ export const round = (n: number, digits = 0) => Number(n.toFixed(digits));
  * machine), which a stream on AWS does not: with it, every figure would be DynamoDB Local's.
  */
 export async function freshTable(dynamodb: DynamoDBClient, table: LogicalTable, name = `bench-${randomBytes(3).toString("hex")}-${table}`): Promise<string> {
-  const { StreamSpecification: _stream, ...input } = createTableInput(table, name, "expand");
-  await dynamodb.send(new CreateTableCommand(input));
+  await dynamodb.send(new CreateTableCommand(createTableInput(table, name, "expand", false)));
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 60 }, { TableName: name });
   return name;
 }

@@ -5,9 +5,10 @@ import "./sdk-env.js";
 import { parseArgs } from "node:util";
 import { startDynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
+import { normalizerSuite } from "./normalizer.js";
 import { sweepSuite } from "./sweep.js";
 
-const SUITES: BenchSuite[] = [sweepSuite];
+const SUITES: BenchSuite[] = [sweepSuite, normalizerSuite];
 
 const GLOBAL = {
   suite: { type: "string", multiple: true, help: `suites to run (default: all): ${SUITES.map((s) => s.name).join(", ")}` },

@@ -58,6 +58,20 @@ describe("applier", () => {
     expect(Number(after?.[MIGRATOR_MARKER.rev])).toBe(1);
   });
 
+  it("fills an empty-string default and replaces a stale copy in one write", async () => {
+    await put("reports", report("a3", { status: "", project_id: "proj_old", timestamp: "" }));
+    const { patch } = await readAndDerive("reports", { PK: "REPORT#a3", SK: "METADATA" });
+    expect(patch.set.map((a) => [a.attribute, a.current])).toEqual(
+      expect.arrayContaining([
+        ["status", ""],
+        ["project_id", "proj_old"],
+        ["timestamp", ""],
+      ]),
+    );
+    expect((await applyPatch(t.clients.doc, t.names.reports, patch, "sweep")).outcome).toBe("applied");
+    expect(await get("reports", patch.key)).toMatchObject({ status: "published", project_id: "proj_001", timestamp: "2025-11-01T08:00:00.000Z" });
+  });
+
   it("names every attribute through ExpressionAttributeNames (no reserved word in the expressions)", () => {
     const patch = derivePatch("reports", report("x"), { mode: "sweep" });
     const update = buildUpdate("tbl", patch, "normalizer");

@@ -2,7 +2,7 @@
 // written out by hand here (not read from the schema module, which is what is under test).
 import { DeleteTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, describe, expect, it } from "vitest";
-import { createClients, defaultTableNames, destroyClients } from "@sitelogix/core";
+import { createClients, defaultTableNames, destroyClients, enableStreams, ensureTables, SITELOGIX_TABLES } from "@sitelogix/core";
 import { runCli, uniquePrefix } from "./helpers.js";
 
 const clients = createClients();
@@ -30,7 +30,7 @@ const TARGET: Record<string, Gsis> = {
   "sitelogix-ai-analysis-cache": LEGACY["sitelogix-ai-analysis-cache"]!,
 };
 const OWN: Record<string, { keys: string; gsis: Gsis; ttl?: string }> = {
-  "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actor,at", "GSI2-TableIndex": "sourceTable,at" }, ttl: "expiresAt" },
+  "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actorShard,atSeq", "GSI2-TableIndex": "tableShard,atSeq" }, ttl: "expiresAt" },
   "sitelogix-migration-ledger": { keys: "PK,SK", gsis: {} },
   "sitelogix-migrator-idempotency": { keys: "id", gsis: {}, ttl: "expiration" },
 };
@@ -126,5 +126,23 @@ describe("tables create errors", () => {
   it("defaults to the sitelogix-* names", () => {
     expect(defaultTableNames().reports).toBe("sitelogix-reports");
     expect(defaultTableNames("x-").audit).toBe("x-sitelogix-audit-log");
+  });
+});
+
+describe("rehearsing the expand phase", () => {
+  it("tables created without streams get them from enableStreams, and match the legacy schema afterwards", async () => {
+    const names = defaultTableNames(uniquePrefix());
+    const made = await ensureTables(clients.dynamodb, names, "legacy", { streams: false });
+    created.push(...made.map((t) => t.name));
+    const before = await clients.dynamodb.send(new DescribeTableCommand({ TableName: names.reports }));
+    expect(before.Table?.StreamSpecification?.StreamEnabled).toBeFalsy();
+    await enableStreams(clients.dynamodb, names, SITELOGIX_TABLES);
+    for (const table of SITELOGIX_TABLES) {
+      const after = await clients.dynamodb.send(new DescribeTableCommand({ TableName: names[table] }));
+      expect(after.Table?.StreamSpecification, table).toMatchObject({ StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" });
+      expect(after.Table?.LatestStreamArn).toBeTruthy();
+    }
+    // With their streams on they are exactly the legacy schema: a plain `tables create` accepts them.
+    expect((await ensureTables(clients.dynamodb, names, "legacy")).every((r) => r.action === "exists")).toBe(true);
   });
 });

@@ -1,6 +1,8 @@
 import { Command } from "commander";
+import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
 import { registerSweep } from "./commands/sweep.js";
+import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
 import { registerVerify } from "./commands/verify.js";
 
@@ -17,8 +19,10 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerTables(program);
+  registerAudit(program);
   registerCockpit(program);
   registerSweep(program);
   registerVerify(program);
+  registerStream(program);
   return program;
 }

@@ -55,7 +55,6 @@ class Expression {
 
 function condition(expr: Expression, a: Assignment): string {
   const target = expr.name(a.attribute);
-  // Built only where used: an unused placeholder value is a ValidationException.
   const unchanged = () => (a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`);
   switch (a.basis.kind) {
     case "default":

@@ -4,8 +4,8 @@
 import { GetMetricStatisticsCommand, type CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { NumberValue, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { latestHistoryReportDate } from "./inspector.js";
 import type { TableNames } from "./names.js";
+import { latestHistoryReportDate } from "./normalizer.js";
 import { derivePatch, needsLatestHistory, type Item } from "./rules.js";
 import { TABLES, type SiteLogixTable } from "./schema.js";
 import { subscriptionsOf } from "./subscriptions.js";
@@ -110,8 +110,8 @@ export interface EstimateOptions {
 
 /** Fixed part of an audit entry besides the images: keys, ids, times, actor, changed names, hashes. */
 const AUDIT_ENTRY_OVERHEAD_BYTES = 400;
-/** Per audit entry besides the entry's own write: the chain head, the idempotency record's put and update. */
-const AUDIT_SMALL_WRITES = 3;
+/** Per audit entry besides the entry's own write: the chain head's put (under 1 KB, in the same transaction: 2 units). */
+const AUDIT_SMALL_WRITES = 2;
 
 export async function estimateTable(options: EstimateOptions, table: SiteLogixTable): Promise<TableEstimate> {
   const tableName = options.names[table];
@@ -162,8 +162,8 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
     perDay = {
       normalizerWriteUnits: Math.round(normalizerWrites * avgWriteUnits),
       auditEntries: Math.round(auditEntries),
-      // The entry is written to the table and to each of its GSIs (projection ALL).
-      auditWriteUnits: Math.round(auditEntries * (writeUnits(auditEntryBytes) * (1 + auditIndexes) + AUDIT_SMALL_WRITES)),
+      // The entry is written to the table in a transaction (twice the units) and to each of its GSIs (projection ALL).
+      auditWriteUnits: Math.round(auditEntries * (writeUnits(auditEntryBytes) * (2 + auditIndexes) + AUDIT_SMALL_WRITES)),
       auditBytes: Math.round(auditEntries * auditEntryBytes * (1 + auditIndexes)),
     };
   }

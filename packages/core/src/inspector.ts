@@ -2,7 +2,8 @@
 // only the attributes the rules need, the rule context of an item (a person's latest HISTORY# date),
 // and the index gate: which items a target GSI should hold but cannot (gaps), and which key values
 // no index can hold (violations). Nothing here writes to a SiteLogix table.
-import { GetCommand, paginateQuery, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { latestHistoryReportDate } from "./normalizer.js";
 import { derivePatch, dynamoType, needsLatestHistory, ruleAttributes, type Item, type Patch, type RuleContext, type ViolationProblem } from "./rules.js";
 import { TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
 import { ConcurrencyLimit, isThrottlingError, retryThrottled, sleep, throttleBackoffMs } from "./throttler.js";
@@ -85,33 +86,6 @@ export async function* scanSegment(options: SegmentScan): AsyncGenerator<ScanPag
   }
 }
 
-/**
- * The latest reportDate among a person's HISTORY# items (undefined when there are none). All of them
- * are read: nothing guarantees that HISTORY# sort keys order by date.
- */
-export async function latestHistoryReportDate(doc: DynamoDBDocumentClient, tableName: string, pk: string, signal?: AbortSignal): Promise<string | undefined> {
-  const { hashKey, rangeKey } = TABLES.personnel;
-  let latest: string | undefined;
-  const pages = paginateQuery(
-    { client: doc },
-    {
-      TableName: tableName,
-      KeyConditionExpression: "#pk = :pk AND begins_with(#sk, :history)",
-      ProjectionExpression: "#date",
-      ExpressionAttributeNames: { "#pk": hashKey, "#sk": rangeKey!, "#date": "reportDate" },
-      ExpressionAttributeValues: { ":pk": pk, ":history": "HISTORY#" },
-    },
-    { abortSignal: signal },
-  );
-  for await (const page of pages) {
-    for (const item of page.Items ?? []) {
-      const date = item.reportDate;
-      if (typeof date === "string" && date !== "" && (latest === undefined || date > latest)) latest = date;
-    }
-  }
-  return latest;
-}
-
 /** The context the sweep derives an item's patch in (mode `sweep`, plus the latest HISTORY# date where needed). */
 export async function sweepContext(
   doc: DynamoDBDocumentClient,
@@ -122,7 +96,7 @@ export async function sweepContext(
 ): Promise<RuleContext> {
   if (!needsLatestHistory(table, item)) return { mode: "sweep" };
   const pk = item[TABLES[table].hashKey] as string;
-  const latest = await retryThrottled(() => latestHistoryReportDate(doc, tableName, pk, options.signal), options);
+  const latest = await retryThrottled(() => latestHistoryReportDate(doc, tableName, pk, options.signal ? { abortSignal: options.signal } : {}), options);
   return latest === undefined ? { mode: "sweep" } : { mode: "sweep", latestHistoryReportDate: latest };
 }
 

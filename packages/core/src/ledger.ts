@@ -3,12 +3,17 @@
 //   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
 //   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
-//   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix
+//   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix (keys, reasons; no values)
 //   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
-//   STREAM#<subscriber> / SHARD#<shard id>     local stream runner checkpoints
+//   STREAM#<subscriber>#<logical> / MAPPING    local stream runner: the mapping's stream and starting position
+//   STREAM#<subscriber>#<logical> / SHARD#<shard id>                  its checkpoint per shard
+//   STREAM#<subscriber>#<logical> / FAILURE#<shard id>#<first seq>    its on-failure sink (batch info, no images)
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, paginateQuery, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { LogicalTable } from "./schema.js";
+// The index gate (may a deploy build a table's target GSIs?) is decided from STATE, SWEEP# and GATE#.
+import { GetCommand, paginateQuery, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { Outcome } from "./applier.js";
+import { tablesWithRules, type Violation } from "./rules.js";
+import { itemKey, type LogicalTable, type SiteLogixTable } from "./schema.js";
 
 export const ledgerKeys = {
   tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
@@ -86,6 +91,8 @@ export interface SweepRun {
   /** When it last stopped (signal or error) and, for `failed`, why (never item data). */
   stoppedAt?: string;
   error?: string;
+  /** Never set: a dry run writes nothing, not even a run record (readers that check it stay valid). */
+  dryRun?: boolean;
 }
 
 /** A segment's position: everything before `cursor` has been fully applied. */
@@ -136,6 +143,90 @@ export interface IndexCheck {
   sampleGaps: { key: Record<string, string>; attributes: string[] }[];
   sampleViolations: { key: Record<string, string>; violations: { attribute: string; problem: string; at: string; type: string }[] }[];
 }
+
+// --- normalizer violations ---
+
+/** What the normalizer could not fix on one item: reported, not retried (retrying cannot fix data). */
+export interface NormalizerViolation {
+  table: SiteLogixTable;
+  key: Record<string, string>;
+  /** The write's outcome: `rejected` (DynamoDB refused it, `reason` says why) or what happened to the rest of the patch. */
+  outcome: Outcome;
+  violations: Violation[];
+  reason?: string;
+  eventId: string;
+  sequenceNumber: string;
+  /** When the normalizer saw it (ISO). */
+  at: string;
+}
+
+export const normalizerViolationKey = (table: SiteLogixTable, key: Record<string, string>) => ({
+  PK: `TABLE#${table}`,
+  SK: `VIOLATION#${Object.entries(itemKey(table, key)).map(([name, value]) => `${name}=${value}`).join("#")}`,
+});
+
+// --- stream runner checkpoints and on-failure sink ---
+
+/** Where a mapping starts reading a shard it has no checkpoint for. */
+export type StreamStartingPosition = "trim-horizon" | "latest";
+
+export interface StreamMapping {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  from: StreamStartingPosition;
+  /** ISO time of the mapping's first start; with `latest`, records written before it are skipped. */
+  startedAt: string;
+}
+
+export interface ShardCheckpoint {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  shardId: string;
+  parentShardId?: string;
+  /** Every record up to and including this one is done (delivered, filtered out, or sunk). */
+  sequenceNumber?: string;
+  /** The shard is closed and every record of it is done: its children may start. */
+  finished: boolean;
+  updatedAt: string;
+}
+
+/** Lambda's on-failure conditions, plus records the stream trimmed before they were read. */
+export type StreamFailureCondition = "RetryAttemptsExhausted" | "RecordAgeExceeded" | "RecordsTrimmed";
+
+/** A discarded batch, as Lambda sends it to an on-failure destination, plus the records' keys. */
+export interface StreamFailure {
+  subscriber: string;
+  table: LogicalTable;
+  streamArn: string;
+  shardId: string;
+  condition: StreamFailureCondition;
+  startSequenceNumber: string;
+  endSequenceNumber: string;
+  batchSize: number;
+  /** Invocations of the last (smallest) failing batch. */
+  attempts: number;
+  /** The handler's last error, or its partial-failure response (never item values). */
+  error?: string;
+  records: { sequenceNumber: string; eventId: string; eventName: string; keys: Record<string, string> }[];
+  at: string;
+}
+
+export const streamKeys = {
+  pk: (subscriber: string, table: LogicalTable) => `STREAM#${subscriber}#${table}`,
+  mapping: (subscriber: string, table: LogicalTable) => ({ PK: streamKeys.pk(subscriber, table), SK: "MAPPING" }),
+  shard: (subscriber: string, table: LogicalTable, shardId: string) => ({ PK: streamKeys.pk(subscriber, table), SK: `SHARD#${shardId}` }),
+  failure: (subscriber: string, table: LogicalTable, shardId: string, startSequenceNumber: string) => ({
+    PK: streamKeys.pk(subscriber, table),
+    SK: `FAILURE#${shardId}#${startSequenceNumber}`,
+  }),
+};
+
+const stripKey = <T>(item: T & { PK?: string; SK?: string }): T => {
+  const { PK: _pk, SK: _sk, ...rest } = item;
+  return rest as T;
+};
 
 /** One `backup` attempt; only AVAILABLE backups are restore points. */
 export interface BackupRecord {
@@ -277,19 +368,7 @@ export class Ledger {
 
   /** Every segment checkpoint of a run, by segment number. */
   async checkpoints(table: LogicalTable, sweepId: string): Promise<SweepCheckpoint[]> {
-    const all: SweepCheckpoint[] = [];
-    for await (const page of paginateQuery(
-      { client: this.doc },
-      {
-        TableName: this.tableName,
-        KeyConditionExpression: "PK = :pk AND begins_with(SK, :prefix)",
-        ExpressionAttributeValues: { ":pk": `TABLE#${table}`, ":prefix": `SWEEPSEG#${sweepId}#` },
-        ConsistentRead: true,
-      },
-    )) {
-      all.push(...((page.Items ?? []) as SweepCheckpoint[]));
-    }
-    return all.sort((a, b) => a.segment - b.segment);
+    return (await this.queryAll<SweepCheckpoint>(`TABLE#${table}`, `SWEEPSEG#${sweepId}#`)).sort((x, y) => x.segment - y.segment);
   }
 
   /** Sets or clears the operator's pause flag; running sweeps read it every few seconds. */
@@ -311,6 +390,65 @@ export class Ledger {
     return (await this.query<GateResult>(`TABLE#${table}`, "GATE#", { descending: true, limit: 1 }))[0];
   }
 
+  // --- normalizer violations ---
+
+  /**
+   * Records a data problem the normalizer cannot fix (rule violations, or DynamoDB refusing the write),
+   * one entry per item, replaced by the item's latest report. Keys and reasons only, never values.
+   */
+  async recordNormalizerViolation(entry: NormalizerViolation): Promise<void> {
+    await this.put(normalizerViolationKey(entry.table, entry.key), entry);
+  }
+
+  async normalizerViolations(table: SiteLogixTable): Promise<NormalizerViolation[]> {
+    return this.queryAll<NormalizerViolation>(`TABLE#${table}`, "VIOLATION#");
+  }
+
+  // --- stream runner checkpoints and on-failure sink ---
+
+  /** The mapping of `subscriber` to `table`'s stream; created by its first start, kept afterwards. */
+  async ensureStreamMapping(mapping: StreamMapping): Promise<StreamMapping> {
+    const key = streamKeys.mapping(mapping.subscriber, mapping.table);
+    const existing = await this.get<StreamMapping & { PK: string; SK: string }>(key);
+    // A different stream ARN means the stream was disabled and re-enabled: its old checkpoints are moot.
+    if (existing && existing.streamArn === mapping.streamArn) return stripKey(existing);
+    await this.put(key, mapping);
+    return mapping;
+  }
+
+  async shardCheckpoints(subscriber: string, table: LogicalTable): Promise<ShardCheckpoint[]> {
+    return (await this.queryAll<ShardCheckpoint>(streamKeys.pk(subscriber, table), "SHARD#")).map(stripKey);
+  }
+
+  async saveShardCheckpoint(checkpoint: ShardCheckpoint): Promise<void> {
+    await this.put(streamKeys.shard(checkpoint.subscriber, checkpoint.table, checkpoint.shardId), checkpoint);
+  }
+
+  /** Keyed by shard and first sequence number, so a batch sunk twice (crash in between) is one entry. */
+  async recordStreamFailure(failure: StreamFailure): Promise<void> {
+    await this.put(streamKeys.failure(failure.subscriber, failure.table, failure.shardId, failure.startSequenceNumber), failure);
+  }
+
+  async streamFailures(subscriber: string, table: LogicalTable): Promise<StreamFailure[]> {
+    // Numbers come back wrapped (the document client keeps them exact).
+    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map((f) => ({ ...stripKey(f), batchSize: Number(f.batchSize), attempts: Number(f.attempts) }));
+  }
+
+  private async queryAll<T>(pk: string, prefix: string): Promise<T[]> {
+    const items: T[] = [];
+    const pages = paginateQuery(
+      { client: this.doc },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: "PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues: { ":pk": pk, ":prefix": prefix },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) items.push(...((page.Items ?? []) as T[]));
+    return items;
+  }
+
   // --- backups ---
   async recordBackup(record: BackupRecord): Promise<void> {
     await this.put({ PK: `TABLE#${record.table}`, SK: `BACKUP#${record.createdAt}` }, record);
@@ -321,4 +459,48 @@ export class Ledger {
     const recent = await this.query<BackupRecord>(`TABLE#${table}`, "BACKUP#", { descending: true, limit: 20 });
     return recent.find((b) => b.status === "AVAILABLE");
   }
+
+  // --- index gate ---
+  /** Whether a deploy may build `table`'s target GSIs now; when not, every reason why. */
+  async indexGate(table: LogicalTable): Promise<IndexGateDecision> {
+    const [gate, sweep, state] = await Promise.all([this.latestGate(table), this.latestSweep(table), this.tableState(table)]);
+    return decideIndexGate(table, { gate, sweep, normalizerLiveAt: state.normalizerLiveAt });
+  }
+}
+
+// --- index gate ---
+export interface IndexGateDecision {
+  table: LogicalTable;
+  allowed: boolean;
+  /** Why not, one sentence each, naming the command that fixes it; empty when allowed. */
+  reasons: string[];
+}
+
+/**
+ * A table's target GSIs may be built only when its latest verify is green and started after its
+ * latest sweep finished and after the normalizer went live (on tables it subscribes to): then every
+ * item written before the verify was checked, and every write since is normalized by the stream.
+ */
+export function decideIndexGate(
+  table: LogicalTable,
+  facts: { gate?: GateResult; sweep?: SweepRun; normalizerLiveAt?: string },
+): IndexGateDecision {
+  const { gate, sweep, normalizerLiveAt } = facts;
+  const reasons: string[] = [];
+  const time = (iso: string) => Date.parse(iso);
+  const normalized = (tablesWithRules() as LogicalTable[]).includes(table);
+  if (normalized && !normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
+  if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
+  else if (sweep.dryRun) reasons.push(`the latest sweep ${sweep.sweepId} was a dry run (run \`sitelogix-migrate sweep --table ${table}\`)`);
+  else if (sweep.status !== "finished" || !sweep.finishedAt)
+    reasons.push(`the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
+  if (!gate) reasons.push(`no verify result is recorded (run \`sitelogix-migrate verify --table ${table}\`)`);
+  else {
+    if (!gate.green) reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
+    if (sweep?.finishedAt && time(gate.at) <= time(sweep.finishedAt))
+      reasons.push(`the latest verify (${gate.at}) started before the latest sweep finished (${sweep.finishedAt}): run verify again`);
+    if (normalized && normalizerLiveAt && time(gate.at) <= time(normalizerLiveAt))
+      reasons.push(`the latest verify (${gate.at}) started before the normalizer went live (${normalizerLiveAt}): run verify again`);
+  }
+  return { table, allowed: reasons.length === 0, reasons };
 }

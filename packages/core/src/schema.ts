@@ -119,9 +119,12 @@ export const TABLES: Record<LogicalTable, TableDef> = {
     ],
     { ttlAttribute: "ttl" },
   ),
-  // One entry per stream record. PK = the audited item (`<table>#<PK>#<SK>`), SK = its stream sequence
-  // number, so an entity's history is one Query in stream order. Chain heads and chunks of large
-  // entries live beside the entries; only entries carry `actor`/`sourceTable`, so only they are indexed.
+  // One entry per stream record. PK = the audited item (`<table>#<keys as JSON>`), SK = its stream
+  // sequence number, so an item's history is one Query in stream order. Chain heads and chunks of
+  // large entries live beside the entries; only entries carry the index keys, so only they are indexed.
+  // The index hash keys are `<actor>#<shard>` / `<table>#<shard>` (packages/core/src/audit.ts) and the
+  // sort key `<at>#<sequence number>`: a sweep's thousands of entries a second, all by one actor on one
+  // table, spread over several index partitions instead of one.
   audit: {
     logical: "audit",
     defaultName: "sitelogix-audit-log",
@@ -133,8 +136,8 @@ export const TABLES: Record<LogicalTable, TableDef> = {
     from: "expand",
     ttlAttribute: "expiresAt",
     gsis: [
-      gsi("GSI1-ActorIndex", "actor", "at", "expand"),
-      gsi("GSI2-TableIndex", "sourceTable", "at", "expand"),
+      gsi("GSI1-ActorIndex", "actorShard", "atSeq", "expand"),
+      gsi("GSI2-TableIndex", "tableShard", "atSeq", "expand"),
     ],
   },
   // Migration state: phase, sweep checkpoints and results, gate results, stream checkpoints.

@@ -2,10 +2,9 @@
 // the operator should take. Everything is read, nothing is written; a table or endpoint that cannot
 // be read is reported in the view, not thrown.
 import { DescribeContinuousBackupsCommand, type DynamoDBClient, type TableDescription } from "@aws-sdk/client-dynamodb";
-import type { BackupRecord, GateResult, Ledger, SweepRun, TableState } from "./ledger.js";
+import { decideIndexGate, type BackupRecord, type GateResult, type Ledger, type SweepRun, type TableState } from "./ledger.js";
 import type { TableNames } from "./names.js";
 import { gsisIn, targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
-import { subscriptionsOf } from "./subscriptions.js";
 import { describeTable } from "./tables.js";
 
 /** Migration phases of one table, in order. */
@@ -60,12 +59,10 @@ interface Facts {
   gate?: GateResult;
 }
 
-/** A gate counts only if it is green and was taken after the sweep finished and the normalizer went live. */
+/** A gate counts only when the index gate (the rule the deploy applies) is open. */
 export function gateIsCurrent(table: SiteLogixTable, facts: Facts): boolean {
   const { gate, sweep, state } = facts;
-  if (!gate?.green) return false;
-  if (subscriptionsOf(table).some((s) => s.name === "normalizer") && (!state?.normalizerLiveAt || gate.at < state.normalizerLiveAt)) return false;
-  return sweep?.status === "finished" && sweep.finishedAt !== undefined && gate.at >= sweep.finishedAt;
+  return decideIndexGate(table, { gate, sweep, normalizerLiveAt: state?.normalizerLiveAt }).allowed;
 }
 
 export function tablePhase(table: SiteLogixTable, facts: Facts): TablePhase {

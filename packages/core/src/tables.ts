@@ -5,6 +5,7 @@ import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
   ResourceNotFoundException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
   type CreateTableCommandInput,
@@ -88,7 +89,7 @@ async function ttlAttributeOf(dynamodb: DynamoDBClient, tableName: string): Prom
   return ttl?.TimeToLiveStatus === "ENABLED" || ttl?.TimeToLiveStatus === "ENABLING" ? ttl.AttributeName : undefined;
 }
 
-export function createTableInput(table: LogicalTable, tableName: string, phase: Phase): CreateTableCommandInput {
+export function createTableInput(table: LogicalTable, tableName: string, phase: Phase, streams = true): CreateTableCommandInput {
   const def = TABLES[table];
   const gsis = gsisIn(table, phase);
   const keySchema = (hash: string, range?: string) => [
@@ -109,7 +110,7 @@ export function createTableInput(table: LogicalTable, tableName: string, phase: 
           })),
         }
       : {}),
-    ...(def.streamView ? { StreamSpecification: { StreamEnabled: true, StreamViewType: def.streamView } } : {}),
+    ...(def.streamView && streams ? { StreamSpecification: { StreamEnabled: true, StreamViewType: def.streamView } } : {}),
   };
 }
 
@@ -132,8 +133,11 @@ export class SchemaMismatchError extends Error {
 /**
  * Creates every table of the schema that does not exist, waits until ACTIVE and enables TTL.
  * Idempotent: an existing table with the expected shape is fine; any difference is an error.
+ * `streams: false` creates the SiteLogix tables as production has them before the expand phase
+ * (a rehearsal then turns the streams on with `enableStreams`, so old items have no stream records).
  */
-export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, schema: SchemaName): Promise<EnsureResult[]> {
+export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, schema: SchemaName, options: { streams?: boolean } = {}): Promise<EnsureResult[]> {
+  const streams = options.streams ?? true;
   const phase = SCHEMA_PHASE[schema];
   const results: EnsureResult[] = [];
   const mismatches: SchemaMismatchError["mismatches"] = [];
@@ -142,12 +146,14 @@ export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, 
       const name = names[def.logical];
       const existing = await describeTable(dynamodb, name);
       if (existing) {
-        const diffs = diffShape(expectedShape(def.logical, phase), shapeOf(existing, await ttlAttributeOf(dynamodb, name)));
+        const expected = expectedShape(def.logical, phase);
+        if (!streams) delete expected.streamView;
+        const diffs = diffShape(expected, shapeOf(existing, await ttlAttributeOf(dynamodb, name)));
         if (diffs.length > 0) mismatches.push({ table: def.logical, name, diffs });
         results.push({ table: def.logical, name, action: "exists" });
         return;
       }
-      await dynamodb.send(new CreateTableCommand(createTableInput(def.logical, name, phase)));
+      await dynamodb.send(new CreateTableCommand(createTableInput(def.logical, name, phase, streams)));
       await waitUntilTableExists({ client: dynamodb, maxWaitTime: 300, minDelay: 1, maxDelay: 5 }, { TableName: name });
       if (def.ttlAttribute) {
         await dynamodb.send(
@@ -159,4 +165,15 @@ export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, 
   );
   if (mismatches.length > 0) throw new SchemaMismatchError(mismatches);
   return results.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Turns on NEW_AND_OLD_IMAGES streams where they are off (the expand phase of a rehearsal). */
+export async function enableStreams(dynamodb: DynamoDBClient, names: TableNames, tables: readonly LogicalTable[]): Promise<void> {
+  for (const table of tables) {
+    const view = TABLES[table].streamView;
+    const current = await describeTable(dynamodb, names[table]);
+    if (!view || current?.StreamSpecification?.StreamEnabled) continue;
+    await dynamodb.send(new UpdateTableCommand({ TableName: names[table], StreamSpecification: { StreamEnabled: true, StreamViewType: view } }));
+    await waitUntilTableExists({ client: dynamodb, maxWaitTime: 300, minDelay: 1, maxDelay: 5 }, { TableName: names[table] });
+  }
 }

@@ -1,5 +1,63 @@
-// Placeholder until the audit-logger handler lands: fails every invocation so that records are
-// retried and never silently dropped.
-export const handler = async (): Promise<never> => {
-  throw new Error("audit-logger handler not implemented yet");
-};
+// Audit logger: subscribed to every SiteLogix table's stream, all event types, no filter. One audit
+// entry per record, exactly once (the entry's conditional put is keyed by the record), in the
+// item's hash chain (packages/core/src/audit.ts). An item's records are appended in stream order,
+// different items concurrently; a record that fails is reported on its own (partial batch
+// response) with its keys, so Lambda retries it and, after the subscription's retries, sends it to
+// the on-failure destination. Item images are never logged.
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { AuditTrail, createClients, recordRef, resolveTableNames, retentionFromEnv } from "@sitelogix/core";
+
+export interface AuditLoggerDeps {
+  /** Defaults to the trail on the linked (or default-named) audit table, retention from the environment. */
+  trail?: AuditTrail;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
+  // The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE; the defaults are the same names.
+  const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-audit-logger";
+  const logger = deps.logger ?? new Logger({ serviceName });
+  const metrics = deps.metrics ?? new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
+  const processor = new BatchProcessor(EventType.DynamoDBStreams);
+  // Created on first use, so that a configuration error fails invocations (records are retried),
+  // not the module load.
+  let trail = deps.trail;
+
+  return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
+    trail ??= new AuditTrail(createClients().dynamodb, resolveTableNames(), { retention: retentionFromEnv() });
+    const append = trail.batch(event.Records);
+    const counts = { appended: 0, duplicate: 0, failed: 0, compressed: 0, chunked: 0 };
+    const recordHandler = async (record: DynamoDBRecord) => {
+      try {
+        const result = await append(record);
+        counts[result.outcome]++;
+        if (result.outcome === "appended" && result.storage !== "inline") counts[result.storage]++;
+      } catch (err) {
+        counts.failed++;
+        logger.error("audit entry not written; the record will be retried", {
+          record: recordRef(record),
+          error: { name: (err as Error).name, message: (err as Error).message },
+        });
+        throw err;
+      }
+    };
+    try {
+      // The trail's batch processor already runs the records (items concurrently, each item's records
+      // in stream order); Powertools collects their outcomes in order. A whole batch failing is
+      // reported like any partial failure, so Lambda retries from the first failed record.
+      return await processPartialResponse(event, recordHandler, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
+    } finally {
+      metrics.addMetric("AuditEntriesWritten", MetricUnit.Count, counts.appended);
+      metrics.addMetric("AuditDuplicatesSkipped", MetricUnit.Count, counts.duplicate);
+      metrics.addMetric("AuditRecordsFailed", MetricUnit.Count, counts.failed);
+      metrics.addMetric("AuditLargeEntries", MetricUnit.Count, counts.compressed + counts.chunked);
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+export const handler = createAuditLoggerHandler();

@@ -1,0 +1,15 @@
+// The migration phase each stage is deployed at. Moving a stage on is a reviewed change of one line
+// here, then `npx sst deploy --stage <stage>` (README: "Operator runbook"). The deploy checks the
+// phase's preconditions against the live tables and the ledger and refuses when they do not hold.
+//
+//   expand   streams, PITR, the new tables, the normalizer and audit-logger subscriptions
+//   index    the target GSIs, one per table, each only once its index gate is green
+//   contract drops personnel's GSI2-ProjectIndex (only once the application no longer queries it)
+import type { MigrationConfig } from "./stacks/config";
+
+export default {
+  stages: {
+    prod: { phase: "expand", existingTables: "adopt" },
+  },
+  otherStages: { phase: "expand" },
+} satisfies MigrationConfig;

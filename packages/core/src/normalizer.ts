@@ -1,0 +1,150 @@
+// The normalizer's work on one stream record, without Lambda concerns: decode → rule context →
+// derivePatch(mode "normalizer") → applyPatch → outcome. The Lambda handler (packages/functions)
+// adds batching, logging and metrics around it; the local runner invokes that same handler.
+import { GetCommand, paginateQuery, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { applyPatch, MIGRATOR_MARKER, type Outcome } from "./applier.js";
+import type { Ledger } from "./ledger.js";
+import { logicalFromPhysical, type TableNames } from "./names.js";
+import { derivePatch, needsLatestHistory, tablesWithRules, type Item, type Violation } from "./rules.js";
+import { itemKey, type SiteLogixTable } from "./schema.js";
+import { MalformedRecordError, type DecodedRecord } from "./streams.js";
+
+export interface NormalizerDeps {
+  doc: DynamoDBDocumentClient;
+  names: TableNames;
+  ledger: Ledger;
+}
+
+/** `skipped`: nothing to normalize — a REMOVE, or a person's HISTORY# whose PROFILE does not exist. */
+export type NormalizerOutcome = Outcome | "skipped";
+
+export interface NormalizeResult {
+  table: SiteLogixTable;
+  /** Keys of the item written (for a HISTORY# record, the person's PROFILE). */
+  key: Record<string, string>;
+  outcome: NormalizerOutcome;
+  /** Attributes written (names only). */
+  written: string[];
+  violations: Violation[];
+  /** `rejected`: DynamoDB's reason (names attributes and indexes, never values). */
+  reason?: string;
+  /** True when the problem was recorded in the ledger for `verify` and the operator. */
+  reported: boolean;
+}
+
+/** Clock granularity of ApproximateCreationDateTime: a second on AWS, a minute on DynamoDB Local. */
+const CREATION_TIME_GRANULARITY_MS = 60_000;
+
+/**
+ * The time from which a normalizer that has just processed `record` is known to see every write:
+ * the record's write time rounded up past the stream's clock granularity (the mapping started
+ * before that record, so every later write is after the mapping's starting position).
+ */
+export function liveFrom(record: DecodedRecord): string {
+  return new Date(Date.parse(record.approximateCreationTime) + CREATION_TIME_GRANULARITY_MS).toISOString();
+}
+
+/**
+ * The latest reportDate among a person's HISTORY# items (undefined when there are none), the context
+ * of the personnel rule. All of them are read: nothing guarantees that HISTORY# sort keys order by
+ * date. The normalizer reads consistently, to see the HISTORY# write whose stream record it handles.
+ */
+export async function latestHistoryReportDate(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  pk: string,
+  options: { consistentRead?: boolean; abortSignal?: AbortSignal } = {},
+): Promise<string | undefined> {
+  let latest: string | undefined;
+  const pages = paginateQuery(
+    { client: doc },
+    {
+      TableName: tableName,
+      KeyConditionExpression: "PK = :pk AND begins_with(SK, :history)",
+      ExpressionAttributeValues: { ":pk": pk, ":history": "HISTORY#" },
+      ProjectionExpression: "reportDate",
+      ...(options.consistentRead ? { ConsistentRead: true } : {}),
+    },
+    ...(options.abortSignal ? [{ abortSignal: options.abortSignal }] : []),
+  );
+  for await (const page of pages) {
+    for (const item of page.Items ?? []) {
+      const date = item.reportDate;
+      if (typeof date === "string" && date !== "" && (latest === undefined || date > latest)) latest = date;
+    }
+  }
+  return latest;
+}
+
+const revision = (item: Item | undefined) => Number(String(item?.[MIGRATOR_MARKER.rev] ?? 0));
+
+/** A MODIFY whose new image carries a higher migrator revision than its old one is a migrator write (attribution). */
+export function isMigratorWrite(record: DecodedRecord): boolean {
+  return record.eventName === "MODIFY" && revision(record.newImage) > revision(record.oldImage);
+}
+
+const isHistory = (table: SiteLogixTable, item: Item) => table === "personnel" && typeof item.SK === "string" && item.SK.startsWith("HISTORY#");
+
+/** The SiteLogix table a record comes from; a table the normalizer does not serve is a wiring error. */
+export function normalizerTableOf(names: TableNames, record: DecodedRecord): SiteLogixTable {
+  const logical = logicalFromPhysical(names, record.tableName);
+  if (!logical || !(tablesWithRules() as string[]).includes(logical)) {
+    throw new Error(`stream record from table ${record.tableName}, which the normalizer does not serve`);
+  }
+  return logical as SiteLogixTable;
+}
+
+/**
+ * Normalizes the item one stream record shows. Item-level outcomes (including data problems, which
+ * are recorded in the ledger) are returned; errors a retry can fix (throttling after the SDK's
+ * retries, 5xx, timeouts) are thrown, and so is a malformed record.
+ */
+export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecord, options: { abortSignal?: AbortSignal } = {}): Promise<NormalizeResult> {
+  const table = normalizerTableOf(deps.names, record);
+  const skipped = (key: Record<string, string>): NormalizeResult => ({ table, key, outcome: "skipped", written: [], violations: [], reported: false });
+  if (record.eventName === "REMOVE") return skipped(record.keys);
+  if (!record.newImage) {
+    throw new MalformedRecordError(`${record.eventName} record ${record.eventId} has no NewImage (the stream must be NEW_AND_OLD_IMAGES)`, record.eventId, record.sequenceNumber);
+  }
+  // A migrator write's own record is processed like any other: it normally derives nothing
+  // (invariant 4), but a write derived from an older image may have landed on a state that an
+  // old-code full put had stripped further, and then this record is the one that completes it.
+
+  const physical = deps.names[table];
+  let item: Item = record.newImage;
+  if (isHistory(table, item)) {
+    // A new visit moves the person's dateLastSeen: re-derive the PROFILE as it is now.
+    const profile = (await deps.doc.send(new GetCommand({ TableName: physical, Key: { PK: item.PK, SK: "PROFILE" }, ConsistentRead: true }), options)).Item;
+    if (!profile) return skipped({ PK: String(item.PK), SK: "PROFILE" });
+    item = profile;
+  }
+  const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(deps.doc, physical, String(item.PK), { consistentRead: true, ...options }) : undefined;
+  const patch = derivePatch(table, item, {
+    mode: "normalizer",
+    writeTime: record.approximateCreationTime,
+    ...(latest !== undefined ? { latestHistoryReportDate: latest } : {}),
+  });
+  const result = await applyPatch(deps.doc, physical, patch, "normalizer", options);
+  const reported = result.outcome === "rejected" || patch.violations.length > 0;
+  if (reported) {
+    await deps.ledger.recordNormalizerViolation({
+      table,
+      key: itemKey(table, patch.key),
+      outcome: result.outcome,
+      violations: patch.violations,
+      ...(result.reason ? { reason: result.reason } : {}),
+      eventId: record.eventId,
+      sequenceNumber: record.sequenceNumber,
+      at: new Date().toISOString(),
+    });
+  }
+  return {
+    table,
+    key: patch.key,
+    outcome: result.outcome,
+    written: result.outcome === "applied" ? patch.set.map((a) => a.attribute) : [],
+    violations: patch.violations,
+    ...(result.reason ? { reason: result.reason } : {}),
+    reported,
+  };
+}

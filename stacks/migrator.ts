@@ -1,0 +1,161 @@
+// The stream functions (normalizer, audit logger), one per table they subscribe to, as
+// SUBSCRIPTIONS in core declares them; a dead-letter queue per function; explicit least-privilege
+// permissions; the alarms an operator watches during the migration.
+import type { LogicalTable, SiteLogixTable } from "@sitelogix/core/schema";
+import { SUBSCRIPTIONS, type Subscription } from "@sitelogix/core/subscriptions";
+import type { StageContext } from "./config";
+import type { DeclaredTable } from "./tables";
+
+export const POWERTOOLS_METRICS_NAMESPACE = "SiteLogixMigrator";
+/** A stream backlog older than this pages the operator (the normalizer gives up after 6 h, the audit after 24 h). */
+export const ITERATOR_AGE_ALARM_MS = 5 * 60_000;
+/** Failed batches' pointers are kept as long as SQS allows, for the post-mortem. */
+const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
+
+type Tables = Record<LogicalTable, DeclaredTable>;
+type Permission = { actions: string[]; resources: $util.Input<string>[] };
+
+/**
+ * What each function may do besides reading its own stream (SST's subscriber grants DescribeStream,
+ * GetRecords, GetShardIterator and ListStreams on that stream) and sending to its dead-letter queue.
+ * Never `dynamodb:*`, and the audit logger can add entries but never change or delete one.
+ */
+export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, tables: Tables) => Permission[]> = {
+  normalizer: (source, tables) => [
+    // Read the item and the person's HISTORY partition, write the target attributes.
+    { actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], resources: [source.table.arn] },
+    // Record going live and the violations it cannot fix.
+    { actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"], resources: [tables.ledger.table.arn] },
+  ],
+  "audit-logger": (_source, tables) => [
+    // Entries and chain heads are written with conditional puts in one TransactWriteItems (authorized
+    // as PutItem); a chain head is read (GetItem) before the first append of an item after a cold
+    // start. Exactly-once comes from the entry's put being conditioned on its record's key, so no
+    // idempotency table is needed.
+    { actions: ["dynamodb:GetItem", "dynamodb:PutItem"], resources: [tables.audit.table.arn] },
+  ],
+};
+
+const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, _dash, c: string) => c.toUpperCase());
+
+export function migrator(ctx: StageContext, tables: Tables) {
+  const tags = { "sitelogix:managed-by": "sitelogix-migrator" };
+  const topic = new aws.sns.Topic("MigratorAlarms", { tags });
+  if (ctx.alarmEmail) {
+    new aws.sns.TopicSubscription("MigratorAlarmsEmail", { topic: topic.arn, protocol: "email", endpoint: ctx.alarmEmail });
+  }
+  const alarm = (name: string, args: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">) =>
+    new aws.cloudwatch.MetricAlarm(name, { alarmActions: [topic.arn], okActions: [topic.arn], treatMissingData: "notBreaching", tags, ...args });
+  // Every function gets every table's name (names are not permissions): resolveTableNames() needs
+  // them all to map a stream record's table back to its logical name.
+  const links = Object.values(tables).map((t) => t.link);
+
+  for (const subscription of SUBSCRIPTIONS) {
+    for (const logical of subscription.tables) {
+      subscribe(subscription, logical);
+    }
+  }
+  for (const declared of Object.values(tables)) {
+    alarm(`${declared.linkName}Throttles`, {
+      alarmDescription: `${declared.name}: read or write requests throttled. During a sweep lower --max-wcu (or pause it); otherwise check the account's table limits.`,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: 0,
+      evaluationPeriods: 1,
+      metricQueries: [
+        throttleEvents("reads", "ReadThrottleEvents", declared),
+        throttleEvents("writes", "WriteThrottleEvents", declared),
+        { id: "throttled", expression: "FILL(reads, 0) + FILL(writes, 0)", label: `${declared.name} throttled requests`, returnData: true },
+      ],
+    });
+  }
+
+  function subscribe(subscription: Subscription, logical: SiteLogixTable) {
+    const source = tables[logical];
+    const id = `${pascal(subscription.name)}${source.linkName}`;
+    const dlq = new aws.sqs.Queue(`${id}Dlq`, { messageRetentionSeconds: DLQ_RETENTION_SECONDS, sqsManagedSseEnabled: true, tags });
+    const subscriber = sst.aws.Dynamo.subscribe(
+      id,
+      source.table.streamArn,
+      {
+        handler: subscription.handler,
+        description: `${subscription.name} on ${source.name}`,
+        runtime: "nodejs22.x",
+        architecture: "arm64",
+        memory: "512 MB",
+        timeout: "1 minute",
+        logging: { retention: "3 months" },
+        environment: {
+          POWERTOOLS_SERVICE_NAME: `sitelogix-${subscription.name}`,
+          POWERTOOLS_METRICS_NAMESPACE,
+          POWERTOOLS_LOG_LEVEL: "INFO",
+        },
+        link: links,
+        permissions: [
+          ...PERMISSIONS[subscription.name](source, tables),
+          // On-failure destinations of stream mappings are sent to with the function's role.
+          { actions: ["sqs:SendMessage"], resources: [dlq.arn] },
+        ],
+      },
+      {
+        filters: subscription.eventNames ? [{ eventName: [...subscription.eventNames] }] : undefined,
+        transform: {
+          eventSourceMapping: {
+            // From the oldest record the stream holds: in the deploy that enables a stream, LATEST
+            // would skip every write made before the mapping's first poll — unaudited, and left
+            // to the sweep. Re-reading is safe: both handlers are idempotent.
+            startingPosition: "TRIM_HORIZON",
+            batchSize: subscription.batchSize,
+            maximumBatchingWindowInSeconds: subscription.maximumBatchingWindowInSeconds,
+            bisectBatchOnFunctionError: subscription.bisectBatchOnFunctionError,
+            maximumRetryAttempts: subscription.maximumRetryAttempts,
+            maximumRecordAgeInSeconds: subscription.maximumRecordAgeInSeconds,
+            functionResponseTypes: ["ReportBatchItemFailures"],
+            destinationConfig: { onFailure: { destinationArn: dlq.arn } },
+          },
+        },
+      },
+    );
+    const functionName = subscriber.apply((s) => s.nodes.function).apply((fn) => fn.name);
+
+    alarm(`${id}IteratorAge`, {
+      alarmDescription: `${subscription.name} on ${source.name} is more than ${ITERATOR_AGE_ALARM_MS / 60_000} minutes behind its stream. Records older than ${subscription.maximumRecordAgeInSeconds / 3600} h are dropped to the DLQ.`,
+      namespace: "AWS/Lambda",
+      metricName: "IteratorAge",
+      dimensions: { FunctionName: functionName },
+      statistic: "Maximum",
+      period: 60,
+      evaluationPeriods: 5,
+      threshold: ITERATOR_AGE_ALARM_MS,
+      comparisonOperator: "GreaterThanThreshold",
+    });
+    alarm(`${id}Errors`, {
+      alarmDescription: `${subscription.name} on ${source.name} failed invocations (retried, then sent to the DLQ): read its logs.`,
+      namespace: "AWS/Lambda",
+      metricName: "Errors",
+      dimensions: { FunctionName: functionName },
+      statistic: "Sum",
+      period: 300,
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: "GreaterThanThreshold",
+    });
+    alarm(`${id}DlqDepth`, {
+      alarmDescription: `${subscription.name} on ${source.name} gave up on a batch. The message names the shard and sequence numbers; the records stay in the stream for 24 h only (README: Monitoring).`,
+      namespace: "AWS/SQS",
+      metricName: "ApproximateNumberOfMessagesVisible",
+      dimensions: { QueueName: dlq.name },
+      statistic: "Maximum",
+      period: 60,
+      evaluationPeriods: 1,
+      threshold: 0,
+      comparisonOperator: "GreaterThanThreshold",
+    });
+  }
+}
+
+function throttleEvents(id: string, metricName: string, declared: DeclaredTable): aws.types.input.cloudwatch.MetricAlarmMetricQuery {
+  return {
+    id,
+    metric: { namespace: "AWS/DynamoDB", metricName, dimensions: { TableName: declared.name }, period: 300, stat: "Sum" },
+  };
+}

@@ -1,0 +1,83 @@
+// Test-only: a table's real DynamoDB Local stream as Lambda records, and their delivery to a handler
+// the way Lambda's event source mapping does (batches in stream order, partial batch responses,
+// retry from the earliest failure, on-failure after the retries). For tests that deliver records
+// they altered (malformed input, shifted times, a service identity); tests of the runner's own
+// semantics (restart, SIGKILL) use StreamRunner and `sitelogix-migrate stream`.
+import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
+import { toLambdaRecord, type Clients } from "@sitelogix/core";
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+
+export type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function streamArnOf(clients: Clients, tableName: string): Promise<string> {
+  const arn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
+  if (!arn) throw new Error(`${tableName} has no stream`);
+  return arn;
+}
+
+/** Every record currently in the table's stream (all shards, parents first), in Lambda's format. */
+export async function readStream(clients: Clients, tableName: string): Promise<DynamoDBRecord[]> {
+  const streamArn = await streamArnOf(clients, tableName);
+  const shards = (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
+  const records: DynamoDBRecord[] = [];
+  for (const shard of shards) {
+    let iterator = (
+      await clients.streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }))
+    ).ShardIterator;
+    // A write shows in GetRecords within milliseconds: two empty reads 100 ms apart mean caught up.
+    for (let empty = 0; iterator && empty < 2; ) {
+      const out = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      const page = out.Records ?? [];
+      records.push(...page.map((r) => toLambdaRecord(r, streamArn)));
+      iterator = out.NextShardIterator;
+      if (page.length === 0) {
+        empty++;
+        await sleep(100);
+      } else empty = 0;
+    }
+  }
+  return records;
+}
+
+const context = { functionName: "audit-logger-test", getRemainingTimeInMillis: () => 60_000, awsRequestId: "test" } as unknown as Context;
+
+export interface Delivery {
+  invocations: number;
+  /** Records given up on after the retries (what Lambda sends to the on-failure destination). */
+  onFailure: DynamoDBRecord[];
+}
+
+/**
+ * Lambda semantics over a list of records: batches of `batchSize`; on a partial failure the batch
+ * is retried from its earliest failed record (records after it are delivered again); after
+ * `maxRetries` retries the earliest failed record goes to on-failure and delivery moves on.
+ */
+export async function deliver(records: DynamoDBRecord[], handler: StreamHandler, options: { batchSize?: number; maxRetries?: number } = {}): Promise<Delivery> {
+  const batchSize = options.batchSize ?? 100;
+  const maxRetries = options.maxRetries ?? 2;
+  const result: Delivery = { invocations: 0, onFailure: [] };
+  let next = 0;
+  let retries = 0;
+  while (next < records.length) {
+    const batch = records.slice(next, next + batchSize);
+    result.invocations++;
+    const response = await handler({ Records: batch }, context);
+    const failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    const firstFailed = batch.findIndex((r) => failed.has(r.dynamodb?.SequenceNumber ?? ""));
+    if (firstFailed < 0) {
+      next += batch.length;
+      retries = 0;
+    } else if (retries < maxRetries) {
+      next += firstFailed;
+      retries++;
+    } else {
+      result.onFailure.push(batch[firstFailed]!);
+      next += firstFailed + 1;
+      retries = 0;
+    }
+  }
+  return result;
+}
