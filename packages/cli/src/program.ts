@@ -1,8 +1,10 @@
 import { Command } from "commander";
 import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
+import { registerSweep } from "./commands/sweep.js";
 import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
+import { registerVerify } from "./commands/verify.js";
 
 export function buildProgram(): Command {
   const program = new Command("sitelogix-migrate")
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerTables(program);
   registerAudit(program);
   registerCockpit(program);
+  registerSweep(program);
+  registerVerify(program);
   registerStream(program);
   return program;
 }

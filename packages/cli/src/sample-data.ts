@@ -25,8 +25,10 @@ export interface DatasetOptions {
   /** Total items over the four legacy tables (approximate split: reports 30%, personnel 35%, vendors 15%, constraints 20%). */
   items: number;
   seed?: number;
-  /** Size of report transcripts; every 200th report gets a 120 KB one regardless. */
+  /** Size of report transcripts; every 200th report gets a 120 KB one unless `largeTranscripts` is false. */
   transcriptBytes?: number;
+  /** Benchmarks turn the 120 KB transcripts off to get items of uniform size. */
+  largeTranscripts?: boolean;
   /** Plant items no rule can fix (numeric fullName, numeric dateLastSeen, unknown employmentStatus): verify must find them. */
   violations?: boolean;
 }
@@ -72,7 +74,7 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
       reportDate,
       submittedAt: iso(reportDate, rnd),
       weather: pick(rnd, ["sunny", "rain", "wind", "snow"]),
-      transcript: text(rnd, i % 200 === 7 ? 120_000 : transcriptBytes),
+      transcript: text(rnd, i % 200 === 7 && options.largeTranscripts !== false ? 120_000 : transcriptBytes),
       ...audit(iso(reportDate, rnd)),
     };
     if (i % 10 === 3) delete item.createdAt; // timestamp falls back to submittedAt
@@ -197,6 +199,17 @@ export interface TrafficStats {
   errors: number;
 }
 
+/** One successful application write, as `ApplicationTraffic` journals it (with `journal: true`). */
+export interface AppWrite {
+  op: TrafficOperation;
+  table: SiteLogixTable;
+  key: { PK: string; SK: string };
+  /** insert/fullPut: the whole item written; update: the attributes set. */
+  attributes?: Item;
+  /** The item's version after the write (versions order the writes of one item). */
+  version?: number;
+}
+
 /**
  * Live application traffic from code that does not know about the migration: inserts in camelCase,
  * updates with optimistic locking on `version`, deletes, and old-code full-item puts that drop every
@@ -204,6 +217,8 @@ export interface TrafficStats {
  */
 export class ApplicationTraffic {
   readonly stats: TrafficStats = { insert: 0, update: 0, delete: 0, fullPut: 0, conflicts: 0, errors: 0 };
+  /** Successful writes, in completion order (only with `journal: true`). */
+  readonly journal: AppWrite[] = [];
   private readonly keys: Map<SiteLogixTable, { PK: string; SK: string }[]> = new Map();
   private readonly rnd: () => number;
   private running?: Promise<void>;
@@ -213,7 +228,7 @@ export class ApplicationTraffic {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly names: TableNames,
-    private readonly options: { opsPerSecond: number; seed?: number; tables?: SiteLogixTable[] },
+    private readonly options: { opsPerSecond: number; seed?: number; tables?: SiteLogixTable[]; journal?: boolean },
   ) {
     this.rnd = random(options.seed ?? 7);
   }
@@ -264,6 +279,10 @@ export class ApplicationTraffic {
     }
   }
 
+  private record(write: AppWrite): void {
+    if (this.options.journal) this.journal.push(write);
+  }
+
   private randomKey(table: SiteLogixTable) {
     const list = this.keys.get(table);
     return list?.length ? list[Math.floor(this.rnd() * list.length)] : undefined;
@@ -284,7 +303,9 @@ export class ApplicationTraffic {
     };
     const item = items[table];
     await this.doc.send(new PutCommand({ TableName: this.names[table], Item: item, ConditionExpression: "attribute_not_exists(PK)" }));
-    this.know(table, { PK: item.PK as string, SK: item.SK as string });
+    const key = { PK: item.PK as string, SK: item.SK as string };
+    this.know(table, key);
+    this.record({ op: "insert", table, key, attributes: item, version: 1 });
   }
 
   private async update(table: SiteLogixTable): Promise<void> {
@@ -320,6 +341,7 @@ export class ApplicationTraffic {
         ExpressionAttributeValues: values,
       }),
     );
+    this.record({ op: "update", table, key, attributes: fields, ...(hasVersion ? { version: Number(current.version) + 1 } : {}) });
   }
 
   private async delete(table: SiteLogixTable): Promise<void> {
@@ -327,6 +349,7 @@ export class ApplicationTraffic {
     if (!list?.length) return;
     const [key] = list.splice(Math.floor(this.rnd() * list.length), 1);
     await this.doc.send(new DeleteCommand({ TableName: this.names[table], Key: key }));
+    this.record({ op: "delete", table, key: key! });
   }
 
   /** Old code: reads the item into its model (camelCase fields only) and writes the whole item back. */
@@ -338,12 +361,14 @@ export class ApplicationTraffic {
     // The old model knows no snake_case copies, no migrator markers, no timestamp or dateLastSeen.
     const oldModel = Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp" && k !== "dateLastSeen"));
     const version = current.version;
+    const item = { ...oldModel, ...key, updatedAt: new Date().toISOString(), version: typeof version === "object" || typeof version === "number" ? Number(version) + 1 : 1 };
     await this.doc.send(
       new PutCommand({
         TableName: this.names[table],
-        Item: { ...oldModel, ...key, updatedAt: new Date().toISOString(), version: typeof version === "object" || typeof version === "number" ? Number(version) + 1 : 1 },
+        Item: item,
         ...(version !== undefined ? { ConditionExpression: "version = :v", ExpressionAttributeValues: { ":v": version } } : {}),
       }),
     );
+    this.record({ op: "fullPut", table, key, attributes: item, version: item.version });
   }
 }

@@ -13,3 +13,6 @@ export * from "./status.js";
 export * from "./indexes.js";
 export * from "./audit.js";
 export * from "./normalizer.js";
+export * from "./throttler.js";
+export * from "./inspector.js";
+export * from "./sweep.js";

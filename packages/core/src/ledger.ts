@@ -1,7 +1,7 @@
 // Migration state, one table for all of it. Item keys:
 //   TABLE#<logical> / STATE                    phase, when the normalizer went live
 //   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
-//   TABLE#<logical> / SWEEPSEG#<id>#<n>        per-segment checkpoints of a sweep run
+//   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix (keys, reasons; no values)
 //   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
@@ -19,11 +19,66 @@ export const ledgerKeys = {
   tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
   gate: (table: LogicalTable, at: string) => ({ PK: `TABLE#${table}`, SK: `GATE#${at}` }),
   sweep: (table: LogicalTable, sweepId: string) => ({ PK: `TABLE#${table}`, SK: `SWEEP#${sweepId}` }),
+  sweepSegment: (table: LogicalTable, sweepId: string, segment: number) => ({
+    PK: `TABLE#${table}`,
+    SK: `SWEEPSEG#${sweepId}#${String(segment).padStart(4, "0")}`,
+  }),
+  pause: () => ({ PK: "CONTROL", SK: "PAUSE" }),
 };
 
 export type SweepStatus = "running" | "stopped" | "failed" | "finished";
 
-/** One sweep run of one table. `finishedAt` is set only when every segment reached its end. */
+/**
+ * What a sweep saw and did. scanned = outOfScope + alreadyNormalized + needsWork;
+ * needsWork = applied + conflicts + gone + rejected (a dry run applies nothing);
+ * violations counts items with at least one (they may need work too).
+ */
+export interface SweepCounts {
+  scanned: number;
+  /** Items no rule applies to (HISTORY#, DELIVERY#): never written. */
+  outOfScope: number;
+  alreadyNormalized: number;
+  needsWork: number;
+  applied: number;
+  /** The application changed the item between the scan and the write: it won. */
+  conflicts: number;
+  /** The item was deleted between the scan and the write: it stays deleted. */
+  gone: number;
+  /** DynamoDB refused the write (e.g. item size, an existing index's key type). */
+  rejected: number;
+  violations: number;
+  consumedWcu: number;
+}
+
+export const emptySweepCounts = (): SweepCounts => ({
+  scanned: 0,
+  outOfScope: 0,
+  alreadyNormalized: 0,
+  needsWork: 0,
+  applied: 0,
+  conflicts: 0,
+  gone: 0,
+  rejected: 0,
+  violations: 0,
+  consumedWcu: 0,
+});
+
+export function addSweepCounts(into: SweepCounts, add: SweepCounts): SweepCounts {
+  for (const k of Object.keys(into) as (keyof SweepCounts)[]) into[k] += add[k];
+  return into;
+}
+
+/** The process working on a sweep run; it refreshes `heartbeatAt` every few seconds. */
+export interface SweepOwner {
+  host: string;
+  pid: number;
+  heartbeatAt: string;
+}
+
+/**
+ * One sweep run of one table (dry runs are not recorded). `finishedAt` is set only when every
+ * segment reached its end; `counts` are the totals of the segments' checkpoints.
+ */
 export interface SweepRun {
   table: LogicalTable;
   sweepId: string;
@@ -31,7 +86,33 @@ export interface SweepRun {
   finishedAt?: string;
   status: SweepStatus;
   totalSegments: number;
+  counts?: SweepCounts;
+  owner?: SweepOwner;
+  /** When it last stopped (signal or error) and, for `failed`, why (never item data). */
+  stoppedAt?: string;
+  error?: string;
+  /** Never set: a dry run writes nothing, not even a run record (readers that check it stay valid). */
   dryRun?: boolean;
+}
+
+/** A segment's position: everything before `cursor` has been fully applied. */
+export interface SweepCheckpoint {
+  table: LogicalTable;
+  sweepId: string;
+  segment: number;
+  /** The scan's LastEvaluatedKey after the last fully applied page; absent before the first page. */
+  cursor?: Record<string, unknown>;
+  done: boolean;
+  pages: number;
+  counts: SweepCounts;
+  updatedAt: string;
+}
+
+export interface PauseFlag {
+  paused: boolean;
+  at: string;
+  /** Who set it (user@host). */
+  by: string;
 }
 
 export interface TableState {
@@ -45,8 +126,22 @@ export interface GateResult {
   /** ISO time the verify scan started: every item written before it was checked. */
   at: string;
   green: boolean;
+  /** Items missing (or holding a stale) key attribute of a target GSI that the rules would derive. */
+  gaps: number;
+  /** Items with a key attribute of the wrong type or empty, or a rule violation. */
+  violations: number;
+  scanned?: number;
+  /** Per target GSI: counts and up to 20 sample keys each (keys and attribute names only). */
+  indexes?: IndexCheck[];
+}
+
+export interface IndexCheck {
+  index: string;
+  keyAttributes: string[];
   gaps: number;
   violations: number;
+  sampleGaps: { key: Record<string, string>; attributes: string[] }[];
+  sampleViolations: { key: Record<string, string>; violations: { attribute: string; problem: string; at: string; type: string }[] }[];
 }
 
 // --- normalizer violations ---
@@ -192,9 +287,99 @@ export class Ledger {
     );
   }
 
+  // --- sweep runs, checkpoints, pause flag and gate results ---
+
   /** The newest sweep run of a table (any status), if any. */
   async latestSweep(table: LogicalTable): Promise<SweepRun | undefined> {
     return (await this.query<SweepRun>(`TABLE#${table}`, "SWEEP#", { descending: true, limit: 1 }))[0];
+  }
+
+  /** Records a new sweep run; fails if one with this id exists. */
+  async createSweep(run: SweepRun): Promise<void> {
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...run, ...ledgerKeys.sweep(run.table, run.sweepId) },
+        ConditionExpression: "attribute_not_exists(PK)",
+      }),
+    );
+  }
+
+  /**
+   * Makes `owner` the process running a sweep. Succeeds only if the run is not running, or its
+   * owner's heartbeat is older than `staleBefore`; returns false otherwise.
+   */
+  async claimSweep(table: LogicalTable, sweepId: string, owner: SweepOwner, staleBefore: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: ledgerKeys.sweep(table, sweepId),
+          UpdateExpression: "SET #status = :running, #owner = :owner REMOVE stoppedAt, #error",
+          ConditionExpression: "attribute_exists(PK) AND (#status <> :running OR attribute_not_exists(#owner) OR #owner.heartbeatAt < :stale)",
+          ExpressionAttributeNames: { "#status": "status", "#owner": "owner", "#error": "error" },
+          ExpressionAttributeValues: { ":running": "running", ":owner": owner, ":stale": staleBefore },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Updates a run this process owns (heartbeat, status, counts). Returns false when another process
+   * has taken the run over: the caller must stop.
+   */
+  async updateSweep(
+    run: Pick<SweepRun, "table" | "sweepId">,
+    owner: SweepOwner,
+    fields: Partial<Omit<SweepRun, "table" | "sweepId" | "startedAt">>,
+  ): Promise<boolean> {
+    const names: Record<string, string> = { "#owner": "owner" };
+    const values: Record<string, unknown> = { ":host": owner.host, ":pid": owner.pid };
+    const sets = Object.entries(fields).map(([k, v], i) => {
+      names[`#f${i}`] = k;
+      values[`:f${i}`] = v;
+      return `#f${i} = :f${i}`;
+    });
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: ledgerKeys.sweep(run.table, run.sweepId),
+          UpdateExpression: `SET ${sets.join(", ")}`,
+          ConditionExpression: "#owner.host = :host AND #owner.pid = :pid",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      throw err;
+    }
+  }
+
+  async saveCheckpoint(checkpoint: SweepCheckpoint): Promise<void> {
+    await this.put(ledgerKeys.sweepSegment(checkpoint.table, checkpoint.sweepId, checkpoint.segment), checkpoint);
+  }
+
+  /** Every segment checkpoint of a run, by segment number. */
+  async checkpoints(table: LogicalTable, sweepId: string): Promise<SweepCheckpoint[]> {
+    return (await this.queryAll<SweepCheckpoint>(`TABLE#${table}`, `SWEEPSEG#${sweepId}#`)).sort((x, y) => x.segment - y.segment);
+  }
+
+  /** Sets or clears the operator's pause flag; running sweeps read it every few seconds. */
+  async setPause(paused: boolean, by: string): Promise<PauseFlag> {
+    const flag: PauseFlag = { paused, at: new Date().toISOString(), by };
+    await this.put(ledgerKeys.pause(), flag);
+    return flag;
+  }
+
+  async pauseFlag(): Promise<PauseFlag | undefined> {
+    return this.get<PauseFlag>(ledgerKeys.pause());
   }
 
   async recordGate(result: GateResult): Promise<void> {

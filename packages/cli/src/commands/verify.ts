@@ -1,0 +1,70 @@
+import { Command } from "commander";
+import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
+import { createClients, destroyClients, Ledger, resolveTableNames, SITELOGIX_TABLES, verifyTable, type TableVerification } from "@sitelogix/core";
+import { onTable } from "../args.js";
+import { selectTables } from "../options.js";
+import { EXIT, printJson, say } from "../output.js";
+import { createProgress } from "../progress.js";
+
+const SAMPLES_SHOWN = 5;
+const keyText = (k: Record<string, string>) => Object.entries(k).map(([n, v]) => `${n}=${v}`).join(" ");
+
+function describe(v: TableVerification): string {
+  const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${(v.durationMs / 1000).toFixed(1)} s`;
+  const lines = [v.green ? head : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations`];
+  for (const i of v.indexes) {
+    if (i.gaps === 0 && i.violations === 0) continue;
+    lines.push(`  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations`);
+    for (const s of i.sampleGaps.slice(0, SAMPLES_SHOWN)) lines.push(`    gap        ${keyText(s.key)}: ${s.attributes.join(", ")} missing or stale`);
+    for (const s of i.sampleViolations.slice(0, SAMPLES_SHOWN)) {
+      lines.push(`    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+export function registerVerify(program: Command): void {
+  program
+    .command("verify")
+    .description(
+      "the index gate: a parallel full scan per table that counts, per target GSI, gaps (a key attribute the rules would " +
+        "write is missing, empty or stale) and violations (a key attribute that is not a string or is empty and cannot be " +
+        "derived; a source of the wrong type; an unmapped value), with up to 20 sample keys each. Items flagged by the scan " +
+        "are re-read before counting. Records the result in the ledger with the scan's start time. " +
+        "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
+    )
+    .option("--table <name...>", `tables to verify, logical or physical names (default: ${SITELOGIX_TABLES.join(", ")})`)
+    .option("--json", "print one JSON document on stdout: per table the counts and per index the sample keys")
+    .action(async (opts: { table?: string[]; json?: boolean }) => {
+      const names = resolveTableNames();
+      const tables = selectTables(opts.table, names);
+      const clients = createClients();
+      const ledger = new Ledger(clients.doc, names.ledger);
+      try {
+        const results: Record<string, TableVerification> = {};
+        for (const table of tables) {
+          const tableName = names[table];
+          const description = await onTable(tableName, () => clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })));
+          const total = description.Table?.ItemCount ?? 0;
+          const progress = createProgress(`verify ${table}`);
+          try {
+            results[table] = await onTable(tableName, () =>
+              verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }),
+            );
+          } finally {
+            progress.stop();
+          }
+          const v = results[table]!;
+          await onTable(names.ledger, () =>
+            ledger.recordGate({ table, at: v.at, green: v.green, gaps: v.gaps, violations: v.violations, scanned: v.scanned, indexes: v.indexes }),
+          );
+          say(describe(v));
+        }
+        const green = Object.values(results).every((r) => r.green);
+        if (opts.json) printJson({ green, tables: results });
+        if (!green) process.exitCode = EXIT.gaps;
+      } finally {
+        destroyClients(clients);
+      }
+    });
+}

@@ -1,0 +1,196 @@
+// `sitelogix-migrate sweep` as an operator runs it: crash (SIGKILL) and resume with a bounded
+// rescan, graceful stop on SIGINT, pause/unpause from another process, a lost endpoint mid-sweep,
+// errors and usage errors with their exit codes, and the help text.
+import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MIGRATOR_MARKER, type Item } from "@sitelogix/core";
+import { startLatencyProxy } from "../bench/latency-proxy.js";
+import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
+import { createTestTables, runCli, startCli, type TestTables } from "./helpers.js";
+import { ledgerOf, pendingWork, scanAll } from "./sweep-helpers.js";
+
+let t: TestTables;
+let rows: SampleRow[];
+let env: Record<string, string>;
+const TRANSCRIPT = 20_000;
+// Slow enough (about 30 items/s of these 20 KB reports) to act on a sweep in the middle.
+const SLOW = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "2000"];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const latestRun = () => ledgerOf(t).latestSweep("reports");
+/** Pages checkpointed by the latest run. */
+async function checkpointedPages(): Promise<number> {
+  const run = await latestRun();
+  return run ? (await ledgerOf(t).checkpoints("reports", run.sweepId)).reduce((n, c) => n + c.pages, 0) : 0;
+}
+const reportsNow = () => scanAll(t.clients.doc, t.names.reports);
+const migrated = async () => (await reportsNow()).filter((i) => i[MIGRATOR_MARKER.by] !== undefined).length;
+
+async function expectAllNormalizedOnce(items: Item[]): Promise<void> {
+  expect(items.length).toBe(rows.length);
+  for (const item of items) {
+    expect(await pendingWork(t.clients.doc, "reports", t.names.reports, item)).toEqual([]);
+    // Exactly one write per item, also across a crash and a resume.
+    expect(Number(item[MIGRATOR_MARKER.rev])).toBe(1);
+  }
+}
+
+/** Puts the original, un-normalized reports back (a fresh table for the next scenario). */
+const reload = () => loadDataset(t.clients.doc, t.names, rows, { inFlight: 2 });
+
+beforeAll(async () => {
+  t = await createTestTables("legacy");
+  env = { SITELOGIX_TABLE_PREFIX: t.prefix };
+  rows = [...generateDataset({ items: 1000, seed: 21, transcriptBytes: TRANSCRIPT, largeTranscripts: false })].filter((r) => r.table === "reports");
+  await reload();
+});
+afterAll(async () => {
+  await t?.dispose();
+});
+
+describe("sweep command", () => {
+  it("resumes after SIGKILL: the earlier pages are not rescanned, at most the pages in flight are", async () => {
+    const first = await startCli(SLOW, env, { timeoutMs: 180_000 });
+    await waitFor(async () => (await checkpointedPages()) >= 2, "two checkpointed pages");
+    first.child.kill("SIGKILL");
+    expect((await first.done).signal).toBe("SIGKILL");
+
+    const run = (await latestRun())!;
+    expect(run.status).toBe("running");
+    const checkpoints = await ledgerOf(t).checkpoints("reports", run.sweepId);
+    const before = checkpoints.reduce((n, c) => n + c.counts.scanned, 0);
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(rows.length);
+
+    const refused = await runCli(["sweep", "--table", "reports"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/reports: an unfinished sweep exists .*continue it with --resume/);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+
+    const resumed = await runCli(["sweep", "--table", "reports", "--resume", "--json"], env, { timeoutMs: 180_000 });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const report = JSON.parse(resumed.stdout).tables.reports;
+    expect(report).toMatchObject({ status: "finished", resumed: true, sweepId: run.sweepId, totalSegments: 2 });
+    // One 1 MB page per segment was in flight when the process died.
+    const pageItems = Math.ceil((1024 * 1024) / TRANSCRIPT);
+    const rescanned = before + report.scanned - rows.length;
+    expect(rescanned).toBeGreaterThanOrEqual(0);
+    expect(rescanned).toBeLessThanOrEqual(2 * pageItems);
+
+    const finished = (await latestRun())!;
+    expect(finished).toMatchObject({ sweepId: run.sweepId, status: "finished" });
+    expect(finished.counts!.scanned).toBe(before + report.scanned);
+    await expectAllNormalizedOnce(await reportsNow());
+  });
+
+  it("stops gracefully on SIGINT (exit 130, checkpoints saved, run stopped) and --resume finishes it", async () => {
+    await reload();
+    const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
+    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run");
+    sweep.child.kill("SIGINT");
+    const stopped = await sweep.done;
+    expect(stopped.code).toBe(130);
+    expect(stopped.stderr).toMatch(/SIGINT: stopping/);
+    expect(stopped.stderr).toMatch(/stopped; continue with sitelogix-migrate sweep --resume/);
+    const run = (await latestRun())!;
+    expect(run.status).toBe("stopped");
+    expect(run.stoppedAt).toBeDefined();
+    expect(await checkpointedPages()).toBeGreaterThanOrEqual(1);
+
+    const resumed = await runCli(["sweep", "--table", "reports", "--resume"], env, { timeoutMs: 180_000 });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect((await latestRun())!).toMatchObject({ sweepId: run.sweepId, status: "finished" });
+    await expectAllNormalizedOnce(await reportsNow());
+  });
+
+  it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
+    await reload();
+    const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
+    await waitFor(async () => (await migrated()) > 0, "first writes");
+    const pause = await runCli(["sweep", "--pause"], env);
+    expect(pause.code).toBe(0);
+    expect(pause.stderr).toMatch(/paused/);
+    // The flag is read every 2 s; then only the writes in flight finish.
+    await sleep(4000);
+    const atPause = await migrated();
+    await sleep(3000);
+    expect(await migrated()).toBe(atPause);
+    expect(atPause).toBeLessThan(rows.length);
+    expect((await latestRun())!.status).toBe("running");
+    // A paused sweep is still alive: a second process may not take it over.
+    const second = await runCli(["sweep", "--table", "reports", "--resume"], env);
+    expect(second.code).toBe(1);
+    expect(second.stderr.trim()).toMatch(/^sitelogix-migrate: reports: sweep \S+ is running in process \d+ on /);
+
+    const unpause = await runCli(["sweep", "--unpause", "--json"], env);
+    expect(unpause.code).toBe(0);
+    expect(JSON.parse(unpause.stdout)).toMatchObject({ paused: false });
+    const done = await sweep.done;
+    expect(done.code, done.stderr).toBe(0);
+    await expectAllNormalizedOnce(await reportsNow());
+  });
+
+  it("aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints for --resume", async () => {
+    await reload();
+    const proxy = await startLatencyProxy({ target: process.env.AWS_ENDPOINT_URL_DYNAMODB!, delayMs: 0 });
+    const sweep = await startCli(SLOW, { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" }, { timeoutMs: 180_000 });
+    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run");
+    await proxy.close();
+    const failed = await sweep.done;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr.trim().split("\n").at(-1)).toMatch(/^sitelogix-migrate: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+ \(E[A-Z]+\)$/);
+    const pages = await checkpointedPages();
+    expect(pages).toBeGreaterThanOrEqual(1);
+
+    const resumed = await runCli(["sweep", "--table", "reports", "--resume", "--json"], env, { timeoutMs: 180_000 });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout).tables.reports.scanned).toBeLessThan(rows.length);
+    await expectAllNormalizedOnce(await reportsNow());
+  });
+
+  it("names a missing table in one line with exit 1", async () => {
+    const noLedger = await runCli(["sweep"], { SITELOGIX_TABLE_PREFIX: "absent-" });
+    expect(noLedger.code).toBe(1);
+    expect(noLedger.stderr.trim()).toMatch(/^sitelogix-migrate: table absent-sitelogix-migration-ledger not found/);
+
+    await t.clients.dynamodb.send(new DeleteTableCommand({ TableName: t.names["work-logs"] }));
+    const noTable = await runCli(["sweep", "--table", "work-logs"], env);
+    expect(noTable.code).toBe(1);
+    expect(noTable.stderr.trim().split("\n")).toHaveLength(1);
+    expect(noTable.stderr).toContain(`table ${t.names["work-logs"]} not found`);
+  });
+
+  it("rejects bad usage with exit 2", async () => {
+    for (const args of [
+      ["sweep", "--segments", "0"],
+      ["sweep", "--max-wcu", "-5"],
+      ["sweep", "--table", "nope"],
+      ["sweep", "--table", "ai-analysis-cache"],
+      ["sweep", "--pause", "--table", "reports"],
+      ["sweep", "--pause", "--unpause"],
+    ]) {
+      const run = await runCli(args, env);
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stdout).toBe("");
+    }
+  });
+
+  it("explains every option and its default in --help", async () => {
+    const help = await runCli(["sweep", "--help"], env);
+    expect(help.code).toBe(0);
+    const text = help.stdout.replace(/\s+/g, " ");
+    for (const option of ["--table", "--segments", "--concurrency", "--max-wcu", "--dry-run", "--resume", "--json", "--pause", "--unpause"]) expect(text).toContain(option);
+    expect(text).toContain("(default: 8)");
+    expect(text).toContain("(default: 32)");
+    expect(text).toMatch(/default: no cap/);
+    expect(text).toMatch(/Exit 0 .* 1 on error .* 130\/143/);
+  });
+});
