@@ -2,6 +2,7 @@
 // the normalizer and the audit logger alike; and the local event-source-mapping runner, which reads
 // the streams through the DynamoDB Streams API and invokes the handlers with Lambda's semantics.
 import { randomBytes, randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -688,6 +689,8 @@ export class StreamRunner {
   private readonly mappings: MappingRunner[] = [];
 
   constructor(options: StreamRunnerOptions) {
+    // Every mapping's poll and invocation listens to it.
+    setMaxListeners(0, this.controller.signal);
     const wanted = options.subscribers;
     const tables = options.tables ?? SITELOGIX_TABLES;
     for (const subscription of (options.subscriptions ?? SUBSCRIPTIONS).filter((s) => !wanted || wanted.includes(s.name))) {
