@@ -3,44 +3,12 @@
 // retry from the earliest failure, on-failure after the retries). For tests that deliver records
 // they altered (malformed input, shifted times, a service identity); tests of the runner's own
 // semantics (restart, SIGKILL) use StreamRunner and `sitelogix-migrate stream`.
-import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
-import { toLambdaRecord, type Clients } from "@sitelogix/core";
+import { readStream } from "@sitelogix/core";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 
 export type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void>;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function streamArnOf(clients: Clients, tableName: string): Promise<string> {
-  const arn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
-  if (!arn) throw new Error(`${tableName} has no stream`);
-  return arn;
-}
-
-/** Every record currently in the table's stream (all shards, parents first), in Lambda's format. */
-export async function readStream(clients: Clients, tableName: string): Promise<DynamoDBRecord[]> {
-  const streamArn = await streamArnOf(clients, tableName);
-  const shards = (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
-  const records: DynamoDBRecord[] = [];
-  for (const shard of shards) {
-    let iterator = (
-      await clients.streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }))
-    ).ShardIterator;
-    // A write shows in GetRecords within milliseconds: two empty reads 100 ms apart mean caught up.
-    for (let empty = 0; iterator && empty < 2; ) {
-      const out = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
-      const page = out.Records ?? [];
-      records.push(...page.map((r) => toLambdaRecord(r, streamArn)));
-      iterator = out.NextShardIterator;
-      if (page.length === 0) {
-        empty++;
-        await sleep(100);
-      } else empty = 0;
-    }
-  }
-  return records;
-}
+export { readStream };
 
 const context = { functionName: "audit-logger-test", getRemainingTimeInMillis: () => 60_000, awsRequestId: "test" } as unknown as Context;
 

@@ -735,3 +735,30 @@ export class StreamRunner {
     return this.stats;
   }
 }
+
+/**
+ * Every record currently in a table's stream (all shards, parents first) in Lambda's format: the
+ * rehearsal's completeness check and the tests read it. Two empty reads 100 ms apart mean caught up
+ * (a write shows in GetRecords within milliseconds).
+ */
+export async function readStream(clients: Pick<Clients, "dynamodb" | "streams">, tableName: string): Promise<DynamoDBRecord[]> {
+  const streamArn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
+  if (!streamArn) throw new Error(`${tableName} has no stream`);
+  const shards = (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
+  const records: DynamoDBRecord[] = [];
+  for (const shard of shards) {
+    let iterator = (await clients.streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+    for (let empty = 0; iterator && empty < 2; ) {
+      const out = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }));
+      const page = out.Records ?? [];
+      records.push(...page.map((r) => toLambdaRecord(r, streamArn)));
+      iterator = out.NextShardIterator;
+      if (page.length === 0) {
+        empty++;
+        await new Promise((r) => setTimeout(r, 100));
+      } else empty = 0;
+    }
+  }
+  return records;
+}
+
