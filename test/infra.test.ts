@@ -181,9 +181,13 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       expect(new Set(mappings().map((m) => m.fn.outputs.arn)).size).toBe(11);
     });
 
-    it("filters the normalizer to INSERT/MODIFY and never filters the audit logger", () => {
+    it("filters the normalizer to INSERT/MODIFY and a removed visit, and never filters the audit logger", () => {
       for (const { esm, role } of mappings()) {
-        if (role === "sitelogix-normalizer") expect(esm.inputs.filterCriteria).toEqual({ filters: [{ pattern: '{"eventName":["INSERT","MODIFY"]}' }] });
+        if (role === "sitelogix-normalizer") {
+          expect(esm.inputs.filterCriteria).toEqual({
+            filters: [{ pattern: '{"eventName":["INSERT","MODIFY"]}' }, { pattern: '{"eventName":["REMOVE"],"dynamodb":{"Keys":{"SK":{"S":[{"prefix":"HISTORY#"}]}}}}' }],
+          });
+        }
         else expect(esm.inputs.filterCriteria).toBeUndefined();
       }
     });

@@ -21,7 +21,7 @@ import type { Ledger, ShardCheckpoint, StreamFailure, StreamFailureCondition, St
 import type { TableNames } from "./names.js";
 import type { Item } from "./rules.js";
 import { SITELOGIX_TABLES, type SiteLogixTable } from "./schema.js";
-import { SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
+import { matchesFilter, SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
 
 export type StreamEventName = "INSERT" | "MODIFY" | "REMOVE";
 
@@ -588,8 +588,8 @@ class MappingRunner {
 
   /** The subscription's filter, and (for a mapping started at `latest`) nothing written before it started. */
   matches(record: DynamoDBRecord, createdMs: number): boolean {
-    const names = this.invoker.subscription.eventNames;
-    if (names && !names.includes(record.eventName as StreamEventName)) return false;
+    const filters = this.invoker.subscription.filters;
+    if (filters && !filters.some((f) => matchesFilter(f, record))) return false;
     // Creation times are truncated (to the minute locally): keep everything that may be after the start.
     return this.mapping?.from !== "latest" || createdMs >= Date.parse(this.mapping.startedAt) - 60_000;
   }

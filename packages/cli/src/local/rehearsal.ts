@@ -177,7 +177,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
 
     const sweepAll = async () => {
       const totals: SweepCounts[] = [];
-      const details = ["| table | scanned | applied | already normalized | out of scope | conflicts | gone | rejected | violations | WCU |", "|---|---|---|---|---|---|---|---|---|---|"];
+      const details = ["| table | scanned | applied | already normalized | out of scope | conflicts | gone | rejected | violations | WCU | duration |", "|---|---|---|---|---|---|---|---|---|---|---|"];
       for (const table of RULE_TABLES) {
         const plan = await planSweep(ledger, table, {});
         if (plan.action === "skip") continue;
@@ -186,7 +186,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
           const r = await runSweep({ clients: c, ledger, table, tableName: names[table], plan, signal, onProgress: (p) => progress.update(p.scanned, p.estimatedTotal, "") });
           totals.push(r.counts);
           const k = r.counts;
-          details.push(`| ${table} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} | ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} |`);
+          details.push(`| ${table} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} | ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} | ${(r.durationMs / 1000).toFixed(1)} s |`);
         } finally {
           progress.stop();
         }
@@ -216,7 +216,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
           .flatMap((i) => [
             `  - ${i.index}: ${i.gaps} gaps, ${i.violations} violations`,
             ...i.sampleViolations.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; ")}`),
-            ...i.sampleGaps.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} missing`),
+            ...i.sampleGaps.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} missing or stale`),
           ]),
       ]);
 
