@@ -15,6 +15,7 @@ import {
   ensureTables,
   Ledger,
   MIGRATOR_ACTORS,
+  MIGRATOR_TABLES,
   planSweep,
   readStream,
   runAccessPattern,
@@ -155,7 +156,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       }
       const loaded = await loadDataset(c.doc, names, tally(generateDataset({ items: options.items, violations: true })));
       return {
-        summary: `9 tables, ${loaded} items (${Object.entries(perTable).map(([t, n]) => `${t} ${n}`).join(", ")}; ${large} transcripts of 100 KB+)`,
+        summary: `${SITELOGIX_TABLES.length + MIGRATOR_TABLES.length} tables, ${loaded} items (${Object.entries(perTable).map(([t, n]) => `${t} ${n}`).join(", ")}; ${large} transcripts of 100 KB+)`,
       };
     });
 
