@@ -97,7 +97,8 @@ describe("sitelogix-migrate local", () => {
       const reportFile = join(dir, "interrupted.md");
       const cli = await startCli(["local", "--items", "100", "--port", String(port), "--report", reportFile], {}, { timeoutMs: REHEARSAL_TIMEOUT });
       const deadline = Date.now() + 120_000;
-      while (!cli.stderr().includes("▶ sweep") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (!cli.stderr().includes("▶ sweep") && cli.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(cli.stderr()).toContain("▶ sweep");
       expect(await listening(port)).toBe(true);
       cli.child.kill("SIGINT");
       const run = await cli.done;

@@ -1,16 +1,12 @@
 import { setMaxListeners } from "node:events";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
+import { integerAtLeast } from "../args.js";
 import { rehearse } from "../local/rehearsal.js";
 import { renderMarkdown, renderTable, reportPassed } from "../local/report.js";
 import { EXIT, say } from "../output.js";
 
-const count = (min: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
-  return n;
-};
 
 export function registerLocal(program: Command): void {
   program
@@ -21,9 +17,9 @@ export function registerLocal(program: Command): void {
         "violations, sweep and verify again, the gated index phase, index and access-pattern checks, contract, audit trail.\n" +
         "Prints a table of phases and writes a Markdown report. Exit 0 when every check passed, 1 otherwise.",
     )
-    .addOption(new Option("--items <n>", "sample items over the four legacy tables").default(3000).argParser(count(100)))
-    .addOption(new Option("--port <port>", "port for DynamoDB Local (default: a free one)").argParser(count(1)))
-    .addOption(new Option("--traffic <writes>", "application writes per second during the migration").default(20).argParser(count(0)))
+    .addOption(new Option("--items <n>", "sample items over the four legacy tables").default(3000).argParser(integerAtLeast(100)))
+    .addOption(new Option("--port <port>", "port for DynamoDB Local (default: a free one)").argParser(integerAtLeast(1)))
+    .addOption(new Option("--traffic <writes>", "application writes per second during the migration").default(20).argParser(integerAtLeast(0)))
     .option("--report <file>", "where to write the Markdown report", "sitelogix-rehearsal.md")
     .option("--no-fix", "leave the planted violations unfixed: the gate stays red and the index phase is refused (a rehearsal of a refusal)")
     .option("--keep-running", "leave DynamoDB Local and the stream runner up afterwards and print how to point the CLI at them (Ctrl-C stops them)")
