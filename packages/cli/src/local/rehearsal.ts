@@ -115,6 +115,8 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     const started = performance.now();
     try {
       const result = await work();
+      // A phase stopped by Ctrl-C returns early (a sweep stops gracefully): it did not pass.
+      if (signal.aborted) throw new Error("interrupted");
       const done: PhaseResult = { phase: name, ok: result.failure === undefined, durationMs: performance.now() - started, ...result };
       report.phases.push(done);
       log(`${done.ok ? "✔" : "✘"} ${name}: ${done.summary}${done.failure ? ` — ${done.failure}` : ""}`);
