@@ -18,10 +18,6 @@ declare module "sst" {
       "name": string
       "type": "sst.sst.Linkable"
     }
-    "Idempotency": {
-      "name": string
-      "type": "sst.sst.Linkable"
-    }
     "MigrationLedger": {
       "name": string
       "type": "sst.sst.Linkable"

@@ -97,7 +97,7 @@ export function migrator(ctx: StageContext, tables: Tables) {
         ],
       },
       {
-        filters: subscription.eventNames ? [{ eventName: [...subscription.eventNames] }] : undefined,
+        filters: subscription.filters ? subscription.filters.map((f) => ({ ...f })) : undefined,
         transform: {
           eventSourceMapping: {
             // From the oldest record the stream holds: in the deploy that enables a stream, LATEST

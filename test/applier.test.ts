@@ -136,6 +136,20 @@ describe("invariant 1: no lost update", () => {
     expect((await get("reports", patch.key))?.project_id).toBe("proj_new");
   });
 
+  it("the application sets a preferred source between read and write: the fallback is not written", async () => {
+    // No employmentStatus when read: the rule's fallback is status 'active'.
+    await put("personnel", { PK: "PERSON#f1", SK: "PROFILE", fullName: "Barbara Liskov", updatedAt: "2025-01-01" });
+    const { patch } = await readAndDerive("personnel", { PK: "PERSON#f1", SK: "PROFILE" });
+    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "active", absentSources: ["employmentStatus"] });
+    await t.clients.doc.send(
+      new UpdateCommand({ TableName: t.names.personnel, Key: patch.key, UpdateExpression: "SET employmentStatus = :s", ExpressionAttributeValues: { ":s": "on_leave" } }),
+    );
+    expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
+    const retry = await readAndDerive("personnel", patch.key);
+    expect((await applyPatch(t.clients.doc, t.names.personnel, retry.patch, "sweep")).outcome).toBe("applied");
+    expect((await get("personnel", patch.key))?.status).toBe("inactive");
+  });
+
   it("a stale copy is replaced only while it still holds what was read", async () => {
     await put("personnel", { PK: "PERSON#p1", SK: "PROFILE", fullName: "Grace Hopper", full_name: "Grace Murray", employmentStatus: "active", updatedAt: "2025-01-01" });
     const { patch } = await readAndDerive("personnel", { PK: "PERSON#p1", SK: "PROFILE" });

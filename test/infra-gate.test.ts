@@ -55,9 +55,9 @@ describe("the index gate in the ledger", () => {
     await ledger.recordGate({ table, at: at(30), green: true, gaps: 0, violations: 0 });
     expect(await ledger.indexGate(table)).toEqual({ table, allowed: true, reasons: [] });
 
-    // A newer dry run is not a sweep: the gate closes until a real one has run.
-    await recordSweep(ledger, table, { sweepId: `${at(40)}-b`, startedAt: at(40), finishedAt: at(41), status: "finished", dryRun: true });
-    expect(await reasons()).toMatch(/was a dry run/);
+    // A newer sweep closes the gate until it has finished and a verify has followed it.
+    await recordSweep(ledger, table, { sweepId: `${at(40)}-b`, startedAt: at(40), status: "running" });
+    expect(await reasons()).toMatch(/has not finished \(running\)/);
   });
 
   it("a verify taken before the normalizer went live does not open the gate", async () => {

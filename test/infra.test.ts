@@ -24,7 +24,6 @@ const PHYSICAL: Record<string, string> = {
   "ai-analysis-cache": "sitelogix-ai-analysis-cache",
   audit: "sitelogix-audit-log",
   ledger: "sitelogix-migration-ledger",
-  idempotency: "sitelogix-migrator-idempotency",
 };
 
 const EXPAND_GSIS: Record<string, string[]> = {
@@ -36,7 +35,6 @@ const EXPAND_GSIS: Record<string, string[]> = {
   "ai-analysis-cache": ["GSI1-TypeIndex=analysisType,createdAt", "GSI2-ModelIndex=modelUsed,createdAt"],
   audit: ["GSI1-ActorIndex=actorShard,atSeq", "GSI2-TableIndex=tableShard,atSeq"],
   ledger: [],
-  idempotency: [],
 };
 const INDEX_GSIS = {
   ...EXPAND_GSIS,
@@ -50,7 +48,7 @@ const GSIS: Record<DeployPhase, Record<string, string[]>> = {
   index: INDEX_GSIS,
   contract: { ...INDEX_GSIS, personnel: ["GSI1-NameIndex=full_name", "GSI2-StatusIndex=status,dateLastSeen"] },
 };
-const TTL: Record<string, string> = { "ai-analysis-cache": "ttl", audit: "expiresAt", idempotency: "expiration" };
+const TTL: Record<string, string> = { "ai-analysis-cache": "ttl", audit: "expiresAt" };
 const LIVE_BEFORE: Record<DeployPhase, "legacy" | "expand" | "index"> = { expand: "legacy", index: "expand", contract: "index" };
 
 /** The checked-in config with every stage moved to `phase` (prod keeps adopting). */
@@ -109,14 +107,14 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
   describe.each(DEPLOY_PHASES)("phase %s", (phase) => {
     const table = (logical: string) => one(runOf(stage, phase), "aws:dynamodb/table:Table", (r) => r.inputs.name === physical(stage, logical));
 
-    it("declares the nine tables with their keys and this phase's GSIs (projection ALL, keys S)", () => {
-      expect(ofType(runOf(stage, phase), "aws:dynamodb/table:Table")).toHaveLength(9);
+    it("declares the eight tables with their keys and this phase's GSIs (projection ALL, keys S)", () => {
+      expect(ofType(runOf(stage, phase), "aws:dynamodb/table:Table")).toHaveLength(8);
       for (const logical of Object.keys(PHYSICAL)) {
         const t = table(logical).inputs;
         const gsis = (t.globalSecondaryIndexes ?? []).map((g: any) => `${g.name}=${[g.hashKey, g.rangeKey].filter(Boolean).join(",")}`);
         expect(gsis, logical).toEqual(GSIS[phase][logical]);
         expect(new Set((t.globalSecondaryIndexes ?? []).map((g: any) => g.projectionType))).toEqual(new Set(gsis.length ? ["ALL"] : []));
-        const keys = logical === "idempotency" ? ["id"] : ["PK", "SK"];
+        const keys = ["PK", "SK"];
         expect([t.hashKey, t.rangeKey].filter(Boolean)).toEqual(keys);
         const keyAttributes = new Set([...keys, ...GSIS[phase][logical]!.flatMap((g) => g.split("=")[1]!.split(","))]);
         expect(t.attributes).toEqual([...keyAttributes].map((name) => ({ name, type: "S" })));
@@ -181,9 +179,13 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       expect(new Set(mappings().map((m) => m.fn.outputs.arn)).size).toBe(11);
     });
 
-    it("filters the normalizer to INSERT/MODIFY and never filters the audit logger", () => {
+    it("filters the normalizer to INSERT/MODIFY and a removed visit, and never filters the audit logger", () => {
       for (const { esm, role } of mappings()) {
-        if (role === "sitelogix-normalizer") expect(esm.inputs.filterCriteria).toEqual({ filters: [{ pattern: '{"eventName":["INSERT","MODIFY"]}' }] });
+        if (role === "sitelogix-normalizer") {
+          expect(esm.inputs.filterCriteria).toEqual({
+            filters: [{ pattern: '{"eventName":["INSERT","MODIFY"]}' }, { pattern: '{"eventName":["REMOVE"],"dynamodb":{"Keys":{"SK":{"S":[{"prefix":"HISTORY#"}]}}}}' }],
+          });
+        }
         else expect(esm.inputs.filterCriteria).toBeUndefined();
       }
     });
@@ -239,7 +241,6 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
         const statements = statementsOf(fn);
         const on = (resource: string) => statements.filter((s) => s.Resource.includes(resource)).flatMap((s) => s.Action).sort();
         expect(on(tableArn("audit").arn), source).toEqual(["dynamodb:GetItem", "dynamodb:PutItem"]);
-        expect(on(tableArn("idempotency").arn)).toEqual([]);
         expect(on(tableArn(source).streamArn)).toEqual(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]);
         expect(on(tableArn(source).arn)).toEqual([]);
         expect(on(esm.inputs.destinationConfig.onFailure.destinationArn)).toEqual(["sqs:SendMessage"]);
@@ -279,7 +280,7 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
         const metrics = throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric).map((q: any) => q.metric.metricName);
         expect(metrics.sort()).toEqual(["ReadThrottleEvents", "WriteThrottleEvents"]);
       }
-      expect(alarms).toHaveLength(11 * 3 + 9);
+      expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length);
     });
   });
 });

@@ -132,6 +132,16 @@ describe("normalizer on live streams", () => {
     expect(await get("personnel", { PK: "PERSON#n1", SK: "HISTORY#2025-10-30#r00001" })).not.toHaveProperty(MIGRATOR_MARKER.by);
   });
 
+  it("a deleted visit moves dateLastSeen back to the latest remaining one (the REMOVE passes the normalizer's filter)", async () => {
+    const person = { PK: "PERSON#v1", SK: "PROFILE" };
+    await put("personnel", { ...person, fullName: "Edsger Dijkstra", employmentStatus: "active", updatedAt: "2025-01-01T00:00:00.000Z" });
+    await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#a", reportDate: "2025-10-01" });
+    await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#b", reportDate: "2025-10-20" });
+    await eventually("personnel", person, { dateLastSeen: "2025-10-20" });
+    await t.clients.doc.send(new DeleteCommand({ TableName: t.names.personnel, Key: { PK: "PERSON#v1", SK: "HISTORY#b" } }));
+    await eventually("personnel", person, { dateLastSeen: "2025-10-01" });
+  });
+
   it("a derived copy follows its source when the application changes projectId or fullName", async () => {
     const report = { PK: "REPORT#f1", SK: "METADATA" };
     const person = { PK: "PERSON#f1", SK: "PROFILE" };

@@ -58,6 +58,13 @@ describe("reports", () => {
     const { createdAt: _, ...noCreatedAt } = report;
     expect(values(derivePatch("reports", noCreatedAt, normalizer("2025-11-20T10:00:00.000Z"))).timestamp).toBe("2025-11-20T10:00:00.000Z");
     expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "default" });
+    // A fallback holds only while the sources the rule prefers stay absent: the write is conditioned on it.
+    expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.absentSources).toEqual(["createdAt"]);
+    expect(derivePatch("reports", { ...noCreatedAt, submittedAt: "" }, { mode: "sweep" }).set.find((a) => a.attribute === "timestamp")).toMatchObject({
+      value: report.reportDate,
+      absentSources: ["createdAt", "submittedAt"],
+    });
+    expect(derivePatch("reports", report, normalizer()).set.find((a) => a.attribute === "timestamp")).not.toHaveProperty("absentSources");
   });
 
   it("timestamp in the sweep: submittedAt, else reportDate; never the stream time", () => {

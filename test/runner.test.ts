@@ -8,7 +8,7 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Ledger, StreamRunner, SUBSCRIPTIONS, type StreamRunnerOptions, type Subscription } from "@sitelogix/core";
+import { Ledger, StreamRunner, SUBSCRIPTIONS, type StreamRunnerOptions, type FilterPattern, type Subscription } from "@sitelogix/core";
 import { createTestTables, type TestTables } from "./helpers.js";
 import { readStreamRecords, waitFor } from "./stream-helpers.js";
 
@@ -122,13 +122,15 @@ describe("local event-source mapping on DynamoDB Local", () => {
       await t2.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
       const records = await readStreamRecords(t2.clients, table);
       const { batches, handler } = recorder();
-      const run = start(t2, { subscriptions: subscription({ eventNames: ["INSERT"] }), handlers: { "audit-logger": handler } });
+      // Lambda's filter syntax as the normalizer uses it: event names, or a key prefix with an event name.
+      const filters: FilterPattern[] = [{ eventName: ["INSERT"] }, { eventName: ["REMOVE"], dynamodb: { Keys: { PK: { S: [{ prefix: "ANALYSIS#f" }] } } } }, { eventName: ["MODIFY"], dynamodb: { Keys: { PK: { S: [{ prefix: "OTHER#" }] } } } }];
+      const run = start(t2, { subscriptions: subscription({ filters }), handlers: { "audit-logger": handler } });
       try {
         await waitFor(async () => (await run.ledger.shardCheckpoints("audit-logger", "ai-analysis-cache")).some((c) => c.sequenceNumber === records[2]!.sequenceNumber), "the checkpoint past the REMOVE");
       } finally {
         await run.stop();
       }
-      expect(batches.map((b) => b.seqs)).toEqual([[records[0]!.sequenceNumber]]);
+      expect(batches.flatMap((b) => b.seqs)).toEqual([records[0]!.sequenceNumber, records[2]!.sequenceNumber]);
     } finally {
       await t2.dispose();
     }

@@ -7,6 +7,7 @@ import { MIGRATOR_MARKER, type Item } from "@sitelogix/core";
 import { startLatencyProxy } from "../bench/latency-proxy.js";
 import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
 import { createTestTables, runCli, startCli, type TestTables } from "./helpers.js";
+import { waitFor } from "./stream-helpers.js";
 import { ledgerOf, pendingWork, scanAll } from "./sweep-helpers.js";
 
 let t: TestTables;
@@ -17,13 +18,6 @@ const TRANSCRIPT = 20_000;
 const SLOW = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "2000"];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const latestRun = () => ledgerOf(t).latestSweep("reports");
 /** Pages checkpointed by the latest run. */
@@ -59,7 +53,7 @@ afterAll(async () => {
 describe("sweep command", () => {
   it("resumes after SIGKILL: the earlier pages are not rescanned, at most the pages in flight are", async () => {
     const first = await startCli(SLOW, env, { timeoutMs: 180_000 });
-    await waitFor(async () => (await checkpointedPages()) >= 2, "two checkpointed pages");
+    await waitFor(async () => (await checkpointedPages()) >= 2, "two checkpointed pages", 60_000);
     first.child.kill("SIGKILL");
     expect((await first.done).signal).toBe("SIGKILL");
 
@@ -94,7 +88,7 @@ describe("sweep command", () => {
   it("stops gracefully on SIGINT (exit 130, checkpoints saved, run stopped) and --resume finishes it", async () => {
     await reload();
     const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
-    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run");
+    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run", 60_000);
     sweep.child.kill("SIGINT");
     const stopped = await sweep.done;
     expect(stopped.code).toBe(130);
@@ -114,7 +108,7 @@ describe("sweep command", () => {
   it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
     await reload();
     const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
-    await waitFor(async () => (await migrated()) > 0, "first writes");
+    await waitFor(async () => (await migrated()) > 0, "first writes", 60_000);
     const pause = await runCli(["sweep", "--pause"], env);
     expect(pause.code).toBe(0);
     expect(pause.stderr).toMatch(/paused/);
@@ -142,7 +136,7 @@ describe("sweep command", () => {
     await reload();
     const proxy = await startLatencyProxy({ target: process.env.AWS_ENDPOINT_URL_DYNAMODB!, delayMs: 0 });
     const sweep = await startCli(SLOW, { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" }, { timeoutMs: 180_000 });
-    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run");
+    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run", 60_000);
     await proxy.close();
     const failed = await sweep.done;
     expect(failed.code).toBe(1);

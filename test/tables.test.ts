@@ -32,7 +32,6 @@ const TARGET: Record<string, Gsis> = {
 const OWN: Record<string, { keys: string; gsis: Gsis; ttl?: string }> = {
   "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actorShard,atSeq", "GSI2-TableIndex": "tableShard,atSeq" }, ttl: "expiresAt" },
   "sitelogix-migration-ledger": { keys: "PK,SK", gsis: {} },
-  "sitelogix-migrator-idempotency": { keys: "id", gsis: {}, ttl: "expiration" },
 };
 
 async function describeAll(prefix: string, tables: string[]) {
@@ -68,7 +67,7 @@ describe.each([
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout) as { tables: { name: string; action: string }[] };
     created.push(...out.tables.map((t) => t.name));
-    expect(out.tables.map((t) => t.action)).toEqual(Array(9).fill("created"));
+    expect(out.tables.map((t) => t.action)).toEqual(Array(8).fill("created"));
 
     const app = await describeAll(prefix, Object.keys(expected));
     for (const table of app) {
@@ -89,7 +88,7 @@ describe.each([
   it("is idempotent: a second run finds every table as it should be", async () => {
     const run = await runCli(["tables", "create", "--schema", schema], env);
     expect(run.code).toBe(0);
-    expect(run.stderr.trim().split("\n")).toHaveLength(9);
+    expect(run.stderr.trim().split("\n")).toHaveLength(8);
     expect(run.stderr).not.toMatch(/created/);
   });
 });

@@ -2,11 +2,16 @@
 import { InvalidArgumentError } from "commander";
 import { CliError } from "./output.js";
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
+/** A parser for whole numbers of at least `min`. */
+export const integerAtLeast =
+  (min: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
+    return n;
+  };
+
+export const positiveInt = integerAtLeast(1);
 
 export function positiveNumber(value: string): number {
   const n = Number(value);

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
+import { registerLocal } from "./commands/local.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
@@ -24,5 +25,6 @@ export function buildProgram(): Command {
   registerSweep(program);
   registerVerify(program);
   registerStream(program);
+  registerLocal(program);
   return program;
 }

@@ -240,10 +240,13 @@ export class ApplicationTraffic {
     this.keys.set(table, list);
   }
 
+  /** Starts (or resumes after `stop`) writing at the configured rate. */
   start(): void {
+    this.stopping = false;
     this.running = this.loop();
   }
 
+  /** Stops after the writes in flight; the stats count every period of traffic. */
   async stop(): Promise<TrafficStats> {
     this.stopping = true;
     await this.running;

@@ -55,15 +55,19 @@ class Expression {
 
 function condition(expr: Expression, a: Assignment): string {
   const target = expr.name(a.attribute);
+  const absent = (name: string) => `(attribute_not_exists(${name}) OR ${name} = ${expr.value("")})`;
   const unchanged = () => (a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`);
-  switch (a.basis.kind) {
-    case "default":
-      return `(attribute_not_exists(${target}) OR ${target} = ${expr.value("")})`;
-    case "copy":
-      return `${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)} AND ${unchanged()}`;
-    case "context":
-      return unchanged();
-  }
+  const basis = () => {
+    switch (a.basis.kind) {
+      case "default":
+        return absent(target);
+      case "copy":
+        return `${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)} AND ${unchanged()}`;
+      case "context":
+        return unchanged();
+    }
+  };
+  return [basis(), ...(a.absentSources ?? []).map((source) => absent(expr.name(source)))].join(" AND ");
 }
 
 export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWriter) {

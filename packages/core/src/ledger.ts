@@ -91,8 +91,6 @@ export interface SweepRun {
   /** When it last stopped (signal or error) and, for `failed`, why (never item data). */
   stoppedAt?: string;
   error?: string;
-  /** Never set: a dry run writes nothing, not even a run record (readers that check it stay valid). */
-  dryRun?: boolean;
 }
 
 /** A segment's position: everything before `cursor` has been fully applied. */
@@ -491,7 +489,6 @@ export function decideIndexGate(
   const normalized = (tablesWithRules() as LogicalTable[]).includes(table);
   if (normalized && !normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
   if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
-  else if (sweep.dryRun) reasons.push(`the latest sweep ${sweep.sweepId} was a dry run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.status !== "finished" || !sweep.finishedAt)
     reasons.push(`the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
   if (!gate) reasons.push(`no verify result is recorded (run \`sitelogix-migrate verify --table ${table}\`)`);

@@ -15,7 +15,7 @@ export interface NormalizerDeps {
   ledger: Ledger;
 }
 
-/** `skipped`: nothing to normalize — a REMOVE, or a person's HISTORY# whose PROFILE does not exist. */
+/** `skipped`: nothing to normalize — a REMOVE (other than a visit's), or a person's HISTORY# whose PROFILE does not exist. */
 export type NormalizerOutcome = Outcome | "skipped";
 
 export interface NormalizeResult {
@@ -83,7 +83,7 @@ export function isMigratorWrite(record: DecodedRecord): boolean {
   return record.eventName === "MODIFY" && revision(record.newImage) > revision(record.oldImage);
 }
 
-const isHistory = (table: SiteLogixTable, item: Item) => table === "personnel" && typeof item.SK === "string" && item.SK.startsWith("HISTORY#");
+const isHistory = (table: SiteLogixTable, key: Record<string, unknown>) => table === "personnel" && typeof key.SK === "string" && key.SK.startsWith("HISTORY#");
 
 /** The SiteLogix table a record comes from; a table the normalizer does not serve is a wiring error. */
 export function normalizerTableOf(names: TableNames, record: DecodedRecord): SiteLogixTable {
@@ -102,8 +102,9 @@ export function normalizerTableOf(names: TableNames, record: DecodedRecord): Sit
 export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecord, options: { abortSignal?: AbortSignal } = {}): Promise<NormalizeResult> {
   const table = normalizerTableOf(deps.names, record);
   const skipped = (key: Record<string, string>): NormalizeResult => ({ table, key, outcome: "skipped", written: [], violations: [], reported: false });
-  if (record.eventName === "REMOVE") return skipped(record.keys);
-  if (!record.newImage) {
+  const visit = isHistory(table, record.keys);
+  if (record.eventName === "REMOVE" && !visit) return skipped(record.keys);
+  if (!record.newImage && !visit) {
     throw new MalformedRecordError(`${record.eventName} record ${record.eventId} has no NewImage (the stream must be NEW_AND_OLD_IMAGES)`, record.eventId, record.sequenceNumber);
   }
   // A migrator write's own record is processed like any other: it normally derives nothing
@@ -111,11 +112,13 @@ export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecor
   // old-code full put had stripped further, and then this record is the one that completes it.
 
   const physical = deps.names[table];
-  let item: Item = record.newImage;
-  if (isHistory(table, item)) {
-    // A new visit moves the person's dateLastSeen: re-derive the PROFILE as it is now.
-    const profile = (await deps.doc.send(new GetCommand({ TableName: physical, Key: { PK: item.PK, SK: "PROFILE" }, ConsistentRead: true }), options)).Item;
-    if (!profile) return skipped({ PK: String(item.PK), SK: "PROFILE" });
+  let item = record.newImage!;
+  if (visit) {
+    // A visit written, changed or deleted moves the person's latest HISTORY# date (back, for a
+    // deleted latest visit): re-derive the PROFILE as it is now.
+    const pk = record.keys.PK!;
+    const profile = (await deps.doc.send(new GetCommand({ TableName: physical, Key: { PK: pk, SK: "PROFILE" }, ConsistentRead: true }), options)).Item;
+    if (!profile) return skipped({ PK: pk, SK: "PROFILE" });
     item = profile;
   }
   const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(deps.doc, physical, String(item.PK), { consistentRead: true, ...options }) : undefined;

@@ -48,6 +48,11 @@ export interface Assignment {
   basis: Basis;
   /** The target's value when the patch was derived (a string, possibly empty); undefined = absent. */
   current?: string;
+  /**
+   * Sources the rule prefers to the one used, absent or empty when the patch was derived: a
+   * fallback is written only while they still are (once the application sets one, it decides).
+   */
+  absentSources?: string[];
 }
 
 export type ViolationProblem =
@@ -243,7 +248,13 @@ export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext)
       patch.violations.push({ attribute: target.attribute, problem: "target-not-string", at: target.attribute, type: dynamoType(current) });
       continue;
     }
-    const resolution = target.candidates.reduce<Resolution>((found, c) => found ?? resolve(c, item, ctx), undefined);
+    let resolution: Resolution;
+    const absentSources: string[] = [];
+    for (const candidate of target.candidates) {
+      resolution = resolve(candidate, item, ctx);
+      if (resolution !== undefined) break;
+      if (candidate.from === "attribute" && (candidate.mode === undefined || candidate.mode === ctx.mode)) absentSources.push(candidate.name);
+    }
 
     if (resolution === undefined) {
       if (current === "") {
@@ -264,6 +275,7 @@ export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext)
       value: resolution.value,
       basis: resolution.basis,
       ...(current !== undefined ? { current } : {}),
+      ...(absentSources.length > 0 ? { absentSources } : {}),
     });
   }
   return patch;

@@ -14,7 +14,7 @@ export const SITELOGIX_TABLES = [
 export type SiteLogixTable = (typeof SITELOGIX_TABLES)[number];
 
 /** Logical names of the migrator's own tables. */
-export const MIGRATOR_TABLES = ["audit", "ledger", "idempotency"] as const;
+export const MIGRATOR_TABLES = ["audit", "ledger"] as const;
 export type MigratorTable = (typeof MIGRATOR_TABLES)[number];
 
 export type LogicalTable = SiteLogixTable | MigratorTable;
@@ -150,18 +150,6 @@ export const TABLES: Record<LogicalTable, TableDef> = {
     keyTypes: { PK: "S", SK: "S" },
     existing: false,
     from: "expand",
-    gsis: [],
-  },
-  // Powertools idempotency persistence layer: key `id`, TTL `expiration`.
-  idempotency: {
-    logical: "idempotency",
-    defaultName: "sitelogix-migrator-idempotency",
-    linkName: "Idempotency",
-    hashKey: "id",
-    keyTypes: { id: "S" },
-    existing: false,
-    from: "expand",
-    ttlAttribute: "expiration",
     gsis: [],
   },
 };

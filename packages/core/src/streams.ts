@@ -2,6 +2,7 @@
 // the normalizer and the audit logger alike; and the local event-source-mapping runner, which reads
 // the streams through the DynamoDB Streams API and invokes the handlers with Lambda's semantics.
 import { randomBytes, randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -20,7 +21,7 @@ import type { Ledger, ShardCheckpoint, StreamFailure, StreamFailureCondition, St
 import type { TableNames } from "./names.js";
 import type { Item } from "./rules.js";
 import { SITELOGIX_TABLES, type SiteLogixTable } from "./schema.js";
-import { SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
+import { matchesFilter, SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
 
 export type StreamEventName = "INSERT" | "MODIFY" | "REMOVE";
 
@@ -587,8 +588,8 @@ class MappingRunner {
 
   /** The subscription's filter, and (for a mapping started at `latest`) nothing written before it started. */
   matches(record: DynamoDBRecord, createdMs: number): boolean {
-    const names = this.invoker.subscription.eventNames;
-    if (names && !names.includes(record.eventName as StreamEventName)) return false;
+    const filters = this.invoker.subscription.filters;
+    if (filters && !filters.some((f) => matchesFilter(f, record))) return false;
     // Creation times are truncated (to the minute locally): keep everything that may be after the start.
     return this.mapping?.from !== "latest" || createdMs >= Date.parse(this.mapping.startedAt) - 60_000;
   }
@@ -688,6 +689,8 @@ export class StreamRunner {
   private readonly mappings: MappingRunner[] = [];
 
   constructor(options: StreamRunnerOptions) {
+    // Every mapping's poll and invocation listens to it.
+    setMaxListeners(0, this.controller.signal);
     const wanted = options.subscribers;
     const tables = options.tables ?? SITELOGIX_TABLES;
     for (const subscription of (options.subscriptions ?? SUBSCRIPTIONS).filter((s) => !wanted || wanted.includes(s.name))) {

@@ -1,5 +1,5 @@
 // Normalizer Lambda: on the streams of the tables that have rules (subscriptions.ts), for every
-// INSERT/MODIFY writes what the rules derive, conditionally (packages/core/src/normalizer.ts).
+// INSERT/MODIFY (and a person's removed HISTORY# visit) writes what the rules derive, conditionally (packages/core/src/normalizer.ts).
 // Records are processed sequentially (order per item matters) and failures are reported per record.
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { Logger } from "@aws-lambda-powertools/logger";
@@ -12,6 +12,7 @@ import {
   liveFrom,
   MalformedRecordError,
   normalizeRecord,
+  recordRef,
   resolveTableNames,
   type NormalizeResult,
   type NormalizerDeps,
@@ -37,16 +38,6 @@ function defaultDeps(): NormalizerDeps {
   const { doc } = createClients();
   const names = resolveTableNames();
   return { doc, names, ledger: new Ledger(doc, names.ledger) };
-}
-
-/** Whatever keys a record carries, for reporting a record that could not be decoded. */
-function rawKeys(record: DynamoDBRecord): Record<string, string> {
-  const keys: Record<string, string> = {};
-  for (const [name, value] of Object.entries(record.dynamodb?.Keys ?? {})) {
-    const scalar = value?.S ?? value?.N;
-    if (scalar !== undefined) keys[name] = scalar;
-  }
-  return keys;
 }
 
 export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) {
@@ -88,7 +79,7 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
         logger.error(malformed ? "malformed stream record" : "record failed; it will be retried", {
           eventID: record.eventID,
           sequenceNumber: record.dynamodb?.SequenceNumber,
-          keys: rawKeys(record),
+          keys: recordRef(record).keys,
           error: (err as Error).name,
           message: (err as Error).message,
         });

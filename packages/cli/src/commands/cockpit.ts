@@ -1,7 +1,8 @@
 // The operator's cockpit: where the migration stands, backups before it starts, and what it will cost.
 import { readFileSync } from "node:fs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { integerAtLeast, positiveInt } from "../args.js";
 import {
   backupTables,
   BackupsUnsupportedError,
@@ -25,11 +26,6 @@ import { CliError, printJson, say } from "../output.js";
 const DEFAULT_PRICING = new URL("../../../core/pricing.json", import.meta.url);
 const EXISTING_TABLES = SITELOGIX_TABLES.filter((t) => TABLES[t].existing);
 
-const positiveInt = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a whole number >= 0");
-  return n;
-};
 
 async function withClients<T>(work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>): Promise<T> {
   const clients = createClients();
@@ -151,7 +147,7 @@ export function registerCockpit(program: Command): void {
     )
     .addOption(tableOption())
     .option("--sample <items>", "items sampled per table (spread over 16 scan segments)", positiveInt, 1000)
-    .option("--writes-per-day <n>", "application writes per day per table (default: from CloudWatch's ConsumedWriteCapacityUnits over 24 h, on AWS)", positiveInt)
+    .option("--writes-per-day <n>", "application writes per day per table (default: from CloudWatch's ConsumedWriteCapacityUnits over 24 h, on AWS)", integerAtLeast(0))
     .option("--pricing <file>", "prices as JSON (see packages/core/pricing.json)")
     .option("--json", "print the estimate as JSON on stdout")
     .action(async (opts: { table?: string[]; sample: number; writesPerDay?: number; pricing?: string; json?: boolean }) => {

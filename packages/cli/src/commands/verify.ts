@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { createClients, destroyClients, Ledger, resolveTableNames, SITELOGIX_TABLES, verifyTable, type TableVerification } from "@sitelogix/core";
+import { createClients, destroyClients, Ledger, resolveTableNames, SITELOGIX_TABLES, verifyTable, type IndexGateDecision, type TableVerification } from "@sitelogix/core";
 import { onTable } from "../args.js";
 import { selectTables } from "../options.js";
 import { EXIT, printJson, say } from "../output.js";
@@ -9,7 +9,7 @@ import { createProgress } from "../progress.js";
 const SAMPLES_SHOWN = 5;
 const keyText = (k: Record<string, string>) => Object.entries(k).map(([n, v]) => `${n}=${v}`).join(" ");
 
-function describe(v: TableVerification): string {
+function describe(v: TableVerification, gate: IndexGateDecision): string {
   const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${(v.durationMs / 1000).toFixed(1)} s`;
   const lines = [v.green ? head : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations`];
   for (const i of v.indexes) {
@@ -20,6 +20,8 @@ function describe(v: TableVerification): string {
       lines.push(`    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`);
     }
   }
+  // What the gate decides with this result (also the deploy's check): open, or what still blocks it.
+  lines.push(gate.allowed ? "  index gate: open (the index phase may add this table's target GSIs)" : `  index gate: closed — ${gate.reasons.join("; ")}`);
   return lines.join("\n");
 }
 
@@ -30,7 +32,8 @@ export function registerVerify(program: Command): void {
       "the index gate: a parallel full scan per table that counts, per target GSI, gaps (a key attribute the rules would " +
         "write is missing, empty or stale) and violations (a key attribute that is not a string or is empty and cannot be " +
         "derived; a source of the wrong type; an unmapped value), with up to 20 sample keys each. Items flagged by the scan " +
-        "are re-read before counting. Records the result in the ledger with the scan's start time. " +
+        "are re-read before counting. Records the result in the ledger with the scan's start time and prints what the " +
+        "index gate then decides per table: open, or each reason it stays closed and the command that fixes it. " +
         "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
     )
     .option("--table <name...>", `tables to verify, logical or physical names (default: ${SITELOGIX_TABLES.join(", ")})`)
@@ -41,24 +44,25 @@ export function registerVerify(program: Command): void {
       const clients = createClients();
       const ledger = new Ledger(clients.doc, names.ledger);
       try {
-        const results: Record<string, TableVerification> = {};
+        const results: Record<string, TableVerification & { indexGate: IndexGateDecision }> = {};
         for (const table of tables) {
           const tableName = names[table];
           const description = await onTable(tableName, () => clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })));
           const total = description.Table?.ItemCount ?? 0;
           const progress = createProgress(`verify ${table}`);
+          let v: TableVerification;
           try {
-            results[table] = await onTable(tableName, () =>
-              verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }),
-            );
+            v = await onTable(tableName, () => verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }));
           } finally {
             progress.stop();
           }
-          const v = results[table]!;
+          const verified = v;
           await onTable(names.ledger, () =>
-            ledger.recordGate({ table, at: v.at, green: v.green, gaps: v.gaps, violations: v.violations, scanned: v.scanned, indexes: v.indexes }),
+            ledger.recordGate({ table, at: verified.at, green: verified.green, gaps: verified.gaps, violations: verified.violations, scanned: verified.scanned, indexes: verified.indexes }),
           );
-          say(describe(v));
+          const indexGate = await ledger.indexGate(table);
+          results[table] = { ...verified, indexGate };
+          say(describe(verified, indexGate));
         }
         const green = Object.values(results).every((r) => r.green);
         if (opts.json) printJson({ green, tables: results });

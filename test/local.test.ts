@@ -1,0 +1,111 @@
+// `sitelogix-migrate local` (what `npm start` runs), end to end: its own DynamoDB Local, sample data,
+// live traffic, every phase of the migration, the report; a rehearsal whose gate stays red on
+// purpose; and Ctrl-C, which must leave no DynamoDB Local behind.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../packages/cli/src/dynamodb-local.js";
+import { runCli, startCli } from "./helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "sitelogix-local-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const PHASES = [
+  "engine",
+  "legacy tables and data",
+  "expand",
+  "sweep",
+  "verify (violations expected)",
+  "application fix",
+  "sweep again",
+  "verify (the gate)",
+  "index phase",
+  "index checks",
+  "contract",
+  "audit trail",
+];
+const REHEARSAL_TIMEOUT = 600_000;
+// The rehearsal's endpoint tells the test its engine's port; the child sets its own SDK variables.
+const portOf = (report: string) => Number(/DynamoDB Local \(http:\/\/127\.0\.0\.1:(\d+)\)/.exec(report)?.[1]);
+
+/** Whether anything still listens on the port (a DynamoDB Local left behind). */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+const row = (stdout: string, phase: string) => stdout.split("\n").find((l) => l.startsWith(`${phase}  `));
+
+describe("sitelogix-migrate local", () => {
+  it(
+    "rehearses every phase under live traffic, passes every check, writes the report and stops its DynamoDB Local",
+    async () => {
+      const reportFile = join(dir, "passed.md");
+      const run = await runCli(["local", "--items", "200", "--traffic", "10", "--report", reportFile], {}, { timeoutMs: REHEARSAL_TIMEOUT });
+      expect(run.code, run.stderr).toBe(0);
+      for (const phase of PHASES) expect(row(run.stdout, phase), phase).toMatch(new RegExp(`^${phase.replace(/[()]/g, "\\$&")}\\s+ok\\s`));
+      expect(run.stdout).toContain(`report: ${reportFile}`);
+
+      const report = readFileSync(reportFile, "utf8");
+      expect(report).toContain("**Result: every check passed**");
+      expect(report).not.toContain("## Failed checks");
+      // The planted violations were found, fixed by the application, and the gate went green.
+      expect(report).toMatch(/\| verify \(violations expected\) \| ok \| [\d.]+ s \| red as expected: [1-9]\d* items with violations, 0 gaps \|/);
+      expect(report).toMatch(/\| application fix \| ok \| [\d.]+ s \| [1-9]\d* items fixed by the application/);
+      expect(report).toMatch(/\| verify \(the gate\) \| ok \| [\d.]+ s \| green on 4 tables \|/);
+      expect(report).toContain("4 GSIs created under live traffic, each after its table's gate");
+      expect(report).toMatch(/14\/14 indexes hold exactly their items; 7\/7 access patterns ok/);
+      expect(report).toContain("deleted personnel GSI2-ProjectIndex; every table now matches the target schema (14 GSIs)");
+      expect(report).toMatch(/[1-9]\d* entries in [1-9]\d* chains, one per stream record; [1-9]\d* by the sweep; audit verify intact/);
+      expect(await listening(portOf(report))).toBe(false);
+    },
+    REHEARSAL_TIMEOUT,
+  );
+
+  it(
+    "without the application's fix the gate stays red: the index phase is refused with its reasons, exit 1",
+    async () => {
+      const reportFile = join(dir, "refused.md");
+      const run = await runCli(["local", "--items", "100", "--traffic", "10", "--no-fix", "--report", reportFile], {}, { timeoutMs: REHEARSAL_TIMEOUT });
+      expect(run.code, run.stderr).toBe(1);
+      expect(row(run.stdout, "verify (the gate)")).toMatch(/FAILED .* red on /);
+      expect(row(run.stdout, "index phase")).toMatch(/FAILED .* refused on /);
+      // Nothing after a refused index phase runs.
+      expect(row(run.stdout, "contract")).toBeUndefined();
+
+      const report = readFileSync(reportFile, "utf8");
+      expect(report).toContain("**Result: FAILED**");
+      expect(report).toMatch(/- \*\*verify \(the gate\)\*\*: the gate is red on .*violations\)/);
+      expect(report).toMatch(/- \*\*index phase\*\*: index phase refused on \w+: .*is not green: \d+ gaps, [1-9]\d* violations/);
+      expect(await listening(portOf(report))).toBe(false);
+    },
+    REHEARSAL_TIMEOUT,
+  );
+
+  it(
+    "Ctrl-C stops the rehearsal: exit 130, the report says interrupted, no DynamoDB Local left listening",
+    async () => {
+      const port = await freePort();
+      const reportFile = join(dir, "interrupted.md");
+      const cli = await startCli(["local", "--items", "100", "--port", String(port), "--report", reportFile], {}, { timeoutMs: REHEARSAL_TIMEOUT });
+      const deadline = Date.now() + 120_000;
+      while (!cli.stderr().includes("▶ sweep") && cli.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(cli.stderr()).toContain("▶ sweep");
+      expect(await listening(port)).toBe(true);
+      cli.child.kill("SIGINT");
+      const run = await cli.done;
+      expect(run.code, run.stderr).toBe(130);
+      expect(readFileSync(reportFile, "utf8")).toMatch(/- \*\*sweep\*\*: interrupted/);
+      expect(await listening(port)).toBe(false);
+    },
+    REHEARSAL_TIMEOUT,
+  );
+});
