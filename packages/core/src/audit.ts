@@ -37,7 +37,7 @@ import { exactNumber } from "./clients.js";
 import { logicalFromPhysical, type TableNames } from "./names.js";
 import { targetAttributes } from "./rules.js";
 import { isSiteLogixTable, TABLES } from "./schema.js";
-import { MalformedRecordError, tableNameFromStreamArn, type StreamEventName } from "./streams.js";
+import { inItemOrder, MalformedRecordError, tableNameFromStreamArn, type StreamEventName } from "./streams.js";
 
 export type AttributeMap = Record<string, AttributeValue>;
 
@@ -664,25 +664,6 @@ export interface AuditTrailOptions {
 
 const reasonCode = (r: CancellationReason | undefined) => r?.Code ?? "None";
 
-/** At most `size` tasks at a time, started in the order they asked. */
-class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly size: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active < this.size) this.active++;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // the slot is handed over
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class AuditTrail {
@@ -820,28 +801,12 @@ export class AuditTrail {
    * itself, not from the order in which the returned function is called.
    */
   batch(records: readonly DynamoDBRecord[], options: { concurrency?: number } = {}): (record: DynamoDBRecord) => Promise<AppendOutcome> {
-    const limit = new Semaphore(options.concurrency ?? AUDIT_BATCH_CONCURRENCY);
-    const results = new Map<DynamoDBRecord, Promise<AppendOutcome>>();
-    const previous = new Map<DynamoDBRecord, Promise<AppendOutcome> | undefined>();
-    const lastOfItem = new Map<string, DynamoDBRecord>();
-    for (const record of records) {
-      const entity = recordEntity(record, this.names);
-      if (entity === undefined) continue;
-      const before = lastOfItem.get(entity);
-      previous.set(record, before && results.get(before));
-      results.set(
-        record,
-        (async () => {
-          await previous.get(record)?.catch(() => {
-            throw new Error(`an earlier record of ${entity} in this batch failed; retried after it`);
-          });
-          return limit.run(() => this.append(entryContent(record, this.names)));
-        })(),
-      );
-      lastOfItem.set(entity, record);
-    }
-    for (const result of results.values()) result.catch(() => undefined); // awaited by the caller, record by record
-    return (record) => results.get(record) ?? limit.run(async () => this.append(entryContent(record, this.names)));
+    return inItemOrder(
+      records,
+      (record) => recordEntity(record, this.names),
+      async (record) => this.append(entryContent(record, this.names)),
+      options.concurrency ?? AUDIT_BATCH_CONCURRENCY,
+    );
   }
 
   // --- queries --------------------------------------------------------------------------------

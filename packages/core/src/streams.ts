@@ -22,6 +22,7 @@ import type { TableNames } from "./names.js";
 import type { Item } from "./rules.js";
 import { SITELOGIX_TABLES, type SiteLogixTable } from "./schema.js";
 import { matchesFilter, SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
+import { ConcurrencyLimit } from "./throttler.js";
 
 export type StreamEventName = "INSERT" | "MODIFY" | "REMOVE";
 
@@ -52,6 +53,39 @@ export class MalformedRecordError extends Error {
     super(message);
     this.name = "MalformedRecordError";
   }
+}
+
+/**
+ * Starts the work on a whole batch of stream records at once: records of different items run
+ * concurrently (`concurrency` at a time), the records of one item one after another in the batch's
+ * (stream) order, and once one fails its item's later records fail without running, so Lambda's
+ * redelivery from the earliest failure never applies an item's changes out of order. Returns each
+ * record's outcome, for a processor that collects them record by record (Powertools, sequentially):
+ * the order comes from the batch, not from the order of those calls.
+ */
+export function inItemOrder<T>(
+  records: readonly DynamoDBRecord[],
+  itemOf: (record: DynamoDBRecord) => string | undefined,
+  work: (record: DynamoDBRecord) => Promise<T>,
+  concurrency: number,
+): (record: DynamoDBRecord) => Promise<T> {
+  const limit = new ConcurrencyLimit(concurrency);
+  const outcomes = new Map<DynamoDBRecord, Promise<T>>();
+  const lastOfItem = new Map<string, Promise<T>>();
+  for (const record of records) {
+    const item = itemOf(record);
+    const before = item === undefined ? undefined : lastOfItem.get(item);
+    const outcome = (async () => {
+      await before?.catch(() => {
+        throw new Error(`an earlier record of ${item} in this batch failed; this one is retried after it`);
+      });
+      return limit.run(() => work(record));
+    })();
+    outcome.catch(() => undefined); // awaited by the caller, record by record
+    outcomes.set(record, outcome);
+    if (item !== undefined) lastOfItem.set(item, outcome);
+  }
+  return (record) => outcomes.get(record) ?? limit.run(() => work(record));
 }
 
 /** `arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>` → `<name>`. */

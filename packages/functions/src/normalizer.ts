@@ -1,6 +1,8 @@
 // Normalizer Lambda: on the streams of the tables that have rules (subscriptions.ts), for every
-// INSERT/MODIFY (and a person's removed HISTORY# visit) writes what the rules derive, conditionally (packages/core/src/normalizer.ts).
-// Records are processed sequentially (order per item matters) and failures are reported per record.
+// INSERT/MODIFY (and a person's removed HISTORY# visit) writes what the rules derive, conditionally
+// (packages/core/src/normalizer.ts).
+// Records of one item are processed in stream order, different items concurrently, and failures are
+// reported per record.
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -11,7 +13,10 @@ import {
   Ledger,
   liveFrom,
   MalformedRecordError,
+  inItemOrder,
   normalizeRecord,
+  NORMALIZER_BATCH_CONCURRENCY,
+  normalizerOrderKey,
   recordRef,
   resolveTableNames,
   type NormalizeResult,
@@ -90,7 +95,10 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
     };
     try {
       // A processor per invocation: nothing is shared between concurrent invocations (the local runner).
-      const response = await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.DynamoDBStreams), { context, processInParallel: false });
+      // Items concurrently, each item's records in stream order (inItemOrder); Powertools collects
+      // the outcomes record by record.
+      const outcomeOf = inItemOrder(event.Records, normalizerOrderKey, recordHandler, NORMALIZER_BATCH_CONCURRENCY);
+      const response = await processPartialResponse(event, outcomeOf, new BatchProcessor(EventType.DynamoDBStreams), { context, processInParallel: false });
       // A failed record without a sequence number cannot be reported per item (Powertools would leave
       // it out, i.e. drop it): fail the invocation, so Lambda bisects, retries, then sends it on.
       if (unidentifiable) throw new Error("a failed record has no SequenceNumber; failing the whole batch so it is retried");
