@@ -64,8 +64,8 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
   const warmupSeconds = options.warmupSeconds ?? 5;
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const log = options.log ?? (() => undefined);
-  // The handler's per-batch INFO lines and EMF output would be most of the work printed here.
-  process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+  // The handler's per-batch INFO lines, data-problem warnings and EMF output would bury the figures.
+  process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
   process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
   const { createNormalizerHandler } = await import("@sitelogix/functions/normalizer");
 
