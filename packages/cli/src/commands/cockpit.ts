@@ -26,7 +26,6 @@ import { CliError, printJson, say } from "../output.js";
 const DEFAULT_PRICING = new URL("../../../core/pricing.json", import.meta.url);
 const EXISTING_TABLES = SITELOGIX_TABLES.filter((t) => TABLES[t].existing);
 
-
 async function withClients<T>(work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>): Promise<T> {
   const clients = createClients();
   try {

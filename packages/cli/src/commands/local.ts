@@ -7,7 +7,6 @@ import { rehearse } from "../local/rehearsal.js";
 import { renderMarkdown, renderTable, reportPassed } from "../local/report.js";
 import { EXIT, say } from "../output.js";
 
-
 export function registerLocal(program: Command): void {
   program
     .command("local")

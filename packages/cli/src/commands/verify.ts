@@ -50,19 +50,15 @@ export function registerVerify(program: Command): void {
           const description = await onTable(tableName, () => clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })));
           const total = description.Table?.ItemCount ?? 0;
           const progress = createProgress(`verify ${table}`);
-          let v: TableVerification;
-          try {
-            v = await onTable(tableName, () => verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }));
-          } finally {
-            progress.stop();
-          }
-          const verified = v;
+          const v = await onTable(tableName, () =>
+            verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }),
+          ).finally(() => progress.stop());
           await onTable(names.ledger, () =>
-            ledger.recordGate({ table, at: verified.at, green: verified.green, gaps: verified.gaps, violations: verified.violations, scanned: verified.scanned, indexes: verified.indexes }),
+            ledger.recordGate({ table, at: v.at, green: v.green, gaps: v.gaps, violations: v.violations, scanned: v.scanned, indexes: v.indexes }),
           );
           const indexGate = await ledger.indexGate(table);
-          results[table] = { ...verified, indexGate };
-          say(describe(verified, indexGate));
+          results[table] = { ...v, indexGate };
+          say(describe(v, indexGate));
         }
         const green = Object.values(results).every((r) => r.green);
         if (opts.json) printJson({ green, tables: results });
