@@ -1,13 +1,16 @@
 // `sitelogix-migrate local` (what `npm start` runs), end to end: its own DynamoDB Local, sample data,
 // live traffic, every phase of the migration, the report; a rehearsal whose gate stays red on
-// purpose; and Ctrl-C, which must leave no DynamoDB Local behind.
+// purpose; --keep-running; and Ctrl-C, which must leave no DynamoDB Local behind.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../packages/cli/src/dynamodb-local.js";
 import { runCli, startCli } from "./helpers.js";
+import { waitFor } from "./stream-helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sitelogix-local-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -86,6 +89,35 @@ describe("sitelogix-migrate local", () => {
       expect(report).toMatch(/- \*\*verify \(the gate\)\*\*: the gate is red on .*violations\)/);
       expect(report).toMatch(/- \*\*index phase\*\*: index phase refused on \w+: .*is not green: \d+ gaps, [1-9]\d* violations/);
       expect(await listening(portOf(report))).toBe(false);
+    },
+    REHEARSAL_TIMEOUT,
+  );
+
+  it(
+    "--keep-running leaves DynamoDB Local and the stream runner up, says how to reach them, and Ctrl-C then ends it with the rehearsal's result",
+    async () => {
+      const cli = await startCli(["local", "--items", "100", "--traffic", "5", "--keep-running", "--report", join(dir, "kept.md")], {}, { timeoutMs: REHEARSAL_TIMEOUT });
+      const deadline = Date.now() + REHEARSAL_TIMEOUT - 60_000;
+      while (!cli.stderr().includes("Ctrl-C here stops it.") && cli.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      const endpoint = /export AWS_ENDPOINT_URL_DYNAMODB=(\S+)/.exec(cli.stderr())?.[1];
+      expect(endpoint, cli.stderr()).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // A write of the application's is normalized by the runner that is still up.
+      const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }));
+      try {
+        const key = { PK: "REPORT#kept", SK: "METADATA" };
+        await doc.send(new PutCommand({ TableName: "sitelogix-reports", Item: { ...key, projectId: "proj_042", createdAt: "2025-11-20T08:00:00.000Z" } }));
+        const item = await waitFor(async () => {
+          const found = (await doc.send(new GetCommand({ TableName: "sitelogix-reports", Key: key }))).Item;
+          return found?.project_id ? found : undefined;
+        }, "the kept runner to normalize a new write");
+        expect(item).toMatchObject({ project_id: "proj_042", status: "published" });
+      } finally {
+        doc.destroy();
+      }
+      cli.child.kill("SIGINT");
+      const run = await cli.done;
+      expect(run.code, run.stderr).toBe(0);
+      expect(await listening(Number(new URL(endpoint!).port))).toBe(false);
     },
     REHEARSAL_TIMEOUT,
   );

@@ -35,11 +35,13 @@ export function registerLocal(program: Command): void {
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       const rehearsal = await rehearse({ items: opts.items, ...(opts.port !== undefined ? { port: opts.port } : {}), fix: opts.fix, trafficRate: opts.traffic, signal: stop.signal, log: say });
+      // Ctrl-C after the report (the way to end --keep-running) does not change the result.
+      const interrupted = stop.signal.aborted;
       try {
         const path = resolve(opts.report);
         writeFileSync(path, renderMarkdown(rehearsal.report));
         process.stdout.write(`\n${renderTable(rehearsal.report)}\n\nreport: ${path}\n`);
-        if (opts.keepRunning && rehearsal.engine && !stop.signal.aborted) {
+        if (opts.keepRunning && rehearsal.engine && !interrupted) {
           const env = Object.entries(rehearsal.engine.env).map(([k, v]) => `export ${k}=${v}`);
           say(["", "DynamoDB Local keeps running with the rehearsal's tables. In another shell:", ...env.map((l) => `  ${l}`), "  npx sitelogix-migrate status", "Ctrl-C here stops it."].join("\n"));
           await new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
@@ -49,6 +51,6 @@ export function registerLocal(program: Command): void {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
       }
-      process.exitCode = stop.signal.aborted ? 130 : reportPassed(rehearsal.report) ? EXIT.ok : EXIT.error;
+      process.exitCode = interrupted ? 130 : reportPassed(rehearsal.report) ? EXIT.ok : EXIT.error;
     });
 }

@@ -314,10 +314,9 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     });
 
     await phase("audit trail", async () => {
+      // Traffic is stopped and the runner idle: no record arrives while the trail is compared with the
+      // streams (the runner stays up for --keep-running).
       await drained(runner!);
-      runner!.stop();
-      await running;
-      runner = undefined;
       const trail = new AuditTrail(c.dynamodb, names);
       const details: string[] = ["| table | stream records | audit entries |", "|---|---|---|"];
       const incomplete: string[] = [];
