@@ -38,6 +38,7 @@ import { logicalFromPhysical, type TableNames } from "./names.js";
 import { targetAttributes } from "./rules.js";
 import { isSiteLogixTable, TABLES } from "./schema.js";
 import { inItemOrder, MalformedRecordError, tableNameFromStreamArn, type StreamEventName } from "./streams.js";
+import { sleep } from "./throttler.js";
 
 export type AttributeMap = Record<string, AttributeValue>;
 
@@ -664,7 +665,6 @@ export interface AuditTrailOptions {
 
 const reasonCode = (r: CancellationReason | undefined) => r?.Code ?? "None";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class AuditTrail {
   private readonly heads = new Map<string, ChainHead>();

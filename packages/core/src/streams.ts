@@ -22,7 +22,7 @@ import type { TableNames } from "./names.js";
 import type { Item } from "./rules.js";
 import { SITELOGIX_TABLES, type SiteLogixTable } from "./schema.js";
 import { matchesFilter, SUBSCRIPTIONS, type Subscription } from "./subscriptions.js";
-import { ConcurrencyLimit } from "./throttler.js";
+import { ConcurrencyLimit, sleep } from "./throttler.js";
 
 export type StreamEventName = "INSERT" | "MODIFY" | "REMOVE";
 
@@ -248,19 +248,6 @@ const SUNK_RECORDS_LISTED = 100;
 
 const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
 const describeError = (err: unknown) => `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * Imports a handler as SST names it (`packages/functions/src/normalizer.handler`, relative to the
