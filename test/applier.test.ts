@@ -3,7 +3,19 @@
 import { CreateTableCommand, DeleteTableCommand, GetItemCommand, waitUntilTableExists, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyPatch, buildUpdate, derivePatch, MIGRATOR_ACTORS, MIGRATOR_MARKER, targetAttributes, type Item, type SiteLogixTable } from "@sitelogix/core";
+import {
+  applyPatch,
+  buildUpdate,
+  derivePatch,
+  MIGRATOR_ACTORS,
+  MIGRATOR_MARKER,
+  OWNERSHIP_ATTRIBUTE,
+  ownershipHash,
+  ownsValue,
+  targetAttributes,
+  type Item,
+  type SiteLogixTable,
+} from "@sitelogix/core";
 import { createTestTables, type TestTables } from "./helpers.js";
 
 let t: TestTables;
@@ -159,6 +171,97 @@ describe("invariant 1: no lost update", () => {
   });
 });
 
+describe("ownership of derived values", () => {
+  const setStatus = (key: Record<string, string>, status: string) =>
+    t.clients.doc.send(
+      new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET #s = :s", ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":s": status } }),
+    );
+  const setEmployment = (key: Record<string, string>, employmentStatus: string) =>
+    t.clients.doc.send(new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET employmentStatus = :e", ExpressionAttributeValues: { ":e": employmentStatus } }));
+  const person = (id: string): Item => ({ PK: `PERSON#${id}`, SK: "PROFILE", fullName: "Frances Allen", employmentStatus: "active", createdAt: "2024-01-01", updatedAt: "2025-01-01" });
+  const apply = async (key: Record<string, string>) => {
+    const { patch } = await readAndDerive("personnel", key);
+    return { patch, result: await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep") };
+  };
+
+  it("records what it wrote, in the same write: derived values only, as hashes", async () => {
+    await put("personnel", person("w1"));
+    const key = { PK: "PERSON#w1", SK: "PROFILE" };
+    expect((await apply(key)).result.outcome).toBe("applied");
+    const after = (await get("personnel", key))!;
+    expect(after[OWNERSHIP_ATTRIBUTE]).toEqual({ status: ownershipHash("active"), dateLastSeen: ownershipHash("2025-01-01") });
+    expect(ownsValue(after, "status")).toBe(true);
+    // A later write adds to the record instead of replacing it.
+    await t.clients.doc.send(new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "REMOVE dateLastSeen" }));
+    expect((await apply(key)).result.outcome).toBe("applied");
+    expect((await get("personnel", key))![OWNERSHIP_ATTRIBUTE]).toEqual({ status: ownershipHash("active"), dateLastSeen: ownershipHash("2025-01-01") });
+  });
+
+  it("owned values follow: an owned status follows employmentStatus", async () => {
+    await put("personnel", person("w2"));
+    const key = { PK: "PERSON#w2", SK: "PROFILE" };
+    await apply(key);
+    await setEmployment(key, "terminated");
+    const { patch, result } = await apply(key);
+    expect(patch.set.map((a) => a.attribute)).toEqual(["status"]);
+    expect(result.outcome).toBe("applied");
+    const after = (await get("personnel", key))!;
+    expect(after.status).toBe("archived");
+    expect(ownsValue(after, "status")).toBe(true);
+  });
+
+  it("no lost update: the application sets status after the migrator did; a later employmentStatus change leaves it", async () => {
+    await put("personnel", person("w3"));
+    const key = { PK: "PERSON#w3", SK: "PROFILE" };
+    await apply(key);
+    await setStatus(key, "inactive");
+    await setEmployment(key, "terminated");
+    const { patch, result } = await apply(key);
+    expect(patch.set).toEqual([]);
+    expect(patch.disagreements).toEqual(["status"]);
+    expect(result.outcome).toBe("alreadyNormalized");
+    expect((await get("personnel", key))?.status).toBe("inactive");
+  });
+
+  it("no lost update: the application writes an owned attribute between the migrator's read and its write → conflict, its value kept", async () => {
+    await put("personnel", person("w4"));
+    const key = { PK: "PERSON#w4", SK: "PROFILE" };
+    await apply(key);
+    await setEmployment(key, "on_leave");
+    const { patch } = await readAndDerive("personnel", key);
+    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "inactive", current: "active" });
+    await setStatus(key, "active-pending-review");
+    expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
+    expect((await get("personnel", key))?.status).toBe("active-pending-review");
+  });
+
+  it("no lost update: the ownership record changed under the migrator → conflict, nothing rewritten", async () => {
+    await put("personnel", person("w5"));
+    const key = { PK: "PERSON#w5", SK: "PROFILE" };
+    await apply(key);
+    await setEmployment(key, "terminated");
+    const { patch } = await readAndDerive("personnel", key);
+    // The record changes under the migrator (another writer's record): the rewrite must not land.
+    await t.clients.doc.send(
+      new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET #o.#s = :h", ExpressionAttributeNames: { "#o": OWNERSHIP_ATTRIBUTE, "#s": "status" }, ExpressionAttributeValues: { ":h": "other" } }),
+    );
+    expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
+    expect((await get("personnel", key))?.status).toBe("active");
+  });
+
+  it("a full-item put by old code drops the record: the migrator derives again", async () => {
+    await put("personnel", person("w6"));
+    const key = { PK: "PERSON#w6", SK: "PROFILE" };
+    await apply(key);
+    await put("personnel", { ...person("w6"), employmentStatus: "on_leave" });
+    const { result } = await apply(key);
+    expect(result.outcome).toBe("applied");
+    const after = (await get("personnel", key))!;
+    expect(after.status).toBe("inactive");
+    expect(ownsValue(after, "status")).toBe(true);
+  });
+});
+
 describe("invariant 2: no resurrection", () => {
   it("an item deleted between read and write is gone and stays deleted", async () => {
     await put("reports", report("d1"));
@@ -200,7 +303,7 @@ describe("invariant 5: business fields untouched", () => {
     expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("applied");
     const after = (await getRaw("personnel", key))!;
 
-    const owned = new Set([...targetAttributes("personnel"), MIGRATOR_MARKER.by, MIGRATOR_MARKER.rev]);
+    const owned = new Set([...targetAttributes("personnel"), ...Object.values(MIGRATOR_MARKER)]);
     const untouched = (item: Record<string, AttributeValue>) => Object.fromEntries(Object.entries(item).filter(([k]) => !owned.has(k)));
     expect(untouched(after)).toEqual(untouched(before));
     expect(after.status).toEqual({ S: "archived" });

@@ -1,7 +1,20 @@
 // Unit tests of the normalization rules (DESIGN.md section 4): every row and its edge cases.
 import { NumberValue } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
-import { derivePatch, inScope, needsLatestHistory, ruleAttributes, tablesWithRules, targetAttributes, type Patch, type RuleContext } from "@sitelogix/core";
+import {
+  derivePatch,
+  derivedAttributes,
+  inScope,
+  needsLatestHistory,
+  OWNERSHIP_ATTRIBUTE,
+  ownershipHash,
+  ruleAttributes,
+  tablesWithRules,
+  targetAttributes,
+  type Item,
+  type Patch,
+  type RuleContext,
+} from "@sitelogix/core";
 
 const sweep: RuleContext = { mode: "sweep" };
 const normalizer = (writeTime = "2025-11-20T10:00:00.000Z"): RuleContext => ({ mode: "normalizer", writeTime });
@@ -9,11 +22,17 @@ const normalizer = (writeTime = "2025-11-20T10:00:00.000Z"): RuleContext => ({ m
 /** The patch as `{ attribute: value }` for compact assertions. */
 const values = (patch: Patch) => Object.fromEntries(patch.set.map((a) => [a.attribute, a.value]));
 const problems = (patch: Patch) => patch.violations.map((v) => `${v.attribute}:${v.problem}:${v.at}:${v.type}`);
+/** The item as the migrator leaves it after writing `owned` (derived values with its ownership record). */
+const ownedBy = (item: Item, owned: Record<string, string>): Item => ({
+  ...item,
+  ...owned,
+  [OWNERSHIP_ATTRIBUTE]: Object.fromEntries(Object.entries(owned).map(([k, v]) => [k, ownershipHash(v)])),
+});
 
 describe("reports", () => {
   const report = { PK: "REPORT#r1", SK: "METADATA", projectId: "p1", managerId: "m1", reportDate: "2025-11-01", createdAt: "2025-11-01T08:00:00Z" };
 
-  it("copies projectId, managerId, reportDate and createdAt, and defaults status to published", () => {
+  it("mirrors projectId, managerId and reportDate, derives timestamp from createdAt, and defaults status to published", () => {
     const patch = derivePatch("reports", report, sweep);
     expect(values(patch)).toEqual({
       project_id: "p1",
@@ -24,8 +43,10 @@ describe("reports", () => {
     });
     expect(patch.key).toEqual({ PK: "REPORT#r1", SK: "METADATA" });
     expect(patch.violations).toEqual([]);
-    expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({ kind: "copy", source: "projectId", sourceValue: "p1" });
+    expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({ kind: "mirror", source: "projectId", sourceValue: "p1" });
+    expect(patch.set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "derived", source: "createdAt", sourceValue: "2025-11-01T08:00:00Z" });
     expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "default" });
+    expect(patch.ownershipRecord).toBe(false);
   });
 
   it("is empty for a normalized item (no write, no loop)", () => {
@@ -44,12 +65,12 @@ describe("reports", () => {
     expect(patch.set.find((a) => a.attribute === "status")).toEqual({ attribute: "status", value: "published", basis: { kind: "default" }, current: "" });
   });
 
-  it("follows a changed source: a stale copy is replaced, conditioned on the old target", () => {
+  it("a mirror follows a changed source: a stale mirror is replaced, conditioned on the old target", () => {
     const patch = derivePatch("reports", { ...report, project_id: "p0" }, sweep);
     expect(patch.set.find((a) => a.attribute === "project_id")).toEqual({
       attribute: "project_id",
       value: "p1",
-      basis: { kind: "copy", source: "projectId", sourceValue: "p1" },
+      basis: { kind: "mirror", source: "projectId", sourceValue: "p1" },
       current: "p0",
     });
   });
@@ -57,7 +78,7 @@ describe("reports", () => {
   it("timestamp: createdAt first, then the write's stream time in the normalizer", () => {
     const { createdAt: _, ...noCreatedAt } = report;
     expect(values(derivePatch("reports", noCreatedAt, normalizer("2025-11-20T10:00:00.000Z"))).timestamp).toBe("2025-11-20T10:00:00.000Z");
-    expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "default" });
+    expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "writeTime" });
     // A fallback holds only while the sources the rule prefers stay absent: the write is conditioned on it.
     expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.absentSources).toEqual(["createdAt"]);
     expect(derivePatch("reports", { ...noCreatedAt, submittedAt: "" }, { mode: "sweep" }).set.find((a) => a.attribute === "timestamp")).toMatchObject({
@@ -132,12 +153,14 @@ describe("personnel", () => {
   ])("maps employmentStatus %s to status %s", (employmentStatus, status) => {
     const patch = derivePatch("personnel", { ...person, employmentStatus }, sweep);
     expect(values(patch).status).toBe(status);
-    expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "copy", source: "employmentStatus", sourceValue: employmentStatus });
+    expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "derived", source: "employmentStatus", sourceValue: employmentStatus });
   });
 
-  it("terminated staff become archived even when status says active (the plan's bug)", () => {
+  it("terminated staff are never made active (the plan's bug): absent status is derived, an application 'active' is kept and reported", () => {
+    expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe("archived");
     const patch = derivePatch("personnel", { ...person, employmentStatus: "terminated", status: "active" }, sweep);
-    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "archived", current: "active" });
+    expect(values(patch).status).toBeUndefined();
+    expect(patch.disagreements).toEqual(["status"]);
   });
 
   it("defaults status to active only when neither status nor employmentStatus exists", () => {
@@ -184,7 +207,14 @@ describe("personnel", () => {
     const history = { PK: "PERSON#e1", SK: "HISTORY#2025-11-03#r1", reportDate: "2025-11-03", fullName: "Ada Byron" };
     expect(inScope("personnel", history)).toBe(false);
     expect(needsLatestHistory("personnel", history)).toBe(false);
-    expect(derivePatch("personnel", history, sweep)).toEqual({ table: "personnel", key: { PK: "PERSON#e1", SK: "HISTORY#2025-11-03#r1" }, set: [], violations: [] });
+    expect(derivePatch("personnel", history, sweep)).toEqual({
+      table: "personnel",
+      key: { PK: "PERSON#e1", SK: "HISTORY#2025-11-03#r1" },
+      set: [],
+      violations: [],
+      disagreements: [],
+      ownershipRecord: false,
+    });
     expect(needsLatestHistory("personnel", person)).toBe(true);
   });
 });
@@ -201,11 +231,25 @@ describe("vendors", () => {
     expect(values(derivePatch("vendors", { ...vendor, vendor_type: "rental" }, sweep)).vendor_type).toBeUndefined();
   });
 
-  it("dateLastSeen follows updatedAt, else createdAt", () => {
+  it("dateLastSeen: updatedAt, else createdAt; an owned value follows updatedAt, the application's does not", () => {
     const { updatedAt: _, ...noUpdated } = vendor;
     expect(values(derivePatch("vendors", noUpdated, sweep)).dateLastSeen).toBe("2024-02-01");
-    const stale = derivePatch("vendors", { ...vendor, dateLastSeen: "2025-01-01" }, sweep);
-    expect(stale.set.find((a) => a.attribute === "dateLastSeen")).toMatchObject({ value: "2025-05-05", current: "2025-01-01", basis: { kind: "copy", source: "updatedAt" } });
+    const owned = derivePatch("vendors", ownedBy(vendor, { dateLastSeen: "2025-01-01" }), sweep);
+    expect(owned.set.find((a) => a.attribute === "dateLastSeen")).toMatchObject({ value: "2025-05-05", current: "2025-01-01", basis: { kind: "derived", source: "updatedAt" } });
+    const application = derivePatch("vendors", { ...vendor, dateLastSeen: "2025-01-01" }, sweep);
+    expect(values(application).dateLastSeen).toBeUndefined();
+    expect(application.disagreements).toEqual(["dateLastSeen"]);
+  });
+
+  it("vendor_type mirrors vendorType while it is present, even over the default the migrator wrote", () => {
+    const defaulted = ownedBy(vendor, { vendor_type: "supplier" });
+    expect(derivePatch("vendors", { ...defaulted, vendorType: "rental" }, sweep).set.find((a) => a.attribute === "vendor_type")).toMatchObject({
+      value: "rental",
+      current: "supplier",
+      basis: { kind: "mirror", source: "vendorType" },
+    });
+    // The default is a fallback conditioned on vendorType staying absent.
+    expect(derivePatch("vendors", vendor, sweep).set.find((a) => a.attribute === "vendor_type")?.absentSources).toEqual(["vendorType"]);
   });
 
   it("leaves DELIVERY# items untouched", () => {
@@ -242,11 +286,96 @@ describe("rule metadata", () => {
   it("lists target and source attributes for projections", () => {
     expect(targetAttributes("vendors")).toEqual(["company_name", "vendor_type", "dateLastSeen"]);
     expect(ruleAttributes("reports").sort()).toEqual(
-      ["createdAt", "managerId", "manager_id", "projectId", "project_id", "reportDate", "report_date", "status", "submittedAt", "timestamp"].sort(),
+      ["createdAt", "managerId", "manager_id", "projectId", "project_id", "reportDate", "report_date", "status", "submittedAt", "timestamp", OWNERSHIP_ATTRIBUTE].sort(),
     );
+    expect(ruleAttributes("constraints")).not.toContain(OWNERSHIP_ATTRIBUTE);
+    expect(derivedAttributes("reports")).toEqual(["status", "timestamp"]);
+    expect(derivedAttributes("personnel")).toEqual(["status", "dateLastSeen"]);
+    expect(derivedAttributes("vendors")).toEqual(["vendor_type", "dateLastSeen"]);
   });
 
   it("throws on an item without its key", () => {
     expect(() => derivePatch("reports", { SK: "METADATA" }, sweep)).toThrow(/PK/);
+  });
+});
+
+// DESIGN.md section 4: a derived value is the migrator's only while it holds exactly what the migrator
+// wrote (its ownership record says so); then it follows its inputs. Any other value is the application's.
+describe("ownership of derived values", () => {
+  const person = { PK: "PERSON#o1", SK: "PROFILE", fullName: "Ada Byron", employmentStatus: "active", createdAt: "2024-01-01", updatedAt: "2025-06-01" };
+  const report = { PK: "REPORT#o1", SK: "METADATA", projectId: "p1", managerId: "m1", reportDate: "2025-11-01", createdAt: "2025-11-01T08:00:00Z" };
+
+  it("owned values follow: status follows employmentStatus, with the owned value as the condition", () => {
+    const item = ownedBy({ ...person, employmentStatus: "terminated" }, { status: "active", dateLastSeen: "2025-06-01" });
+    const patch = derivePatch("personnel", item, sweep);
+    expect(patch.set.find((a) => a.attribute === "status")).toEqual({
+      attribute: "status",
+      value: "archived",
+      basis: { kind: "derived", source: "employmentStatus", sourceValue: "terminated" },
+      current: "active",
+    });
+    expect(patch.ownershipRecord).toBe(true);
+    expect(patch.disagreements).toEqual([]);
+  });
+
+  it("owned values follow: dateLastSeen follows a newer visit and the deletion of the latest one", () => {
+    const item = ownedBy(person, { status: "active", dateLastSeen: "2025-10-01" });
+    expect(values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-11-03" })).dateLastSeen).toBe("2025-11-03");
+    // The latest visit deleted: back to the one before it, or to updatedAt when none is left.
+    expect(values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-09-01" })).dateLastSeen).toBe("2025-09-01");
+    expect(values(derivePatch("personnel", item, sweep)).dateLastSeen).toBe("2025-06-01");
+  });
+
+  it("owned values follow: timestamp follows an edited createdAt, but not the write time of a later record", () => {
+    const item = ownedBy({ ...report, createdAt: "2025-11-02T08:00:00Z" }, { status: "published", timestamp: "2025-11-01T08:00:00Z" });
+    expect(values(derivePatch("reports", item, normalizer())).timestamp).toBe("2025-11-02T08:00:00Z");
+    const { createdAt: _, ...noCreatedAt } = report;
+    const stamped = ownedBy({ ...noCreatedAt, project_id: "p1", manager_id: "m1", report_date: "2025-11-01" }, { status: "published", timestamp: "2025-11-20T10:00:00.000Z" });
+    expect(derivePatch("reports", stamped, normalizer("2025-11-21T00:00:00.000Z")).set).toEqual([]);
+    // Nor does the sweep replace the normalizer's write time with its own fallbacks.
+    expect(derivePatch("reports", { ...stamped, submittedAt: "2025-11-02T09:00:00Z" }, sweep).set).toEqual([]);
+  });
+
+  it("no lost update: a derived value the application wrote is never written, whatever its inputs say", () => {
+    // A legacy item: no ownership record at all.
+    const legacy = { ...person, employmentStatus: "terminated", status: "inactive", dateLastSeen: "2020-01-01" };
+    const patch = derivePatch("personnel", legacy, { mode: "sweep", latestHistoryReportDate: "2025-11-03" });
+    expect(values(patch)).toEqual({ full_name: "Ada Byron" });
+    expect(patch.disagreements.sort()).toEqual(["dateLastSeen", "status"]);
+    expect(patch.violations).toEqual([]);
+    // The migrator wrote 'active', the application changed it to 'inactive' since: the record no longer matches.
+    const changed = { ...ownedBy(person, { status: "active", dateLastSeen: "2025-06-01" }), status: "inactive", employmentStatus: "terminated" };
+    const after = derivePatch("personnel", changed, sweep);
+    expect(values(after).status).toBeUndefined();
+    expect(after.disagreements).toEqual(["status"]);
+    // Reports: an application timestamp that is not createdAt stays.
+    expect(values(derivePatch("reports", { ...report, timestamp: "2025-11-01T09:30:00Z" }, sweep)).timestamp).toBeUndefined();
+  });
+
+  it("an application value equal to the derivation is no disagreement", () => {
+    const patch = derivePatch("personnel", { ...person, status: "active", dateLastSeen: "2025-06-01" }, sweep);
+    expect(patch.set.filter((a) => a.attribute !== "full_name")).toEqual([]);
+    expect(patch.disagreements).toEqual([]);
+  });
+
+  it("a full-item put that dropped the record and the value is derived again; one that kept the value without the record is the application's", () => {
+    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe("inactive");
+    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave", status: "active" }, sweep)).status).toBeUndefined();
+  });
+
+  it("an owned value whose input the rules cannot map is a violation, and is kept", () => {
+    const patch = derivePatch("personnel", ownedBy({ ...person, employmentStatus: "contractor" }, { status: "active", dateLastSeen: "2025-06-01" }), sweep);
+    expect(values(patch).status).toBeUndefined();
+    expect(problems(patch)).toEqual(["status:unmapped-value:employmentStatus:S"]);
+  });
+
+  it("an application value is not a violation even when its inputs are unusable", () => {
+    const patch = derivePatch("personnel", { ...person, employmentStatus: "contractor", status: "active", dateLastSeen: "2025-06-01" }, sweep);
+    expect(patch.violations).toEqual([]);
+  });
+
+  it("the record holds hashes, not values", () => {
+    expect(ownershipHash("archived")).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(ownershipHash("archived")).not.toBe(ownershipHash("active"));
   });
 });

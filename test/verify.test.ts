@@ -1,7 +1,7 @@
 // `verify`, the index gate, on DynamoDB Local: planted gaps and violations are found and named by
 // key and index (without building any index: DynamoDB Local's backfill cannot be relied on), the
 // result is recorded in the ledger with the scan's start time, exit codes 0/3.
-import { DeleteCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyPatch, createClients, derivePatch, destroyClients, verifyTable, type IndexCheck, type Item, type SiteLogixTable } from "@sitelogix/core";
 import { createTestTables, runCli, type TestTables } from "./helpers.js";
@@ -19,7 +19,8 @@ const KEYS = {
   numericDateLastSeen: { PK: "PERSON#num-date", SK: "PROFILE" },
   numericFullName: { PK: "PERSON#num-name", SK: "PROFILE" },
   emptyStatusNoRule: { PK: "PERSON#empty-status", SK: "PROFILE" },
-  staleDateLastSeen: { PK: "PERSON#stale-date", SK: "PROFILE" },
+  appDateLastSeen: { PK: "PERSON#app-date", SK: "PROFILE" },
+  missingDateLastSeen: { PK: "PERSON#no-date", SK: "PROFILE" },
   emptyProjectId: { PK: "PROJECT#proj_001", SK: "CONSTRAINT#empty-project" },
   noProject: { PK: "PROJECT#none", SK: "CONSTRAINT#no-project" },
 };
@@ -34,8 +35,10 @@ beforeAll(async () => {
   await put("personnel", { ...KEYS.numericFullName, ...person, fullName: 4242, full_name: undefined, dateLastSeen: audit.updatedAt });
   // The rule cannot fill this empty status: the employment status it would map from is unknown.
   await put("personnel", { ...KEYS.emptyStatusNoRule, ...person, employmentStatus: "seasonal", status: "", dateLastSeen: audit.updatedAt });
-  await put("personnel", { ...KEYS.staleDateLastSeen, ...person, dateLastSeen: "2025-01-01" });
-  await put("personnel", { PK: KEYS.staleDateLastSeen.PK, SK: "HISTORY#2025-06-30#r1", reportDate: "2025-06-30", hoursWorked: 8 });
+  // The application's own dateLastSeen, older than the latest visit: a disagreement, never a gap.
+  await put("personnel", { ...KEYS.appDateLastSeen, ...person, dateLastSeen: "2025-01-01" });
+  await put("personnel", { PK: KEYS.appDateLastSeen.PK, SK: "HISTORY#2025-06-30#r1", reportDate: "2025-06-30", hoursWorked: 8 });
+  await put("personnel", { ...KEYS.missingDateLastSeen, ...person });
   await put("constraints", { ...KEYS.emptyProjectId, ...audit, project_id: "", reportDate: "2025-03-01", report_date: "2025-03-01", category: "labor", dateIdentified: "2025-03-01", status: "open", severity: "low" });
   await put("constraints", { ...KEYS.noProject, ...audit, reportDate: "2025-03-01", report_date: "2025-03-01", category: "labor", dateIdentified: "2025-03-01", status: "open", severity: "low" });
 });
@@ -59,8 +62,9 @@ describe("verify", () => {
     expect(index(reports, "GSI3-StatusIndex").sampleGaps).toEqual([{ key: KEYS.reportEmptyStatus, attributes: ["status"] }]);
     expect(index(reports, "GSI1-ProjectIndex")).toMatchObject({ gaps: 0, violations: 0 });
 
-    expect(personnel).toMatchObject({ green: false, gaps: 1, violations: 3 });
-    expect(index(personnel, "GSI2-StatusIndex").sampleGaps).toEqual([{ key: KEYS.staleDateLastSeen, attributes: ["dateLastSeen"] }]);
+    expect(personnel).toMatchObject({ green: false, gaps: 1, violations: 3, disagreements: 1 });
+    expect(index(personnel, "GSI2-StatusIndex").sampleGaps).toEqual([{ key: KEYS.missingDateLastSeen, attributes: ["dateLastSeen"] }]);
+    expect(index(personnel, "GSI2-StatusIndex").sampleDisagreements).toEqual([{ key: KEYS.appDateLastSeen, attributes: ["dateLastSeen"] }]);
     expect(index(personnel, "GSI2-StatusIndex").sampleViolations).toEqual(
       expect.arrayContaining([
         { key: KEYS.numericDateLastSeen, violations: [{ attribute: "dateLastSeen", problem: "key-not-string", at: "dateLastSeen", type: "N" }] },
@@ -91,9 +95,11 @@ describe("verify", () => {
     expect(run.stderr).toContain("personnel (");
     expect(run.stderr).toContain("PK=PERSON#num-date SK=PROFILE: dateLastSeen key-not-string (dateLastSeen: N)");
     expect(run.stderr).toContain("PK=REPORT#empty-status SK=METADATA: status missing or stale");
+    expect(run.stderr).toContain("PK=PERSON#app-date SK=PROFILE: dateLastSeen set by the application, not what the rules derive");
+    expect(run.stderr).not.toMatch(/2025-01-01|2025-06-30/);
 
     const gate = (await ledgerOf(t).latestGate("personnel"))!;
-    expect(gate).toMatchObject({ table: "personnel", green: false, gaps: 1, violations: 3, scanned: 5 });
+    expect(gate).toMatchObject({ table: "personnel", green: false, gaps: 1, violations: 3, disagreements: 1, scanned: 6 });
     expect(gate.at >= before && gate.at <= after).toBe(true);
     expect(gate.at).toBe(personnel.at);
     expect(index(gate, "GSI2-StatusIndex").sampleViolations).toHaveLength(2);
@@ -112,7 +118,11 @@ describe("verify", () => {
 
     const run = await runCli(["verify", "--json"], env);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout).green).toBe(true);
+    const doc = JSON.parse(run.stdout);
+    expect(doc.green).toBe(true);
+    // The application's dateLastSeen was left as it was: reported, and not in the gate's way.
+    expect(doc.tables.personnel).toMatchObject({ green: true, gaps: 0, violations: 0, disagreements: 1 });
+    expect((await t.clients.doc.send(new GetCommand({ TableName: t.names.personnel, Key: KEYS.appDateLastSeen }))).Item?.dateLastSeen).toBe("2025-01-01");
     for (const table of ["reports", "personnel", "vendors", "constraints", "work-logs", "ai-analysis-cache"] as const) {
       expect((await ledgerOf(t).latestGate(table))!.green, table).toBe(true);
     }

@@ -1,7 +1,9 @@
 // Turns a patch into one conditional UpdateItem and classifies what happened. The condition encodes
 // the state the patch was derived from, so a write can only land on an item that still looks like
-// that: it never creates an item, never overwrites a value the application changed in between.
+// that: it never creates an item, never overwrites a value the application changed in between, and
+// rewrites a derived value only while the migrator still owns it.
 import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { OWNERSHIP_ATTRIBUTE, ownershipHash } from "./ownership.js";
 import type { Assignment, Patch } from "./rules.js";
 import { TABLES } from "./schema.js";
 
@@ -13,11 +15,12 @@ export const MIGRATOR_ACTORS = {
 export type MigratorWriter = keyof typeof MIGRATOR_ACTORS;
 
 /**
- * Bookkeeping attributes every migrator write sets besides the targets: who wrote, and a revision
- * that only the migrator increments. A stream record whose new image has a higher revision than its
- * old image is therefore the migrator's, and no application write can look like one.
+ * Bookkeeping attributes every migrator write sets besides the targets: who wrote, a revision that
+ * only the migrator increments (a stream record whose new image has a higher revision than its old
+ * image is therefore the migrator's, and no application write can look like one), and the record of
+ * the derived values it owns (ownership.ts).
  */
-export const MIGRATOR_MARKER = { by: "_migratedBy", rev: "_migrationRev" } as const;
+export const MIGRATOR_MARKER = { by: "_migratedBy", rev: "_migrationRev", owns: OWNERSHIP_ATTRIBUTE } as const;
 
 export type Outcome = "applied" | "alreadyNormalized" | "conflict" | "gone" | "rejected";
 
@@ -53,21 +56,25 @@ class Expression {
   }
 }
 
+const isDerived = (a: Assignment) => a.basis.kind !== "mirror";
+
+/** The state the assignment was derived from, as a condition: the write lands only on that state. */
 function condition(expr: Expression, a: Assignment): string {
   const target = expr.name(a.attribute);
   const absent = (name: string) => `(attribute_not_exists(${name}) OR ${name} = ${expr.value("")})`;
-  const unchanged = () => (a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`);
-  const basis = () => {
-    switch (a.basis.kind) {
-      case "default":
-        return absent(target);
-      case "copy":
-        return `${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)} AND ${unchanged()}`;
-      case "context":
-        return unchanged();
-    }
-  };
-  return [basis(), ...(a.absentSources ?? []).map((source) => absent(expr.name(source)))].join(" AND ");
+  const parts: string[] = [];
+  if (!isDerived(a)) {
+    parts.push(a.current === undefined ? `attribute_not_exists(${target})` : `${target} = ${expr.value(a.current)}`);
+  } else if (a.current === undefined || a.current === "") {
+    parts.push(absent(target));
+  } else {
+    // A rewrite of the migrator's own value: the value and its ownership entry both unchanged.
+    const entry = `${expr.name(OWNERSHIP_ATTRIBUTE)}.${expr.name(a.attribute)}`;
+    parts.push(`${target} = ${expr.value(a.current)}`, `${entry} = ${expr.value(ownershipHash(a.current))}`);
+  }
+  if (a.basis.kind === "mirror" || a.basis.kind === "derived") parts.push(`${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)}`);
+  for (const source of a.absentSources ?? []) parts.push(absent(expr.name(source)));
+  return parts.join(" AND ");
 }
 
 export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWriter) {
@@ -75,6 +82,18 @@ export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWri
   const conditions = [`attribute_exists(${expr.name(TABLES[patch.table].hashKey)})`, ...patch.set.map((a) => condition(expr, a))];
   const sets = patch.set.map((a) => `${expr.name(a.attribute)} = ${expr.value(a.value)}`);
   sets.push(`${expr.name(MIGRATOR_MARKER.by)} = ${expr.value(MIGRATOR_ACTORS[writer])}`);
+  // Ownership of each derived value written is recorded in the same write.
+  const owned = patch.set.filter(isDerived);
+  if (owned.length > 0) {
+    const record = expr.name(OWNERSHIP_ATTRIBUTE);
+    if (patch.ownershipRecord) {
+      conditions.push(`attribute_type(${record}, ${expr.value("M")})`);
+      for (const a of owned) sets.push(`${record}.${expr.name(a.attribute)} = ${expr.value(ownershipHash(a.value))}`);
+    } else {
+      conditions.push(`(attribute_not_exists(${record}) OR NOT attribute_type(${record}, ${expr.value("M")}))`);
+      sets.push(`${record} = ${expr.value(Object.fromEntries(owned.map((a) => [a.attribute, ownershipHash(a.value)])))}`);
+    }
+  }
   return {
     TableName: tableName,
     Key: patch.key,

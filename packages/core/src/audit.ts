@@ -311,7 +311,7 @@ export function migratorActor(table: string, oldImage: AttributeMap, newImage: A
   if (before === undefined || after === undefined || after !== before + 1n) return undefined;
   const by = stringAttr(newImage, MIGRATOR_MARKER.by);
   if (!by || !(Object.values(MIGRATOR_ACTORS) as string[]).includes(by)) return undefined;
-  const allowed = new Set([...(isSiteLogixTable(table) ? targetAttributes(table) : []), MIGRATOR_MARKER.by, MIGRATOR_MARKER.rev]);
+  const allowed = new Set([...(isSiteLogixTable(table) ? targetAttributes(table) : []), ...Object.values(MIGRATOR_MARKER)]);
   return changed.every((name) => allowed.has(name)) ? by : undefined;
 }
 

@@ -109,6 +109,8 @@ export interface IndexFinding {
   /** Key attributes of the index the rules would write (absent, empty or stale today). */
   gapAttributes: string[];
   violations: { attribute: string; problem: KeyViolationProblem; at: string; type: string }[];
+  /** Key attributes the application owns whose value differs from the rules' derivation (informational). */
+  disagreements: string[];
 }
 
 /**
@@ -116,14 +118,21 @@ export interface IndexFinding {
  * the index's key attributes (the item is missing from the index, or indexed under a stale value).
  * A violation: a key attribute holds a non-string or an empty string the rules cannot fix, or a rule
  * reports a problem with a source (wrong type, unmapped value, nothing to derive a required value
- * from). Items no rule covers (a constraint without projectId) are legitimately absent.
+ * from). Items no rule covers (a constraint without projectId) are legitimately absent. A
+ * disagreement: a derived key attribute the application owns holds another value than the rules
+ * would derive; the item is indexed under the application's value, so it is reported, not a gap.
  */
 export function inspectItem(table: SiteLogixTable, item: Item, patch: Patch): IndexFinding[] {
   const findings: IndexFinding[] = [];
   const written = new Set(patch.set.map((a) => a.attribute));
   for (const gsi of targetGsis(table)) {
     const keys = gsi.rangeKey ? [gsi.hashKey, gsi.rangeKey] : [gsi.hashKey];
-    const finding: IndexFinding = { index: gsi.name, gapAttributes: keys.filter((k) => written.has(k)), violations: [] };
+    const finding: IndexFinding = {
+      index: gsi.name,
+      gapAttributes: keys.filter((k) => written.has(k)),
+      violations: [],
+      disagreements: keys.filter((k) => patch.disagreements.includes(k)),
+    };
     for (const attribute of keys) {
       if (written.has(attribute)) continue;
       const value = item[attribute];
@@ -137,16 +146,19 @@ export function inspectItem(table: SiteLogixTable, item: Item, patch: Patch): In
         finding.violations.push({ attribute: v.attribute, problem: v.problem, at: v.at, type: v.type });
       }
     }
-    if (finding.gapAttributes.length > 0 || finding.violations.length > 0) findings.push(finding);
+    if (finding.gapAttributes.length > 0 || finding.violations.length > 0 || finding.disagreements.length > 0) findings.push(finding);
   }
   return findings;
 }
+
+const blocks = (f: IndexFinding) => f.gapAttributes.length > 0 || f.violations.length > 0;
 
 /** Counts per index and table, with up to `sampleLimit` sample keys per index and kind. */
 class GateTally {
   readonly indexes: Map<string, IndexCheck>;
   gaps = 0;
   violations = 0;
+  disagreements = 0;
 
   constructor(
     table: SiteLogixTable,
@@ -155,14 +167,34 @@ class GateTally {
     this.indexes = new Map(
       targetGsis(table).map((g) => [
         g.name,
-        { index: g.name, keyAttributes: g.rangeKey ? [g.hashKey, g.rangeKey] : [g.hashKey], gaps: 0, violations: 0, sampleGaps: [], sampleViolations: [] },
+        {
+          index: g.name,
+          keyAttributes: g.rangeKey ? [g.hashKey, g.rangeKey] : [g.hashKey],
+          gaps: 0,
+          violations: 0,
+          disagreements: 0,
+          sampleGaps: [],
+          sampleViolations: [],
+          sampleDisagreements: [],
+        },
       ]),
     );
+  }
+
+  /** The disagreements of another tally (the scan's) in place of this one's. */
+  takeDisagreements(other: GateTally): void {
+    this.disagreements = other.disagreements;
+    for (const [name, check] of this.indexes) {
+      const from = other.indexes.get(name)!;
+      check.disagreements = from.disagreements;
+      check.sampleDisagreements = from.sampleDisagreements;
+    }
   }
 
   add(key: Record<string, string>, findings: IndexFinding[]): void {
     if (findings.some((f) => f.gapAttributes.length > 0)) this.gaps++;
     if (findings.some((f) => f.violations.length > 0)) this.violations++;
+    if (findings.some((f) => f.disagreements.length > 0)) this.disagreements++;
     for (const f of findings) {
       const check = this.indexes.get(f.index)!;
       if (f.gapAttributes.length > 0) {
@@ -172,6 +204,10 @@ class GateTally {
       if (f.violations.length > 0) {
         check.violations++;
         if (check.sampleViolations.length < this.sampleLimit) check.sampleViolations.push({ key, violations: f.violations });
+      }
+      if (f.disagreements.length > 0) {
+        check.disagreements++;
+        if (check.sampleDisagreements.length < this.sampleLimit) check.sampleDisagreements.push({ key, attributes: f.disagreements });
       }
     }
   }
@@ -204,6 +240,8 @@ export interface TableVerification {
   scanned: number;
   gaps: number;
   violations: number;
+  /** Items indexed under an application-owned derived value that differs from the rules (informational). */
+  disagreements: number;
   /** Items re-read after the scan (0 when more were flagged than the recheck limit). */
   rechecked: number;
   durationMs: number;
@@ -239,6 +277,8 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
               const { key, findings } = await check(item);
               if (findings.length === 0) return;
               scanTally.add(key, findings);
+              // Only what blocks the gate is worth a re-read; disagreements stand as scanned.
+              if (!findings.some(blocks)) return;
               if (flagged.size < recheckLimit) flagged.set(JSON.stringify(key), key);
               else overflow = true;
             }),
@@ -264,10 +304,12 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
           rechecked++;
           if (!out.Item) return;
           const { findings } = await check(out.Item);
-          if (findings.length > 0) tally.add(key, findings);
+          const blocking = findings.filter(blocks).map((f) => ({ ...f, disagreements: [] }));
+          if (blocking.length > 0) tally.add(key, blocking);
         }),
       ),
     );
+    tally.takeDisagreements(scanTally);
   }
 
   return {
@@ -278,6 +320,7 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
     scanned,
     gaps: tally.gaps,
     violations: tally.violations,
+    disagreements: tally.disagreements,
     rechecked,
     durationMs: Math.round(performance.now() - started),
     indexes: [...tally.indexes.values()],

@@ -128,6 +128,11 @@ export interface GateResult {
   gaps: number;
   /** Items with a key attribute of the wrong type or empty, or a rule violation. */
   violations: number;
+  /**
+   * Items indexed under a derived value the application owns that differs from what the rules derive
+   * (informational: never blocks the gate). Absent in gates recorded before it was counted.
+   */
+  disagreements?: number;
   scanned?: number;
   /** Per target GSI: counts and up to 20 sample keys each (keys and attribute names only). */
   indexes?: IndexCheck[];
@@ -140,6 +145,9 @@ export interface IndexCheck {
   violations: number;
   sampleGaps: { key: Record<string, string>; attributes: string[] }[];
   sampleViolations: { key: Record<string, string>; violations: { attribute: string; problem: string; at: string; type: string }[] }[];
+  /** Items whose application-owned key attributes (named) differ from the rules' derivation. */
+  disagreements: number;
+  sampleDisagreements: { key: Record<string, string>; attributes: string[] }[];
 }
 
 // --- normalizer violations ---

@@ -1,7 +1,13 @@
 // Normalization rules (DESIGN.md section 4) as pure functions: item + context -> patch.
 // A patch says, per target attribute, the value to write and what it was derived from, so the
 // applier can condition the write on exactly that state and never overwrite the application.
+//
+// Two kinds of target. A *mirror* is a pure rename (project_id := projectId) and always follows its
+// source. A *derived* value (a default, a mapping, a fallback chain) is written only where the target
+// is absent or empty, or where the migrator still owns it (ownership.ts): a value the application
+// wrote, or changed since the migrator did, is never written again.
 import { NumberValue } from "@aws-sdk/lib-dynamodb";
+import { OWNERSHIP_ATTRIBUTE, ownershipRecord, ownsValue } from "./ownership.js";
 import { itemKey, type SiteLogixTable } from "./schema.js";
 
 export type Item = Record<string, unknown>;
@@ -35,18 +41,40 @@ export interface RuleContext {
 
 /** Why a value is what it is; the applier turns it into the write's condition. */
 export type Basis =
-  /** A copy that follows its source: written only while the source still holds `sourceValue`. */
-  | { kind: "copy"; source: string; sourceValue: string }
-  /** A default: written only where the attribute is absent or an empty string. */
+  /** A mirror: follows its source, written only while the source still holds `sourceValue`. */
+  | { kind: "mirror"; source: string; sourceValue: string }
+  /** Derived from another attribute (as is or mapped): written only while it still holds `sourceValue`. */
+  | { kind: "derived"; source: string; sourceValue: string }
+  /** A constant default. */
   | { kind: "default" }
-  /** Derived from other items (a person's HISTORY#): written only while the target is unchanged. */
+  /** The write's stream time (normalizer). */
+  | { kind: "writeTime" }
+  /** Derived from other items (a person's HISTORY#). */
   | { kind: "context"; from: "latestHistoryReportDate" };
+
+/** Where a value comes from, in words for reports (attribute names only, never values). */
+export function describeBasis(basis: Basis): string {
+  switch (basis.kind) {
+    case "mirror":
+    case "derived":
+      return basis.source;
+    case "context":
+      return "latest HISTORY# reportDate";
+    case "writeTime":
+      return "write time";
+    case "default":
+      return "default";
+  }
+}
 
 export interface Assignment {
   attribute: string;
   value: string;
   basis: Basis;
-  /** The target's value when the patch was derived (a string, possibly empty); undefined = absent. */
+  /**
+   * The target's value when the patch was derived (a string, possibly empty); undefined = absent.
+   * For a derived value that is present, the migrator owns it: the write replaces its own value.
+   */
   current?: string;
   /**
    * Sources the rule prefers to the one used, absent or empty when the patch was derived: a
@@ -81,19 +109,31 @@ export interface Patch {
   key: Record<string, string>;
   set: Assignment[];
   violations: Violation[];
+  /**
+   * Derived attributes the application owns whose value differs from what the rules derive: the
+   * item is indexed under the application's value. Informational (verify reports them), never written.
+   */
+  disagreements: string[];
+  /** Whether the item already has an ownership record (the applier adds entries to it, or creates it). */
+  ownershipRecord: boolean;
 }
 
 type Candidate =
-  /** Value of another attribute of the item; `follow`: a copy that tracks it, else a one-time default. */
-  | { from: "attribute"; name: string; follow: boolean; map?: Readonly<Record<string, string>>; mode?: RuleContext["mode"] }
+  /**
+   * Another attribute of the item, as is or through `map`. With `mode`, a fallback only that writer
+   * has, which only fills an absent value (an owned value does not follow it).
+   */
+  | { from: "attribute"; name: string; map?: Readonly<Record<string, string>>; mode?: RuleContext["mode"] }
   | { from: "constant"; value: string }
-  | { from: "writeTime"; mode: RuleContext["mode"] }
+  | { from: "writeTime"; mode: "normalizer" }
   | { from: "latestHistoryReportDate" };
 
 interface TargetRule {
   attribute: string;
-  /** Tried in order; the first that yields a value decides. */
-  candidates: Candidate[];
+  /** A mirror of this attribute: whenever it is present, the target follows it. */
+  mirrorOf?: string;
+  /** A derived value: tried in order (where no mirror source is present); the first that yields a value decides. */
+  derived?: Candidate[];
   /** An index must hold every item in scope, so having no source is a violation. */
   required?: boolean;
 }
@@ -104,7 +144,8 @@ interface TableRules {
   targets: TargetRule[];
 }
 
-const copy = (name: string, map?: Record<string, string>): Candidate => ({ from: "attribute", name, follow: true, ...(map ? { map } : {}) });
+const mirror = (attribute: string, source: string): TargetRule => ({ attribute, mirrorOf: source });
+const attribute = (name: string, map?: Record<string, string>): Candidate => ({ from: "attribute", name, ...(map ? { map } : {}) });
 const constant = (value: string): Candidate => ({ from: "constant", value });
 const isProfile = (item: Item) => item.SK === "PROFILE";
 const everyItem = () => true;
@@ -120,18 +161,18 @@ const RULES: Record<SiteLogixTable, TableRules> = {
   reports: {
     scope: everyItem,
     targets: [
-      { attribute: "project_id", candidates: [copy("projectId")] },
-      { attribute: "manager_id", candidates: [copy("managerId")] },
-      { attribute: "report_date", candidates: [copy("reportDate")] },
-      { attribute: "status", required: true, candidates: [constant("published")] },
+      mirror("project_id", "projectId"),
+      mirror("manager_id", "managerId"),
+      mirror("report_date", "reportDate"),
+      { attribute: "status", required: true, derived: [constant("published")] },
       {
         attribute: "timestamp",
         required: true,
-        candidates: [
-          copy("createdAt"),
+        derived: [
+          attribute("createdAt"),
           { from: "writeTime", mode: "normalizer" },
-          { from: "attribute", name: "submittedAt", follow: false, mode: "sweep" },
-          { from: "attribute", name: "reportDate", follow: false, mode: "sweep" },
+          { from: "attribute", name: "submittedAt", mode: "sweep" },
+          { from: "attribute", name: "reportDate", mode: "sweep" },
         ],
       },
     ],
@@ -139,33 +180,26 @@ const RULES: Record<SiteLogixTable, TableRules> = {
   personnel: {
     scope: isProfile,
     targets: [
-      { attribute: "full_name", candidates: [copy("fullName")] },
-      { attribute: "status", required: true, candidates: [copy("employmentStatus", EMPLOYMENT_STATUS_TO_STATUS), constant("active")] },
-      { attribute: "dateLastSeen", required: true, candidates: [{ from: "latestHistoryReportDate" }, copy("updatedAt"), copy("createdAt")] },
+      mirror("full_name", "fullName"),
+      { attribute: "status", required: true, derived: [attribute("employmentStatus", EMPLOYMENT_STATUS_TO_STATUS), constant("active")] },
+      { attribute: "dateLastSeen", required: true, derived: [{ from: "latestHistoryReportDate" }, attribute("updatedAt"), attribute("createdAt")] },
     ],
   },
   vendors: {
     scope: isProfile,
     targets: [
-      { attribute: "company_name", candidates: [copy("companyName")] },
-      { attribute: "vendor_type", required: true, candidates: [copy("vendorType"), constant("supplier")] },
-      { attribute: "dateLastSeen", required: true, candidates: [copy("updatedAt"), copy("createdAt")] },
+      mirror("company_name", "companyName"),
+      { attribute: "vendor_type", required: true, mirrorOf: "vendorType", derived: [constant("supplier")] },
+      { attribute: "dateLastSeen", required: true, derived: [attribute("updatedAt"), attribute("createdAt")] },
     ],
   },
   constraints: {
     scope: everyItem,
-    targets: [
-      { attribute: "project_id", candidates: [copy("projectId")] },
-      { attribute: "report_date", candidates: [copy("reportDate")] },
-    ],
+    targets: [mirror("project_id", "projectId"), mirror("report_date", "reportDate")],
   },
   "work-logs": {
     scope: everyItem,
-    targets: [
-      { attribute: "project_id", candidates: [copy("projectId")] },
-      { attribute: "report_date", candidates: [copy("reportDate")] },
-      { attribute: "team_id", candidates: [copy("teamId")] },
-    ],
+    targets: [mirror("project_id", "projectId"), mirror("report_date", "reportDate"), mirror("team_id", "teamId")],
   },
   "ai-analysis-cache": { scope: everyItem, targets: [] },
 };
@@ -188,13 +222,20 @@ export function targetAttributes(table: SiteLogixTable): string[] {
   return RULES[table].targets.map((t) => t.attribute);
 }
 
-/** Attributes the rules read (sources and targets): what a scan needs to project. */
+/** Attributes of this table the migrator may own (derived values). */
+export function derivedAttributes(table: SiteLogixTable): string[] {
+  return RULES[table].targets.filter((t) => t.derived).map((t) => t.attribute);
+}
+
+/** Attributes the rules read (sources, targets and the ownership record): what a scan needs to project. */
 export function ruleAttributes(table: SiteLogixTable): string[] {
   const names = new Set<string>();
   for (const target of RULES[table].targets) {
     names.add(target.attribute);
-    for (const c of target.candidates) if (c.from === "attribute") names.add(c.name);
+    if (target.mirrorOf) names.add(target.mirrorOf);
+    for (const c of target.derived ?? []) if (c.from === "attribute") names.add(c.name);
   }
+  if (derivedAttributes(table).length > 0) names.add(OWNERSHIP_ATTRIBUTE);
   return [...names];
 }
 
@@ -203,80 +244,97 @@ export function needsLatestHistory(table: SiteLogixTable, item: Item): boolean {
   return table === "personnel" && isProfile(item);
 }
 
-type Resolution = { value: string; basis: Basis } | { violation: Omit<Violation, "attribute"> } | undefined;
+type Resolution = { value: string; basis: Basis } | { violation: Omit<Violation, "attribute"> };
 
-function resolve(candidate: Candidate, item: Item, ctx: RuleContext): Resolution {
+function resolve(candidate: Candidate, item: Item, ctx: RuleContext): Resolution | undefined {
   switch (candidate.from) {
     case "constant":
       return { value: candidate.value, basis: { kind: "default" } };
     case "writeTime":
-      return candidate.mode === ctx.mode && isPresent(ctx.writeTime)
-        ? { value: ctx.writeTime!, basis: { kind: "default" } }
-        : undefined;
+      return isPresent(ctx.writeTime) ? { value: ctx.writeTime!, basis: { kind: "writeTime" } } : undefined;
     case "latestHistoryReportDate":
       return isPresent(ctx.latestHistoryReportDate)
         ? { value: ctx.latestHistoryReportDate!, basis: { kind: "context", from: "latestHistoryReportDate" } }
         : undefined;
     case "attribute": {
-      if (candidate.mode && candidate.mode !== ctx.mode) return undefined;
       const raw = item[candidate.name];
       if (!isPresent(raw)) return undefined;
-      if (typeof raw !== "string") {
-        return { violation: { problem: "source-not-string", at: candidate.name, type: dynamoType(raw) } };
-      }
+      if (typeof raw !== "string") return { violation: { problem: "source-not-string", at: candidate.name, type: dynamoType(raw) } };
       const value = candidate.map ? candidate.map[raw] : raw;
       if (value === undefined) return { violation: { problem: "unmapped-value", at: candidate.name, type: "S" } };
-      return {
-        value,
-        basis: candidate.follow ? { kind: "copy", source: candidate.name, sourceValue: raw } : { kind: "default" },
-      };
+      return { value, basis: { kind: "derived", source: candidate.name, sourceValue: raw } };
     }
   }
 }
 
 /**
- * The patch that normalizes `item`. Only strings are ever written, and only over an absent value, an
- * empty string, or (for copies and context values) a stale string; anything else is a violation.
+ * The first candidate of a derived target's chain that yields a value (or a problem), and the item
+ * attributes it preferred that were absent. `follow`: the value is the migrator's own and follows
+ * its inputs, which a writer's fill-only fallbacks are not.
+ */
+function resolveChain(target: TargetRule, item: Item, ctx: RuleContext, follow: boolean) {
+  const absentSources = target.mirrorOf ? [target.mirrorOf] : [];
+  for (const candidate of target.derived ?? []) {
+    const fillOnly = "mode" in candidate && candidate.mode !== undefined;
+    if (fillOnly && (candidate.mode !== ctx.mode || follow)) continue;
+    const resolution = resolve(candidate, item, ctx);
+    if (resolution !== undefined) return { resolution, absentSources };
+    if (candidate.from === "attribute") absentSources.push(candidate.name);
+  }
+  return { resolution: undefined, absentSources };
+}
+
+/**
+ * The patch that normalizes `item`. Only strings are ever written: a mirror over an absent, empty or
+ * stale value; a derived value over an absent or empty one, or over the migrator's own (owned) value.
+ * Anything else the rules cannot fix is a violation.
  */
 export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext): Patch {
-  const patch: Patch = { table, key: itemKey(table, item), set: [], violations: [] };
+  const patch: Patch = { table, key: itemKey(table, item), set: [], violations: [], disagreements: [], ownershipRecord: ownershipRecord(item) !== undefined };
   if (!inScope(table, item)) return patch;
 
   for (const target of RULES[table].targets) {
     const current = item[target.attribute];
+    const violation = (v: Omit<Violation, "attribute">) => patch.violations.push({ attribute: target.attribute, ...v });
     if (current !== undefined && typeof current !== "string") {
-      patch.violations.push({ attribute: target.attribute, problem: "target-not-string", at: target.attribute, type: dynamoType(current) });
+      violation({ problem: "target-not-string", at: target.attribute, type: dynamoType(current) });
       continue;
     }
-    let resolution: Resolution;
-    const absentSources: string[] = [];
-    for (const candidate of target.candidates) {
-      resolution = resolve(candidate, item, ctx);
-      if (resolution !== undefined) break;
-      if (candidate.from === "attribute" && (candidate.mode === undefined || candidate.mode === ctx.mode)) absentSources.push(candidate.name);
+    const assign = (value: string, basis: Basis, absentSources: string[] = []) =>
+      patch.set.push({
+        attribute: target.attribute,
+        value,
+        basis,
+        ...(current !== undefined ? { current } : {}),
+        ...(absentSources.length > 0 ? { absentSources } : {}),
+      });
+
+    if (target.mirrorOf && isPresent(item[target.mirrorOf])) {
+      const raw = item[target.mirrorOf];
+      if (typeof raw !== "string") violation({ problem: "source-not-string", at: target.mirrorOf, type: dynamoType(raw) });
+      else if (current !== raw) assign(raw, { kind: "mirror", source: target.mirrorOf, sourceValue: raw });
+      continue;
     }
 
+    const present = isPresent(current);
+    const owned = present && ownsValue(item, target.attribute);
+    if (present && !owned) {
+      // The application's value: never written; a different derivation is only worth reporting.
+      const { resolution } = resolveChain(target, item, ctx, false);
+      if (resolution && "value" in resolution && resolution.value !== current) patch.disagreements.push(target.attribute);
+      continue;
+    }
+    const { resolution, absentSources } = resolveChain(target, item, ctx, owned);
     if (resolution === undefined) {
-      if (current === "") {
-        patch.violations.push({ attribute: target.attribute, problem: "target-empty", at: target.attribute, type: "S" });
-      } else if (current === undefined && target.required) {
-        patch.violations.push({ attribute: target.attribute, problem: "no-source", at: target.attribute, type: "NULL" });
-      }
+      if (current === "") violation({ problem: "target-empty", at: target.attribute, type: "S" });
+      else if (current === undefined && target.required) violation({ problem: "no-source", at: target.attribute, type: "NULL" });
       continue;
     }
     if ("violation" in resolution) {
-      patch.violations.push({ attribute: target.attribute, ...resolution.violation });
+      violation(resolution.violation);
       continue;
     }
-    // A default never replaces a value that is already there; a copy replaces a stale one.
-    if (resolution.basis.kind === "default" ? isPresent(current) : current === resolution.value) continue;
-    patch.set.push({
-      attribute: target.attribute,
-      value: resolution.value,
-      basis: resolution.basis,
-      ...(current !== undefined ? { current } : {}),
-      ...(absentSources.length > 0 ? { absentSources } : {}),
-    });
+    if (resolution.value !== current) assign(resolution.value, resolution.basis, absentSources);
   }
   return patch;
 }

@@ -18,7 +18,7 @@ import {
   type SweepOwner,
   type SweepRun,
 } from "./ledger.js";
-import { derivePatch, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
+import { derivePatch, describeBasis, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
 import type { SiteLogixTable } from "./schema.js";
 import { ConcurrencyLimit, observeThrottling, retryThrottled, sleep, Throttler } from "./throttler.js";
 
@@ -161,9 +161,7 @@ function isProcessAlive(pid: number): boolean {
 }
 
 function describeAssignment(a: Assignment): SweepDiff["set"][number] {
-  const was = a.current === undefined ? "absent" : a.current === "" ? "empty" : "stale";
-  const from = a.basis.kind === "copy" ? a.basis.source : a.basis.kind === "context" ? "latest HISTORY# reportDate" : "default";
-  return { attribute: a.attribute, was, from };
+  return { attribute: a.attribute, was: a.current === undefined ? "absent" : a.current === "" ? "empty" : "stale", from: describeBasis(a.basis) };
 }
 
 /** Waits while the operator's pause flag is set. */

@@ -60,7 +60,7 @@ function renderStatus(status: MigrationStatus): string {
     const s = t.lastSweep;
     lines.push(`  last sweep: ${s ? `${s.status}, started ${s.startedAt}${s.finishedAt ? `, finished ${s.finishedAt}` : s.status !== "finished" ? " (resumable with --resume)" : ""}` : "none"}`);
     const g = t.lastGate;
-    lines.push(`  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations)` : "none"}`);
+    lines.push(`  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations${g.disagreements ? `, ${g.disagreements} disagreements` : ""})` : "none"}`);
     lines.push(`  latest backup: ${t.latestBackup ? `${t.latestBackup.backupArn} (${t.latestBackup.createdAt})` : "none"}`, "");
   }
   lines.push(`next: ${status.next.action}`, `  why: ${status.next.why}`);

@@ -11,13 +11,17 @@ const keyText = (k: Record<string, string>) => Object.entries(k).map(([n, v]) =>
 
 function describe(v: TableVerification, gate: IndexGateDecision): string {
   const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${(v.durationMs / 1000).toFixed(1)} s`;
-  const lines = [v.green ? head : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations`];
+  const disagreements = v.disagreements > 0 ? `; ${v.disagreements} items where the application's value differs from the rules (informational)` : "";
+  const lines = [v.green ? `${head}${disagreements}` : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations${disagreements}`];
   for (const i of v.indexes) {
-    if (i.gaps === 0 && i.violations === 0) continue;
-    lines.push(`  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations`);
+    if (i.gaps === 0 && i.violations === 0 && i.disagreements === 0) continue;
+    lines.push(`  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`);
     for (const s of i.sampleGaps.slice(0, SAMPLES_SHOWN)) lines.push(`    gap        ${keyText(s.key)}: ${s.attributes.join(", ")} missing or stale`);
     for (const s of i.sampleViolations.slice(0, SAMPLES_SHOWN)) {
       lines.push(`    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`);
+    }
+    for (const s of i.sampleDisagreements.slice(0, SAMPLES_SHOWN)) {
+      lines.push(`    disagrees  ${keyText(s.key)}: ${s.attributes.join(", ")} set by the application, not what the rules derive`);
     }
   }
   // What the gate decides with this result (also the deploy's check): open, or what still blocks it.
@@ -31,7 +35,10 @@ export function registerVerify(program: Command): void {
     .description(
       "the index gate: a parallel full scan per table that counts, per target GSI, gaps (a key attribute the rules would " +
         "write is missing, empty or stale) and violations (a key attribute that is not a string or is empty and cannot be " +
-        "derived; a source of the wrong type; an unmapped value), with up to 20 sample keys each. Items flagged by the scan " +
+        "derived; a source of the wrong type; an unmapped value), with up to 20 sample keys each. It also counts " +
+        "disagreements: a derived key attribute (status, timestamp, dateLastSeen, vendor_type) the application wrote " +
+        "holds another value than the rules would derive; the migrator never overwrites it, the item is indexed under the " +
+        "application's value, and the gate is not affected (informational). Items flagged by the scan " +
         "are re-read before counting. Records the result in the ledger with the scan's start time and prints what the " +
         "index gate then decides per table: open, or each reason it stays closed and the command that fixes it. " +
         "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
@@ -54,7 +61,16 @@ export function registerVerify(program: Command): void {
             verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }),
           ).finally(() => progress.stop());
           await onTable(names.ledger, () =>
-            ledger.recordGate({ table, at: v.at, green: v.green, gaps: v.gaps, violations: v.violations, scanned: v.scanned, indexes: v.indexes }),
+            ledger.recordGate({
+              table,
+              at: v.at,
+              green: v.green,
+              gaps: v.gaps,
+              violations: v.violations,
+              disagreements: v.disagreements,
+              scanned: v.scanned,
+              indexes: v.indexes,
+            }),
           );
           const indexGate = await ledger.indexGate(table);
           results[table] = { ...v, indexGate };

@@ -206,7 +206,16 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       const results: TableVerification[] = [];
       for (const table of RULE_TABLES) {
         const v = await verifyTable({ doc: c.doc, table, tableName: names[table], signal });
-        await ledger.recordGate({ table, at: v.at, green: v.green, gaps: v.gaps, violations: v.violations, scanned: v.scanned, indexes: v.indexes });
+        await ledger.recordGate({
+          table,
+          at: v.at,
+          green: v.green,
+          gaps: v.gaps,
+          violations: v.violations,
+          disagreements: v.disagreements,
+          scanned: v.scanned,
+          indexes: v.indexes,
+        });
         results.push(v);
       }
       return results;
