@@ -5,10 +5,12 @@ import type { DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   derivePatch,
+  derivedAttributes,
   isMigratorWrite,
   Ledger,
   MIGRATOR_ACTORS,
   MIGRATOR_MARKER,
+  ownsValue,
   StreamRunner,
   SUBSCRIPTIONS,
   targetAttributes,
@@ -20,7 +22,7 @@ import {
   type StreamRunnerOptions,
 } from "@sitelogix/core";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { createTestTables, lastApplicationWrites, type TestTables } from "./helpers.js";
 import { readStreamRecords, waitFor } from "./stream-helpers.js";
 
 // The handler module's Logger and Metrics read these when it is imported.
@@ -158,6 +160,53 @@ describe("normalizer on live streams", () => {
     expect(Number(r.version)).toBe(2);
   });
 
+  it("owned values follow: status follows employmentStatus, dateLastSeen a newer visit, timestamp an edited createdAt", async () => {
+    const person = { PK: "PERSON#own1", SK: "PROFILE" };
+    await put("personnel", { ...person, fullName: "Mary Jackson", employmentStatus: "active", createdAt: "2025-01-01T00:00:00.000Z", updatedAt: "2025-01-02T00:00:00.000Z" });
+    await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-02T00:00:00.000Z" });
+    // Old code updates only employmentStatus (and updatedAt): the migrator's status and dateLastSeen follow.
+    await update("personnel", person, { employmentStatus: "on_leave", updatedAt: "2025-02-01T00:00:00.000Z" });
+    await eventually("personnel", person, { status: "inactive", dateLastSeen: "2025-02-01T00:00:00.000Z" });
+    await put("personnel", { PK: person.PK, SK: "HISTORY#2025-09-01#r1", reportDate: "2025-09-01", hoursWorked: 8 });
+    await eventually("personnel", person, { dateLastSeen: "2025-09-01" });
+
+    const report = { PK: "REPORT#own1", SK: "METADATA" };
+    await put("reports", { ...report, projectId: "proj_070", managerId: "mgr_07", reportDate: "2025-11-06", createdAt: "2025-11-06T08:00:00.000Z", version: 1 });
+    await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
+    await update("reports", report, { createdAt: "2025-11-05T08:00:00.000Z" });
+    await eventually("reports", report, { timestamp: "2025-11-05T08:00:00.000Z" });
+  });
+
+  it("no lost update: a status or dateLastSeen the application set after the migrator did stays when their inputs change", async () => {
+    const person = { PK: "PERSON#own2", SK: "PROFILE" };
+    await put("personnel", { ...person, fullName: "Dorothy Vaughan", employmentStatus: "active", createdAt: "2025-01-01T00:00:00.000Z" });
+    await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-01T00:00:00.000Z" });
+    await update("personnel", person, { status: "archived", dateLastSeen: "2025-03-03" });
+    await update("personnel", person, { employmentStatus: "on_leave" });
+    await put("personnel", { PK: person.PK, SK: "HISTORY#2025-10-01#r2", reportDate: "2025-10-01", hoursWorked: 8 });
+    // The visit's record is handled after every earlier record of the person (one item's records run in order).
+    await waitFor(() => run.seen.find((s) => keyOf(s.record) === `${person.PK}|HISTORY#2025-10-01#r2`), "the visit to be normalized");
+    expect(await get("personnel", person)).toMatchObject({ status: "archived", dateLastSeen: "2025-03-03", employmentStatus: "on_leave" });
+
+    const report = { PK: "REPORT#own2", SK: "METADATA" };
+    await put("reports", { ...report, projectId: "proj_071", managerId: "mgr_07", reportDate: "2025-11-06", createdAt: "2025-11-06T08:00:00.000Z" });
+    await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
+    await update("reports", report, { timestamp: "2025-11-06T09:15:00.000Z" });
+    await update("reports", report, { createdAt: "2025-11-04T08:00:00.000Z", projectId: "proj_072" });
+    await eventually("reports", report, { project_id: "proj_072" });
+    expect((await get("reports", report))?.timestamp).toBe("2025-11-06T09:15:00.000Z");
+  });
+
+  it("a full-item put by old code drops the ownership record and the value: the migrator derives again", async () => {
+    const person = { PK: "PERSON#own3", SK: "PROFILE" };
+    const profile = { ...person, fullName: "Katherine Goble", employmentStatus: "active", createdAt: "2025-01-01T00:00:00.000Z" };
+    await put("personnel", profile);
+    await eventually("personnel", person, { status: "active" });
+    await put("personnel", { ...profile, employmentStatus: "terminated" });
+    const after = await eventually("personnel", person, { status: "archived", dateLastSeen: "2025-01-01T00:00:00.000Z" });
+    expect(ownsValue(after, "status")).toBe(true);
+  });
+
   it("a status set by the application is never overwritten", async () => {
     const draft = { PK: "REPORT#s1", SK: "METADATA" };
     const later = { PK: "REPORT#s2", SK: "METADATA" };
@@ -259,7 +308,7 @@ describe("invariant 1: no lost update", () => {
     try {
       const rows = [...generateDataset({ items: 150, seed: 11, transcriptBytes: 100 })];
       await loadDataset(t.clients.doc, t.names, rows);
-      const traffic = new ApplicationTraffic(t.clients.doc, t.names, { opsPerSecond: 40, seed: 5 });
+      const traffic = new ApplicationTraffic(t.clients.doc, t.names, { opsPerSecond: 40, seed: 5, journal: true, derivedWrites: true });
       for (const row of rows) traffic.know(row.table, { PK: row.item.PK as string, SK: row.item.SK as string });
       traffic.start();
       await new Promise((r) => setTimeout(r, 4000));
@@ -303,8 +352,29 @@ describe("invariant 1: no lost update", () => {
         }
       }
       expect(migratorWrites).toBeGreaterThan(60);
-      // The application's own statuses survived the normalizer (dataset rows with status "draft").
-      for (const row of rows.filter((r) => r.table === "reports" && r.item.status === "draft")) {
+      // Zero lost writes: every attribute holds what the application wrote last, derived ones included.
+      // One exception, by definition (DESIGN.md section 4): an application write of the very value the
+      // migrator owned changes nothing on the item, so the value stays the migrator's and follows its inputs.
+      const records = new Map<string, DecodedRecord[]>();
+      for (const table of tables) for (const r of await readStreamRecords(t.clients, t.names[table])) records.set(`${table}|${r.keys.PK}|${r.keys.SK}`, [...(records.get(`${table}|${r.keys.PK}|${r.keys.SK}`) ?? []), r]);
+      const rewroteOwnedValue = (id: string, attribute: string, value: unknown, version: number) =>
+        (records.get(id) ?? []).some((r) => Number(r.newImage?.version) === version && Number(r.oldImage?.version) === version - 1 && r.oldImage?.[attribute] === value && ownsValue(r.oldImage ?? {}, attribute));
+      let derived = 0;
+      for (const [id, { table, key, values, versions }] of lastApplicationWrites(traffic.journal)) {
+        const now = (await t.clients.doc.send(new GetCommand({ TableName: t.names[table], Key: key, ConsistentRead: true }))).Item;
+        for (const [attribute, value] of Object.entries(values)) {
+          if (value === "" && targetAttributes(table).includes(attribute)) continue;
+          if (derivedAttributes(table).includes(attribute)) {
+            if (rewroteOwnedValue(id, attribute, value, versions[attribute]!)) continue;
+            derived++;
+          }
+          expect(now?.[attribute], `${id} ${attribute}`).toEqual(value);
+        }
+      }
+      expect(derived).toBeGreaterThan(5);
+      // The application's own statuses survived the normalizer (dataset rows with status "draft" the traffic left alone).
+      const touched = new Set(traffic.journal.map((w) => `${w.table}|${w.key.PK}|${w.key.SK}`));
+      for (const row of rows.filter((r) => r.table === "reports" && r.item.status === "draft" && !touched.has(`reports|${r.item.PK}|${r.item.SK}`))) {
         const item = (await t.clients.doc.send(new GetCommand({ TableName: t.names.reports, Key: { PK: row.item.PK, SK: row.item.SK } }))).Item;
         if (item) expect(item.status).toBe("draft");
       }

@@ -1,7 +1,7 @@
 // Fixtures shared by the sweep and verify suites.
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { derivePatch, Ledger, planSweep, runSweep, sweepContext, type Item, type SiteLogixTable, type SweepOptions, type SweepReport } from "@sitelogix/core";
+import { derivePatchFor, Ledger, planSweep, runSweep, type Item, type SiteLogixTable, type SweepOptions, type SweepReport } from "@sitelogix/core";
 import type { TestTables } from "./helpers.js";
 
 export const keyString = (key: { PK?: unknown; SK?: unknown }) => `${String(key.PK)}|${String(key.SK)}`;
@@ -15,7 +15,7 @@ export async function scanAll(doc: DynamoDBDocumentClient, tableName: string): P
 
 /** The assignments an item still needs (empty when normalized), with the sweep's rule context. */
 export async function pendingWork(doc: DynamoDBDocumentClient, table: SiteLogixTable, tableName: string, item: Item) {
-  return derivePatch(table, item, await sweepContext(doc, table, tableName, item)).set;
+  return (await derivePatchFor(doc, table, tableName, item, { mode: "sweep" })).set;
 }
 
 export const ledgerOf = (t: TestTables) => new Ledger(t.clients.doc, t.names.ledger);

@@ -6,6 +6,7 @@ import {
   createClients,
   destroyClients,
   MIGRATOR_MARKER,
+  derivedAttributes,
   tablesWithRules,
   targetAttributes,
   verifyTable,
@@ -14,7 +15,7 @@ import {
   type SweepReport,
 } from "@sitelogix/core";
 import { ApplicationTraffic, generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { createTestTables, lastApplicationWrites, type TestTables } from "./helpers.js";
 import { interceptUpdates, keyString, ledgerOf, pendingWork, scanAll, sweepTable } from "./sweep-helpers.js";
 
 const LEGACY_TABLES = ["reports", "personnel", "vendors", "constraints"] as const;
@@ -102,7 +103,7 @@ describe("under live application traffic", () => {
     }
     interceptUpdates(sweepClients.dynamodb, interleaved);
 
-    traffic = new ApplicationTraffic(t.clients.doc, t.names, { opsPerSecond: 40, tables: ["reports", "constraints"], journal: true, seed: 5 });
+    traffic = new ApplicationTraffic(t.clients.doc, t.names, { opsPerSecond: 40, tables: ["reports", "constraints"], journal: true, derivedWrites: true, seed: 5 });
     for (const r of rows) {
       if ((r.table === "reports" || r.table === "constraints") && !raced.updated.has(r.item.PK as string) && !raced.deleted.has(r.item.PK as string)) {
         traffic.know(r.table, { PK: r.item.PK as string, SK: r.item.SK as string });
@@ -159,10 +160,47 @@ describe("under live application traffic", () => {
     }
     expect(checked).toBeGreaterThan(10);
 
-    // The application's own status values were never replaced by the default.
-    for (const r of rows.filter((r) => r.table === "reports" && r.item.status === "draft")) {
+    // Every attribute keeps the value the application wrote last, derived ones (status, timestamp) included.
+    let derived = 0;
+    for (const [id, { table, key, values }] of lastApplicationWrites(traffic.journal)) {
+      const now = await get(table, key);
+      for (const [attribute, value] of Object.entries(values)) {
+        if (value === "" && targetAttributes(table).includes(attribute)) continue;
+        if (derivedAttributes(table).includes(attribute)) derived++;
+        expect(now?.[attribute], `${id} ${attribute}`).toEqual(value);
+      }
+    }
+    expect(derived).toBeGreaterThan(0);
+
+    // The application's own status values were never replaced by the default (where the traffic left them).
+    const skip = touched();
+    for (const r of rows.filter((r) => r.table === "reports" && r.item.status === "draft" && !skip.has(`reports|${keyString(r.item)}`))) {
       const now = await get("reports", { PK: r.item.PK as string, SK: r.item.SK as string });
       if (now) expect(now.status).toBe("draft");
+    }
+  });
+
+  it("invariant 1: no lost update — on legacy items the sweep changes no derived value the application wrote (status, timestamp, dateLastSeen, vendor_type)", async () => {
+    const skip = touched();
+    const kept = new Map<string, number>();
+    for (const table of LEGACY_TABLES) {
+      const derived = derivedAttributes(table);
+      for (const item of await scanAll(t.clients.doc, t.names[table])) {
+        const id = `${table}|${keyString(item)}`;
+        const before = original.get(id);
+        if (!before || skip.has(id)) continue;
+        for (const attribute of derived) {
+          const value = before[attribute];
+          // vendor_type follows vendorType while it is present (a mirror then, not a derived value).
+          if (typeof value !== "string" || value === "" || (attribute === "vendor_type" && before.vendorType)) continue;
+          expect(item[attribute], `${id} ${attribute}`).toBe(value);
+          kept.set(`${table}.${attribute}`, (kept.get(`${table}.${attribute}`) ?? 0) + 1);
+        }
+      }
+    }
+    // The dataset plants each kind: an application status, timestamp, dateLastSeen and vendor_type.
+    for (const kind of ["reports.status", "reports.timestamp", "personnel.status", "personnel.dateLastSeen", "vendors.vendor_type", "vendors.dateLastSeen"]) {
+      expect(kept.get(kind), kind).toBeGreaterThan(0);
     }
   });
 

@@ -80,6 +80,8 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
     if (i % 10 === 3) delete item.createdAt; // timestamp falls back to submittedAt
     if (i % 25 === 4) item.status = ""; // empty counts as absent
     if (i % 7 === 5) item.status = "draft"; // the application's own status: never overwritten
+    // The application's own timestamp (not createdAt): a derived value the migrator never rewrites.
+    if (i % 13 === 8 && typeof item.createdAt === "string") item.timestamp = new Date(Date.parse(item.createdAt) + 1_800_000).toISOString();
     if (i % 5 === 1) item.project_id = item.projectId; // already copied by an earlier script
     if (i % 50 === 2) item.project_id = "proj_stale"; // a stale copy: follows its source
     yield { table: "reports", item };
@@ -100,6 +102,8 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
     };
     if (i % 9 === 2) delete item.employmentStatus; // status defaults to active
     if (i % 4 === 0) item.full_name = item.fullName;
+    if (i % 10 === 7) item.status = "inactive"; // set by the application, whatever employmentStatus says
+    if (i % 12 === 5) item.dateLastSeen = createdAt.slice(0, 10); // the application's own, older than later visits
     if (i % 11 === 6) item.status = ""; // empty counts as absent
     if (options.violations && i % 97 === 13) item.fullName = 4242; // numeric: no rule may copy it
     if (options.violations && i % 89 === 17) item.dateLastSeen = 20250101; // wrong type in a future key
@@ -127,6 +131,8 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
     };
     if (i % 3 !== 0) item.vendorType = pick(rnd, VENDOR_TYPES); // a third have none: defaults to supplier
     if (i % 6 === 1) item.vendor_type = ""; // empty counts as absent
+    if (i % 9 === 3) item.vendor_type = "rental"; // no vendorType: the application's own type stays
+    if (i % 4 === 2) item.dateLastSeen = "2024-12-31"; // the application's own
     yield { table: "vendors", item };
     for (let d = 0; d < 2; d++) {
       const date = day(rnd);
@@ -228,7 +234,14 @@ export class ApplicationTraffic {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly names: TableNames,
-    private readonly options: { opsPerSecond: number; seed?: number; tables?: SiteLogixTable[]; journal?: boolean },
+    private readonly options: {
+      opsPerSecond: number;
+      seed?: number;
+      tables?: SiteLogixTable[];
+      journal?: boolean;
+      /** New application code: a third of the updates also set a derived attribute (status, timestamp, dateLastSeen) itself. */
+      derivedWrites?: boolean;
+    },
   ) {
     this.rnd = random(options.seed ?? 7);
   }
@@ -324,7 +337,7 @@ export class ApplicationTraffic {
       "work-logs": { teamId: `team_${Math.floor(this.rnd() * 5)}` },
       "ai-analysis-cache": { analysisType: "risk" },
     };
-    const fields = { ...change[table], updatedAt: new Date().toISOString(), lastModifiedBy: `app_${Math.floor(this.rnd() * 20)}` };
+    const fields = { ...change[table], ...this.derivedWrite(table, key), updatedAt: new Date().toISOString(), lastModifiedBy: `app_${Math.floor(this.rnd() * 20)}` };
     const names: Record<string, string> = { "#version": "version" };
     const values: Record<string, unknown> = { ":one": 1 };
     const sets = Object.entries(fields).map(([k, v], i) => {
@@ -347,6 +360,17 @@ export class ApplicationTraffic {
     this.record({ op: "update", table, key, attributes: fields, ...(hasVersion ? { version: Number(current.version) + 1 } : {}) });
   }
 
+  /** What new application code sets of the derived attributes in an update (nothing without `derivedWrites`). */
+  private derivedWrite(table: SiteLogixTable, key: { SK: string }): Item {
+    if (!this.options.derivedWrites || this.rnd() >= 1 / 3) return {};
+    const now = new Date().toISOString();
+    const profile = key.SK === "PROFILE";
+    if (table === "reports") return this.rnd() < 0.5 ? { status: pick(this.rnd, ["draft", "in_review", "archived"]) } : { timestamp: now };
+    if (table === "personnel" && profile) return this.rnd() < 0.5 ? { status: pick(this.rnd, ["active", "inactive", "archived"]) } : { dateLastSeen: now.slice(0, 10) };
+    if (table === "vendors" && profile) return { dateLastSeen: now.slice(0, 10) };
+    return {};
+  }
+
   private async delete(table: SiteLogixTable): Promise<void> {
     const list = this.keys.get(table);
     if (!list?.length) return;
@@ -361,8 +385,10 @@ export class ApplicationTraffic {
     if (!key) return;
     const current = (await this.doc.send(new GetCommand({ TableName: this.names[table], Key: key }))).Item;
     if (!current) return;
-    // The old model knows no snake_case copies, no migrator markers, no timestamp or dateLastSeen.
-    const oldModel = Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp" && k !== "dateLastSeen"));
+    // The old model knows no snake_case copies, no migrator markers, no timestamp or dateLastSeen, and
+    // for people no status (reports had one before the migration).
+    const unknown = new Set(["timestamp", "dateLastSeen", ...(table === "personnel" ? ["status"] : [])]);
+    const oldModel = Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && !unknown.has(k)));
     const version = current.version;
     const item = { ...oldModel, ...key, updatedAt: new Date().toISOString(), version: typeof version === "object" || typeof version === "number" ? Number(version) + 1 : 1 };
     await this.doc.send(

@@ -5,8 +5,8 @@ import { GetMetricStatisticsCommand, type CloudWatchClient } from "@aws-sdk/clie
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { NumberValue, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
-import { latestHistoryReportDate } from "./normalizer.js";
-import { derivePatch, needsLatestHistory, type Item } from "./rules.js";
+import { derivePatchFor } from "./rule-context.js";
+import { needsLatestHistory, type Item } from "./rules.js";
 import { TABLES, type SiteLogixTable } from "./schema.js";
 import { subscriptionsOf } from "./subscriptions.js";
 
@@ -128,9 +128,8 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
   for (const item of sample) {
     const size = itemSizeBytes(item);
     sampleBytes += size;
-    const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(options.doc, tableName, String(item.PK)) : undefined;
     if (needsLatestHistory(table, item)) historyQueries++;
-    const patch = derivePatch(table, item, { mode: "sweep", ...(latest ? { latestHistoryReportDate: latest } : {}) });
+    const patch = await derivePatchFor(options.doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true });
     if (patch.violations.length > 0) violations++;
     if (patch.set.length > 0) {
       needsWork++;

@@ -3,8 +3,8 @@
 // and the index gate: which items a target GSI should hold but cannot (gaps), and which key values
 // no index can hold (violations). Nothing here writes to a SiteLogix table.
 import { GetCommand, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { latestHistoryReportDate } from "./normalizer.js";
-import { derivePatch, dynamoType, needsLatestHistory, ruleAttributes, type Item, type Patch, type RuleContext, type ViolationProblem } from "./rules.js";
+import { derivePatchFor } from "./rule-context.js";
+import { dynamoType, ruleAttributes, type Item, type Patch, type ViolationProblem } from "./rules.js";
 import { TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
 import { ConcurrencyLimit, isThrottlingError, retryThrottled, sleep, throttleBackoffMs } from "./throttler.js";
 import type { IndexCheck } from "./ledger.js";
@@ -84,20 +84,6 @@ export async function* scanSegment(options: SegmentScan): AsyncGenerator<ScanPag
       await sleep(throttleBackoffMs(retries), options.signal);
     }
   }
-}
-
-/** The context the sweep derives an item's patch in (mode `sweep`, plus the latest HISTORY# date where needed). */
-export async function sweepContext(
-  doc: DynamoDBDocumentClient,
-  table: SiteLogixTable,
-  tableName: string,
-  item: Item,
-  options: { signal?: AbortSignal; onThrottle?: () => void } = {},
-): Promise<RuleContext> {
-  if (!needsLatestHistory(table, item)) return { mode: "sweep" };
-  const pk = item[TABLES[table].hashKey] as string;
-  const latest = await retryThrottled(() => latestHistoryReportDate(doc, tableName, pk, options.signal ? { abortSignal: options.signal } : {}), options);
-  return latest === undefined ? { mode: "sweep" } : { mode: "sweep", latestHistoryReportDate: latest };
 }
 
 // --- the index gate ---
@@ -264,7 +250,7 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
   let scanned = 0;
 
   const check = async (item: Item) => {
-    const patch = derivePatch(table, item, await sweepContext(doc, table, tableName, item, { signal }));
+    const patch = await derivePatchFor(doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true, ...(signal ? { signal } : {}) });
     return { key: patch.key, findings: inspectItem(table, item, patch) };
   };
 

@@ -1,11 +1,12 @@
 // The normalizer's work on one stream record, without Lambda concerns: decode → rule context →
 // derivePatch(mode "normalizer") → applyPatch → outcome. The Lambda handler (packages/functions)
 // adds batching, logging and metrics around it; the local runner invokes that same handler.
-import { GetCommand, paginateQuery, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { applyPatch, MIGRATOR_MARKER, type Outcome } from "./applier.js";
 import type { Ledger } from "./ledger.js";
 import { logicalFromPhysical, type TableNames } from "./names.js";
-import { derivePatch, needsLatestHistory, tablesWithRules, type Item, type Violation } from "./rules.js";
+import { derivePatchFor } from "./rule-context.js";
+import { tablesWithRules, type Item, type Violation } from "./rules.js";
 import { itemKey, type SiteLogixTable } from "./schema.js";
 import type { DynamoDBRecord } from "aws-lambda";
 import { MalformedRecordError, type DecodedRecord } from "./streams.js";
@@ -61,38 +62,6 @@ export function liveFrom(record: DecodedRecord): string {
   return new Date(Date.parse(record.approximateCreationTime) + CREATION_TIME_GRANULARITY_MS).toISOString();
 }
 
-/**
- * The latest reportDate among a person's HISTORY# items (undefined when there are none), the context
- * of the personnel rule. All of them are read: nothing guarantees that HISTORY# sort keys order by
- * date. The normalizer reads consistently, to see the HISTORY# write whose stream record it handles.
- */
-export async function latestHistoryReportDate(
-  doc: DynamoDBDocumentClient,
-  tableName: string,
-  pk: string,
-  options: { consistentRead?: boolean; abortSignal?: AbortSignal } = {},
-): Promise<string | undefined> {
-  let latest: string | undefined;
-  const pages = paginateQuery(
-    { client: doc },
-    {
-      TableName: tableName,
-      KeyConditionExpression: "PK = :pk AND begins_with(SK, :history)",
-      ExpressionAttributeValues: { ":pk": pk, ":history": "HISTORY#" },
-      ProjectionExpression: "reportDate",
-      ...(options.consistentRead ? { ConsistentRead: true } : {}),
-    },
-    ...(options.abortSignal ? [{ abortSignal: options.abortSignal }] : []),
-  );
-  for await (const page of pages) {
-    for (const item of page.Items ?? []) {
-      const date = item.reportDate;
-      if (typeof date === "string" && date !== "" && (latest === undefined || date > latest)) latest = date;
-    }
-  }
-  return latest;
-}
-
 const revision = (item: Item | undefined) => Number(String(item?.[MIGRATOR_MARKER.rev] ?? 0));
 
 /** A MODIFY whose new image carries a higher migrator revision than its old one is a migrator write (attribution). */
@@ -140,12 +109,14 @@ export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecor
   } else {
     item = record.newImage!;
   }
-  const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(deps.doc, physical, String(item.PK), { consistentRead: true, ...options }) : undefined;
-  const patch = derivePatch(table, item, {
-    mode: "normalizer",
-    writeTime: record.approximateCreationTime,
-    ...(latest !== undefined ? { latestHistoryReportDate: latest } : {}),
-  });
+  const patch = await derivePatchFor(
+    deps.doc,
+    table,
+    physical,
+    item,
+    { mode: "normalizer", writeTime: record.approximateCreationTime },
+    { consistentRead: true, ...(options.abortSignal ? { signal: options.abortSignal } : {}) },
+  );
   const result = await applyPatch(deps.doc, physical, patch, "normalizer", options);
   const reported = result.outcome === "rejected" || patch.violations.length > 0;
   if (reported) {

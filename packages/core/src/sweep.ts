@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { DescribeTableCommand, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { applyPatch, type ApplyResult } from "./applier.js";
 import type { Clients } from "./clients.js";
-import { scanSegment, sweepAttributes, sweepContext } from "./inspector.js";
+import { scanSegment, sweepAttributes } from "./inspector.js";
 import {
   addSweepCounts,
   emptySweepCounts,
@@ -18,7 +18,8 @@ import {
   type SweepOwner,
   type SweepRun,
 } from "./ledger.js";
-import { derivePatch, describeBasis, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
+import { derivePatchFor } from "./rule-context.js";
+import { describeBasis, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
 import type { SiteLogixTable } from "./schema.js";
 import { ConcurrencyLimit, observeThrottling, retryThrottled, sleep, Throttler } from "./throttler.js";
 
@@ -317,8 +318,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
 
   /** Derives and applies one item's patch; false when stopped before its write. */
   const processItem = async (item: Item, pageCounts: SweepCounts): Promise<boolean> => {
-    const context = await sweepContext(doc, table, tableName, item, { onThrottle });
-    const patch = derivePatch(table, item, context);
+    const patch = await derivePatchFor(doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true, onThrottle });
     if (patch.set.length === 0 || dryRun) {
       record(pageCounts, item, patch);
       return true;

@@ -2,7 +2,7 @@
 // reports — data the migrator must never fix itself (a numeric name, a wrongly typed date, an
 // unknown status). Each fix is an ordinary application write, so the normalizer then does the rest.
 import { paginateScan, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { derivePatch, latestHistoryReportDate, needsLatestHistory, type Item, type SiteLogixTable, type TableNames, type Violation } from "@sitelogix/core";
+import { derivePatchFor, type Item, type SiteLogixTable, type TableNames, type Violation } from "@sitelogix/core";
 
 export const FIXED_BY = "ops:data-fix";
 
@@ -34,8 +34,7 @@ export async function applyApplicationFix(doc: DynamoDBDocumentClient, names: Ta
   for (const table of tables) {
     for await (const page of paginateScan({ client: doc }, { TableName: names[table] })) {
       for (const item of (page.Items ?? []) as Item[]) {
-        const latest = needsLatestHistory(table, item) ? await latestHistoryReportDate(doc, names[table], String(item.PK)) : undefined;
-        const { key, violations } = derivePatch(table, item, { mode: "sweep", ...(latest ? { latestHistoryReportDate: latest } : {}) });
+        const { key, violations } = await derivePatchFor(doc, table, names[table], item, { mode: "sweep" });
         if (violations.length === 0) continue;
         const fixes = violations.map((v) => fixFor(item, v));
         const sets = fixes.flatMap((f) => (f.set ? [f.set] : []));

@@ -222,13 +222,14 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     };
     const verifyDetails = (results: TableVerification[]) =>
       results.flatMap((v) => [
-        `- ${v.table}: ${v.green ? "green" : "red"}, ${v.scanned} scanned, ${v.gaps} gaps, ${v.violations} violations`,
+        `- ${v.table}: ${v.green ? "green" : "red"}, ${v.scanned} scanned, ${v.gaps} gaps, ${v.violations} violations, ${v.disagreements} disagreements (application values kept)`,
         ...v.indexes
-          .filter((i) => i.gaps + i.violations > 0)
+          .filter((i) => i.gaps + i.violations + i.disagreements > 0)
           .flatMap((i) => [
-            `  - ${i.index}: ${i.gaps} gaps, ${i.violations} violations`,
+            `  - ${i.index}: ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`,
             ...i.sampleViolations.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; ")}`),
             ...i.sampleGaps.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} missing or stale`),
+            ...i.sampleDisagreements.slice(0, 3).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} set by the application`),
           ]),
       ]);
 
