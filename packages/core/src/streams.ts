@@ -1,6 +1,7 @@
-// Stream records as the handlers see them: Lambda's DynamoDB event format, decoded once here for
-// the normalizer and the audit logger alike; and the local event-source-mapping runner, which reads
-// the streams through the DynamoDB Streams API and invokes the handlers with Lambda's semantics.
+// Stream records as the handlers see them: Lambda's DynamoDB event format, checked and decoded once
+// here for the normalizer and the audit logger alike, and the per-item ordering of a batch; and the
+// local event-source-mapping runner, which reads the streams through the DynamoDB Streams API and
+// invokes the handlers with Lambda's semantics.
 import { randomBytes, randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
@@ -16,6 +17,7 @@ import {
 } from "@aws-sdk/client-dynamodb-streams";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { keyString, normalizeImage, type RawImage } from "./audit/values.js";
 import type { Clients } from "./clients.js";
 import type { Ledger, ShardCheckpoint, StreamFailure, StreamFailureCondition, StreamMapping, StreamStartingPosition } from "./ledger.js";
 import type { TableNames } from "./names.js";
@@ -26,15 +28,22 @@ import { ConcurrencyLimit, sleep } from "./throttler.js";
 
 export type StreamEventName = "INSERT" | "MODIFY" | "REMOVE";
 
-export interface DecodedRecord {
+/** What places a record, checked: its table, event, identity and position in the stream. */
+export interface RecordEnvelope {
   /** Physical name of the table the record comes from (from its eventSourceARN). */
   tableName: string;
   eventName: StreamEventName;
   eventId: string;
-  /** Stream order within a shard: 21-digit, zero-padded, comparable as strings. */
+  /**
+   * Stream order within a shard: a decimal string whose length varies on AWS (21 digits on DynamoDB
+   * Local), so compare with compareSequenceNumbers, never as strings.
+   */
   sequenceNumber: string;
   /** ISO time of the write (to the second on AWS, to the minute on DynamoDB Local: never order by it). */
   approximateCreationTime: string;
+}
+
+export interface DecodedRecord extends RecordEnvelope {
   keys: Record<string, string>;
   newImage?: Item;
   oldImage?: Item;
@@ -53,6 +62,19 @@ export class MalformedRecordError extends Error {
     super(message);
     this.name = "MalformedRecordError";
   }
+}
+
+/** Throws the MalformedRecordError of a record, saying why (never with its images). */
+export function malformedRecord(record: DynamoDBRecord, why: string): never {
+  const eventId = record.eventID;
+  throw new MalformedRecordError(`malformed stream record${eventId ? ` ${eventId}` : ""}: ${why}`, eventId, record.dynamodb?.SequenceNumber);
+}
+
+/** Numeric order of two sequence numbers (decimal strings of varying length on AWS). */
+export function compareSequenceNumbers(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /**
@@ -99,7 +121,7 @@ export function tableNameFromStreamArn(arn: string): string {
 const image = (attrs: unknown) => (attrs ? (unmarshall(attrs as never, { wrapNumbers: true }) as Item) : undefined);
 
 /** Normalizes `{ type, principalId }` (Lambda) and `{ Type, PrincipalId }` (Streams API) alike. */
-function userIdentityOf(raw: unknown): DecodedRecord["userIdentity"] {
+export function userIdentityOf(raw: unknown): DecodedRecord["userIdentity"] {
   if (!raw || typeof raw !== "object") return undefined;
   const r = raw as Record<string, unknown>;
   const type = r.type ?? r.Type;
@@ -107,34 +129,60 @@ function userIdentityOf(raw: unknown): DecodedRecord["userIdentity"] {
   return typeof type === "string" && typeof principalId === "string" ? { type, principalId } : undefined;
 }
 
-export function decodeRecord(record: DynamoDBRecord): DecodedRecord {
+/** The checks every consumer of a record needs, and what they establish; throws MalformedRecordError. */
+export function recordEnvelope(record: DynamoDBRecord): RecordEnvelope {
+  const fail = (why: string) => malformedRecord(record, why);
   const eventId = record.eventID;
   const sequenceNumber = record.dynamodb?.SequenceNumber;
-  const fail = (why: string): never => {
-    throw new MalformedRecordError(`malformed stream record${eventId ? ` ${eventId}` : ""}: ${why}`, eventId, sequenceNumber);
-  };
   if (!eventId) return fail("no eventID");
   if (!sequenceNumber) return fail("no SequenceNumber");
-  if (record.eventName !== "INSERT" && record.eventName !== "MODIFY" && record.eventName !== "REMOVE") return fail(`unknown eventName ${String(record.eventName)}`);
+  const eventName = record.eventName;
+  if (eventName !== "INSERT" && eventName !== "MODIFY" && eventName !== "REMOVE") return fail(`unknown eventName ${String(eventName)}`);
   if (!record.eventSourceARN) return fail("no eventSourceARN");
-  const keys = image(record.dynamodb?.Keys);
-  if (!keys || Object.keys(keys).length === 0) return fail("no Keys");
+  const tableName = tableNameFromStreamArn(record.eventSourceARN);
   const created = record.dynamodb?.ApproximateCreationDateTime;
-  if (typeof created !== "number") return fail("no ApproximateCreationDateTime");
+  if (typeof created !== "number" || !Number.isFinite(created)) return fail("no ApproximateCreationDateTime");
+  return { tableName, eventName, eventId, sequenceNumber, approximateCreationTime: new Date(created * 1000).toISOString() };
+}
+
+/** A record with its keys and images unmarshalled (numbers wrapped): what the normalizer works on. */
+export function decodeRecord(record: DynamoDBRecord): DecodedRecord {
+  const envelope = recordEnvelope(record);
+  const keys = image(record.dynamodb?.Keys);
+  if (!keys || Object.keys(keys).length === 0) return malformedRecord(record, "no Keys");
   const userIdentity = userIdentityOf(record.userIdentity);
   const newImage = image(record.dynamodb?.NewImage);
   const oldImage = image(record.dynamodb?.OldImage);
   return {
-    tableName: tableNameFromStreamArn(record.eventSourceARN),
-    eventName: record.eventName,
-    eventId,
-    sequenceNumber,
-    approximateCreationTime: new Date(created * 1000).toISOString(),
+    ...envelope,
     keys: Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, String(v)])),
     ...(newImage ? { newImage } : {}),
     ...(oldImage ? { oldImage } : {}),
     ...(userIdentity ? { userIdentity } : {}),
     ...(record.dynamodb?.SizeBytes !== undefined ? { sizeBytes: record.dynamodb.SizeBytes } : {}),
+  };
+}
+
+/** The fields of a record that identify it in logs and failure reports: never its images. */
+export function recordRef(record: DynamoDBRecord): { tableName?: string; keys: Record<string, string>; eventName?: string; eventId?: string; sequenceNumber?: string } {
+  const keys: Record<string, string> = {};
+  try {
+    for (const [name, v] of Object.entries(normalizeImage((record.dynamodb?.Keys ?? {}) as RawImage))) keys[name] = keyString(v, name);
+  } catch {
+    // Keys that cannot be read are left out; the event id and sequence number still identify the record.
+  }
+  let tableName: string | undefined;
+  try {
+    tableName = record.eventSourceARN ? tableNameFromStreamArn(record.eventSourceARN) : undefined;
+  } catch {
+    tableName = undefined;
+  }
+  return {
+    ...(tableName ? { tableName } : {}),
+    keys,
+    ...(record.eventName ? { eventName: record.eventName } : {}),
+    ...(record.eventID ? { eventId: record.eventID } : {}),
+    ...(record.dynamodb?.SequenceNumber ? { sequenceNumber: record.dynamodb.SequenceNumber } : {}),
   };
 }
 
@@ -178,13 +226,6 @@ export function toLambdaRecord(record: StreamsApiRecord, streamArn: string): Dyn
 export type SubscriberName = Subscription["name"];
 
 export type LambdaStreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void | null | undefined>;
-
-/** Sequence numbers are decimal strings of varying length on AWS (21 digits locally): compare as numbers. */
-export function compareSequenceNumbers(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
 
 export type RunnerEvent =
   | { type: "mapping"; subscriber: SubscriberName; table: SiteLogixTable; mapping: StreamMapping; resumed: boolean }

@@ -1,6 +1,6 @@
 // Audit logger: subscribed to every SiteLogix table's stream, all event types, no filter. One audit
 // entry per record, exactly once (the entry's conditional put is keyed by the record), in the
-// item's hash chain (packages/core/src/audit.ts). An item's records are appended in stream order,
+// item's hash chain (packages/core/src/audit/). An item's records are appended in stream order,
 // different items concurrently; a record that fails is reported on its own (partial batch
 // response) with its keys, so Lambda retries it and, after the subscription's retries, sends it to
 // the on-failure destination. Item images are never logged.
