@@ -9,16 +9,14 @@ import {
   Ledger,
   MIGRATOR_ACTORS,
   MIGRATOR_MARKER,
-  StreamRunner,
   SUBSCRIPTIONS,
   targetAttributes,
   type DecodedRecord,
   type Item,
-  type LambdaStreamHandler,
   type NormalizeResult,
   type SiteLogixTable,
-  type StreamRunnerOptions,
 } from "@sitelogix/core";
+import { StreamRunner, type LambdaStreamHandler, type StreamRunnerOptions } from "@sitelogix/core/local-esm";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, type TestTables } from "./helpers.js";
 import { readStreamRecords, waitFor } from "./stream-helpers.js";

@@ -8,7 +8,11 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { AuditTrail, createClients, recordRef, resolveTableNames, retentionFromEnv } from "@sitelogix/core";
+// Narrow entry points, not the core barrel: the bundle carries only what the function uses.
+import { AuditTrail, retentionFromEnv } from "@sitelogix/core/audit";
+import { createClients } from "@sitelogix/core/clients";
+import { resolveTableNames } from "@sitelogix/core/names";
+import { recordRef } from "@sitelogix/core/streams";
 
 export interface AuditLoggerDeps {
   /** Defaults to the trail on the linked (or default-named) audit table, retention from the environment. */
