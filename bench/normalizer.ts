@@ -19,9 +19,9 @@ import {
   ensureTables,
   isMigratorWrite,
   Ledger,
-  StreamRunner,
   type NormalizerOutcome,
 } from "@sitelogix/core";
+import { StreamRunner } from "@sitelogix/core/local-esm";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 
 export interface NormalizerBenchOptions {

@@ -1,23 +1,28 @@
 // The audit entry model without a database: canonical encoding (binary, numbers, sets), diff,
-// actor attribution, retention, time bounds and output formats.
+// actor attribution, the field table (every field hashed, stored and read back), retention, time
+// bounds and output formats.
 import type { DynamoDBRecord } from "aws-lambda";
 import { describe, expect, it } from "vitest";
 import {
   canonicalNumber,
   defaultTableNames,
+  ENTRY_FIELDS,
   entryContent,
   entryHash,
+  entryJson,
   formatEntries,
   GENESIS_HASH,
   MalformedRecordError,
   MIGRATOR_ACTORS,
+  MIGRATOR_MARKER,
   migratorActor,
-  parseAuditTime,
   retentionFromEnv,
   type AttributeMap,
   type AuditEntry,
   type EntryContent,
 } from "@sitelogix/core";
+import { decodeEntry, storedEntry } from "@sitelogix/core/audit/store";
+import { parseAuditTime } from "../packages/cli/src/args.js";
 
 const names = defaultTableNames("x-");
 const ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/x-sitelogix-personnel/stream/2025-01-01T00:00:00.000";
@@ -139,6 +144,80 @@ describe("migrator attribution", () => {
     expect(attribute(migrated, { ...migrated, ...rev(3), _migratedBy: { S: "someone" } })).toBeUndefined();
   });
 });
+
+describe("migrator attribution: bookkeeping attributes", () => {
+  it("accepts every attribute of MIGRATOR_MARKER beside the targets in a migrator write, whatever the marker holds", () => {
+    const base: AttributeMap = { PK: { S: "PERSON#e1" }, SK: { S: "PROFILE" }, fullName: { S: "Ada" }, _migrationRev: { N: "1" } };
+    const bookkeeping = Object.fromEntries(Object.values(MIGRATOR_MARKER).map((name) => [name, { S: "x" }]));
+    const written = { ...base, ...bookkeeping, full_name: { S: "Ada" }, [MIGRATOR_MARKER.by]: { S: MIGRATOR_ACTORS.sweep }, [MIGRATOR_MARKER.rev]: { N: "2" } };
+    const changed = ["full_name", ...Object.values(MIGRATOR_MARKER)];
+    expect(migratorActor("personnel", base, written, changed)).toBe(MIGRATOR_ACTORS.sweep);
+    expect(migratorActor("personnel", base, { ...written, version: { N: "9" } }, [...changed, "version"])).toBeUndefined();
+  });
+});
+
+describe("entry fields: one declaration for the hash, the stored item, decoding and output", () => {
+  const person2 = { ...person, photo: { B: new Uint8Array([1, 2, 3]) }, big: { N: "123456789012345678901234567890" } };
+  const content = entryContent(record("MODIFY", { old: person2, new: { ...person2, fullName: { S: "Ada King" }, tags: { SS: ["a", "b"] } } }), names);
+  const placed: Omit<AuditEntry, "hash"> = { ...content, position: 3, prevHash: "a".repeat(64), recordedAt: "2025-11-24T00:00:00.000Z", expiresAt: 1_985_000_000, prevExpiresAt: 1_984_000_000 };
+  const full: AuditEntry = { ...placed, hash: entryHash(placed) };
+
+  /** Another value of the same shape, whatever the field. */
+  function changedValue(value: unknown): unknown {
+    if (typeof value === "string") return `${value}x`;
+    if (typeof value === "number") return value + 1;
+    if (Array.isArray(value)) return [...value, "x"];
+    if (value && typeof value === "object") {
+      const strings = Object.values(value).every((v) => typeof v === "string");
+      return { ...value, zz: strings ? "z" : { S: "z" } };
+    }
+    throw new Error(`no changed value for ${String(value)}: teach this test the new field's type`);
+  }
+
+  it("declares exactly the fields an entry has (the full entry below sets every one)", () => {
+    expect(Object.keys(ENTRY_FIELDS).sort()).toEqual(Object.keys(full).sort());
+  });
+
+  it("hashes every field but the hash itself and the entity: changing or dropping any other changes the hash", () => {
+    const unhashed = Object.entries(ENTRY_FIELDS).filter(([, field]) => !field.hash).map(([name]) => name);
+    // `entity` is a function of table and keys, which verification checks against the key the entry is stored under.
+    expect(unhashed.sort()).toEqual(["entity", "hash"]);
+    const hash = entryHash(full);
+    for (const name of Object.keys(ENTRY_FIELDS) as (keyof AuditEntry)[]) {
+      if (unhashed.includes(name)) continue;
+      expect(entryHash({ ...full, [name]: changedValue(full[name]) }), `${name} changed`).not.toBe(hash);
+      const { [name]: _, ...without } = full;
+      expect(entryHash(without as AuditEntry), `${name} absent`).not.toBe(hash);
+    }
+  });
+
+  it("stores and reads back every field, inline, compressed and chunked", () => {
+    const large = (bytes: number): AuditEntry => {
+      const big = { ...full, new: { ...full.new, blob: { S: randomText(bytes) } } };
+      const { hash: _, ...rest } = big;
+      return { ...big, hash: entryHash(rest) };
+    };
+    const storages = new Set<string>();
+    for (const entry of [full, large(400_000), large(900_000)]) {
+      const stored = storedEntry(entry);
+      storages.add(stored.storage);
+      const chunks = stored.chunks.map((c) => c.data!.B!);
+      expect(decodeEntry({ item: stored.item, chunks })).toEqual(entry);
+    }
+    expect([...storages].sort()).toEqual(["chunked", "compressed", "inline"]);
+  });
+
+  it("shows in JSON exactly the fields declared for output, in the declared order", () => {
+    const shown = Object.entries(ENTRY_FIELDS).filter(([, field]) => field.json).map(([name]) => name);
+    expect(Object.keys(entryJson(full))).toEqual(shown);
+    expect(entryJson(full).expiresAt).toBe(new Date(1_985_000_000 * 1000).toISOString());
+  });
+});
+
+/** Text that gzip cannot shrink much (hex of random bytes compresses to about half). */
+function randomText(chars: number): string {
+  return Array.from({ length: Math.ceil(chars / 16) }, () => Math.random().toString(16).slice(2, 18).padEnd(16, "0")).join("").slice(0, chars);
+}
 
 describe("retention and time bounds", () => {
   it("defaults to 7 years, takes whole years or forever, refuses anything else", () => {

@@ -27,12 +27,12 @@ import {
   Ledger,
   MIGRATOR_ACTORS,
   SITELOGIX_TABLES,
-  StreamRunner,
   type AuditEntry,
   type Item,
   type MigratorWriter,
   type SiteLogixTable,
 } from "@sitelogix/core";
+import { StreamRunner } from "@sitelogix/core/local-esm";
 import { createAuditLoggerHandler } from "@sitelogix/functions/audit-logger";
 import { createNormalizerHandler } from "@sitelogix/functions/normalizer";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";

@@ -11,16 +11,14 @@ import {
   MIGRATOR_ACTORS,
   MIGRATOR_MARKER,
   ownsValue,
-  StreamRunner,
   SUBSCRIPTIONS,
   targetAttributes,
   type DecodedRecord,
   type Item,
-  type LambdaStreamHandler,
   type NormalizeResult,
   type SiteLogixTable,
-  type StreamRunnerOptions,
 } from "@sitelogix/core";
+import { StreamRunner, type LambdaStreamHandler, type StreamRunnerOptions } from "@sitelogix/core/local-esm";
 import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, lastApplicationWrites, type TestTables } from "./helpers.js";
 import { readStreamRecords, waitFor } from "./stream-helpers.js";

@@ -8,7 +8,8 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Ledger, StreamRunner, SUBSCRIPTIONS, type StreamRunnerOptions, type FilterPattern, type Subscription } from "@sitelogix/core";
+import { Ledger, SUBSCRIPTIONS, type FilterPattern, type Subscription } from "@sitelogix/core";
+import { StreamRunner, type StreamRunnerOptions } from "@sitelogix/core/local-esm";
 import { createTestTables, type TestTables } from "./helpers.js";
 import { readStreamRecords, waitFor } from "./stream-helpers.js";
 

@@ -1,5 +1,6 @@
 // Test helpers for stream-driven suites: waiting for an eventual condition, reading a table's stream.
-import { compareSequenceNumbers, decodeRecord, readStream, type Clients, type DecodedRecord } from "@sitelogix/core";
+import { compareSequenceNumbers, decodeRecord, type Clients, type DecodedRecord } from "@sitelogix/core";
+import { readStream } from "@sitelogix/core/local-esm";
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {

@@ -3,7 +3,7 @@
 // retry from the earliest failure, on-failure after the retries). For tests that deliver records
 // they altered (malformed input, shifted times, a service identity); tests of the runner's own
 // semantics (restart, SIGKILL) use StreamRunner and `sitelogix-migrate stream`.
-import { readStream } from "@sitelogix/core";
+import { readStream } from "@sitelogix/core/local-esm";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 
 export type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void>;

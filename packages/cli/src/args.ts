@@ -1,4 +1,4 @@
-// Number options and table errors that name the table (sweep, verify).
+// Number and time options, and table errors that name the table (sweep, verify, audit).
 import { InvalidArgumentError } from "commander";
 import { CliError } from "./output.js";
 
@@ -27,4 +27,18 @@ export async function onTable<T>(physical: string, action: () => Promise<T>): Pr
     if ((err as { name?: string }).name === "ResourceNotFoundException") throw new CliError(`table ${physical} not found (${(err as Error).message})`);
     throw err;
   }
+}
+
+/**
+ * An operator's time bound as the ISO form audit entries use: a full time as given
+ * (`2025-11-01T08:00:00Z`), a bare date as the start (`from`) or the end (`to`) of that UTC day.
+ * Throws when unreadable.
+ */
+export function parseAuditTime(value: string, bound: "from" | "to"): string {
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const ms = Date.parse(dateOnly ? `${value}T00:00:00.000Z` : value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) {
+    throw new Error(`--${bound} must be an ISO date or time in UTC (e.g. 2025-11-01 or 2025-11-01T08:00:00Z); got "${value}"`);
+  }
+  return new Date(dateOnly && bound === "to" ? ms + 86_400_000 - 1 : ms).toISOString();
 }

@@ -13,7 +13,7 @@ export * from "./backup.js";
 export * from "./estimate.js";
 export * from "./status.js";
 export * from "./indexes.js";
-export * from "./audit.js";
+export * from "./audit/index.js";
 export * from "./normalizer.js";
 export * from "./throttler.js";
 export * from "./inspector.js";

@@ -1,6 +1,6 @@
 // Audit logger: subscribed to every SiteLogix table's stream, all event types, no filter. One audit
 // entry per record, exactly once (the entry's conditional put is keyed by the record), in the
-// item's hash chain (packages/core/src/audit.ts). An item's records are appended in stream order,
+// item's hash chain (packages/core/src/audit/). An item's records are appended in stream order,
 // different items concurrently; a record that fails is reported on its own (partial batch
 // response) with its keys, so Lambda retries it and, after the subscription's retries, sends it to
 // the on-failure destination. Item images are never logged.
@@ -8,7 +8,11 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { AuditTrail, createClients, recordRef, resolveTableNames, retentionFromEnv } from "@sitelogix/core";
+// Narrow entry points, not the core barrel: the bundle carries only what the function uses.
+import { AuditTrail, retentionFromEnv } from "@sitelogix/core/audit";
+import { createClients } from "@sitelogix/core/clients";
+import { resolveTableNames } from "@sitelogix/core/names";
+import { recordRef } from "@sitelogix/core/streams";
 
 export interface AuditLoggerDeps {
   /** Defaults to the trail on the linked (or default-named) audit table, retention from the environment. */

@@ -7,22 +7,13 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import {
-  createClients,
-  decodeRecord,
-  Ledger,
-  liveFrom,
-  MalformedRecordError,
-  inItemOrder,
-  normalizeRecord,
-  NORMALIZER_BATCH_CONCURRENCY,
-  normalizerOrderKey,
-  recordRef,
-  resolveTableNames,
-  type NormalizeResult,
-  type NormalizerDeps,
-  type SiteLogixTable,
-} from "@sitelogix/core";
+// Narrow entry points, not the core barrel: the bundle carries only what the function uses.
+import { createClients } from "@sitelogix/core/clients";
+import { Ledger } from "@sitelogix/core/ledger";
+import { resolveTableNames } from "@sitelogix/core/names";
+import { liveFrom, normalizeRecord, NORMALIZER_BATCH_CONCURRENCY, normalizerOrderKey, type NormalizeResult, type NormalizerDeps } from "@sitelogix/core/normalizer";
+import type { SiteLogixTable } from "@sitelogix/core/schema";
+import { decodeRecord, inItemOrder, MalformedRecordError, recordRef } from "@sitelogix/core/streams";
 
 /** Stop starting records this close to the function's timeout: they fail fast and are redelivered. */
 const DEADLINE_MARGIN_MS = 2_000;

@@ -5,7 +5,6 @@ import {
   destroyClients,
   exportEntries,
   formatEntries,
-  parseAuditTime,
   parseTableArg,
   resolveTableNames,
   TABLES,
@@ -15,6 +14,7 @@ import {
   type TableNames,
   type TimeRange,
 } from "@sitelogix/core";
+import { parseAuditTime } from "../args.js";
 import { CliError, EXIT, printJson, say } from "../output.js";
 
 const usage = (message: string) => new CliError(message, EXIT.usage);

@@ -6,13 +6,11 @@ import {
   Ledger,
   parseTableArg,
   resolveTableNames,
-  StreamRunner,
   SUBSCRIPTIONS,
-  type RunnerEvent,
   type SiteLogixTable,
   type StreamStartingPosition,
-  type SubscriberName,
 } from "@sitelogix/core";
+import { StreamRunner, type RunnerEvent, type SubscriberName } from "@sitelogix/core/local-esm";
 import { CliError, EXIT, say } from "../output.js";
 
 interface StreamOptions {

@@ -17,11 +17,9 @@ import {
   MIGRATOR_ACTORS,
   MIGRATOR_TABLES,
   planSweep,
-  readStream,
   runAccessPattern,
   runSweep,
   SITELOGIX_TABLES,
-  StreamRunner,
   tablesWithRules,
   targetGsis,
   TABLES,
@@ -31,6 +29,7 @@ import {
   type TableNames,
   type TableVerification,
 } from "@sitelogix/core";
+import { readStream, StreamRunner } from "@sitelogix/core/local-esm";
 import { startDynamoDbLocal, type DynamoDbLocal } from "../dynamodb-local.js";
 import { createProgress } from "../progress.js";
 import { ApplicationTraffic, generateDataset, loadDataset, type SampleRow } from "../sample-data.js";

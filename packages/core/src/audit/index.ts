@@ -1,0 +1,24 @@
+// The audit trail: one immutable, hash-chained entry per stream record of the SiteLogix tables,
+// queryable by item, actor and table, verifiable end to end. One file per role:
+//   values       attribute values: validation, canonical encoding, sizes, plain JSON
+//   attribution  who made a change (application user, migrator, TTL)
+//   entry        the entry and its field table (ENTRY_FIELDS), read by hashing, storage and output
+//   record       a stream record → an entry's content
+//   chain        hashing and placing an entry in its item's chain
+//   retention    how long entries are kept
+//   store        the audit table's layout: entries, chunks, heads, index keys
+//   trail        AuditTrail: append (exactly once, in order), and the entry point to queries and verification
+//   query        one item's history; one actor's or table's entries in a time range
+//   verify       every entry, link and head
+//   export       output formats and file exports
+export { TTL_PRINCIPAL, UNKNOWN_ACTOR, migratorActor, type ActorBasis } from "./attribution.js";
+export { AUDIT_FORMAT, GENESIS_HASH, entryHash } from "./chain.js";
+export { ENTRY_FIELDS, entityId, type AuditEntry, type EntryContent, type EntryField } from "./entry.js";
+export { entryJson, exportEntries, formatEntries, type EntryFormat, type ExportResult } from "./export.js";
+export type { TimeRange } from "./query.js";
+export { changedAttributes, entryContent } from "./record.js";
+export { DEFAULT_RETENTION, retentionFromEnv, type Retention } from "./retention.js";
+export { AUDIT_INDEX_SHARDS, AUDIT_INDEXES, UnreadableEntryError, type EntryStorage } from "./store.js";
+export { AUDIT_BATCH_CONCURRENCY, AuditTrail, OutOfOrderRecordError, type AppendOutcome, type AuditTrailOptions } from "./trail.js";
+export { canonicalJson, canonicalNumber, normalizeImage, type AttributeMap } from "./values.js";
+export type { ChainProblem, VerifyReport } from "./verify.js";
