@@ -102,13 +102,14 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
 
   /**
    * Fails every `every`-th attempt of the operation with a throttling error (before it is sent) for
-   * `forMs` after the first one: a burst of throttling, as a table gets when it runs out of capacity.
+   * `forMs` after the first one (the first `after` attempts pass): a burst of throttling, as a table
+   * gets when it runs out of capacity.
    */
-  function injectThrottling(client: DynamoDBClient, operation: "UpdateExpression" | "Segment", every: number, forMs: number, name = "ThrottlingException") {
+  function injectThrottling(client: DynamoDBClient, operation: "UpdateExpression" | "Segment", every: number, forMs: number, name = "ThrottlingException", after = 0) {
     const state = { injected: 0, seen: 0, since: 0 };
     const middleware = (next: (args: { input: unknown }) => Promise<unknown>) => async (args: { input: unknown }) => {
       const inBurst = state.injected === 0 || performance.now() - state.since < forMs;
-      if ((args.input as Record<string, unknown>)[operation] !== undefined && inBurst && ++state.seen % every === 0) {
+      if ((args.input as Record<string, unknown>)[operation] !== undefined && inBurst && ++state.seen > after && state.seen % every === 0) {
         if (state.injected++ === 0) state.since = performance.now();
         throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), { name, $fault: "client", $metadata: { httpStatusCode: 400 } });
       }
@@ -133,7 +134,8 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
     // The SDK's own retries absorb most throttles; the sweep sees them all and cuts its rate.
     const retried = createClients();
     clientsToClose.push(retried);
-    const writes = injectThrottling(retried.dynamodb, "UpdateExpression", 3, 600, "ProvisionedThroughputExceededException");
+    // The burst starts after 30 writes: there is then a rate to cut, however slow this machine is today.
+    const writes = injectThrottling(retried.dynamodb, "UpdateExpression", 3, 600, "ProvisionedThroughputExceededException", 30);
     const limits: (number | null)[] = [];
     const first = await sweepTable(t, "reports", { clients: retried, progressIntervalMs: 50, onProgress: (p: SweepProgress) => limits.push(p.wcuLimit) });
     expect(writes.injected).toBeGreaterThan(0);
@@ -156,8 +158,14 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
   });
 
   it("holds --max-wcu within ±10% of the consumed capacity DynamoDB reports", async () => {
+    // The budget must be one this machine can exceed right now (it may be shared): half of what an
+    // unthrottled sweep of the same items reaches in the same run, at most 400 WCU/s.
     await loadDataset(t.clients.doc, t.names, rows);
-    const maxWcu = 400;
+    const ceiling = await sweepTable(t, "reports");
+    const ceilingRate = (ceiling.counts.consumedWcu / ceiling.durationMs) * 1000;
+    const maxWcu = Math.min(400, Math.round(ceilingRate / 2));
+    expect(maxWcu).toBeGreaterThan(50);
+    await loadDataset(t.clients.doc, t.names, rows);
     const samples: { at: number; wcu: number }[] = [];
     const report = await sweepTable(t, "reports", {
       maxWcu,
