@@ -21,11 +21,12 @@ export async function deploy() {
   const plan = await planDeploy({ phase: ctx.phase, names: ctx.names, adopt: ctx.adopt, live }).finally(() => live.close());
   const declared = { ...tables(ctx, plan), ...audit(ctx) };
   const { topicArn } = migrator(ctx, declared, plan);
-  announceIndexChanges(ctx.stage, plan, declared, topicArn);
+  const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
   return {
     phase: ctx.phase,
     region: ctx.region,
     tables: ctx.names,
     indexChanges: plan.indexChanges.map((c) => `${c.action} ${c.index} on ${c.tableName}`),
+    phaseEvents,
   };
 }
