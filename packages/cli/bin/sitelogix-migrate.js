@@ -12,7 +12,7 @@ if (process.versions.node.split(".")[0] === "20") {
     );
   }
   process.env.SITELOGIX_NODE_NOTICE_SHOWN = "1";
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 }
 register();
 await import("../src/main.ts");
