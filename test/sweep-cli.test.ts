@@ -108,8 +108,10 @@ describe("sweep command", () => {
 
   it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
     await reload();
-    // Capped at 30 of these reports a second: the pause must land well before the sweep could finish.
-    const sweep = await startCli(["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "600"], env, { timeoutMs: 180_000 });
+    // At most 30 of these reports a second, 4 at a time: the pause (a process of its own, slow to
+    // start on a busy machine) lands before the sweep could finish, and what is in flight when it
+    // does drains in well under a second.
+    const sweep = await startCli(["sweep", "--table", "reports", "--segments", "2", "--concurrency", "4", "--max-wcu", "600"], env, { timeoutMs: 180_000 });
     await waitFor(async () => (await migrated()) > 0, "first writes", 60_000);
     const pause = await runCli(["sweep", "--pause"], env);
     expect(pause.code).toBe(0);
@@ -132,7 +134,7 @@ describe("sweep command", () => {
     const done = await sweep.done;
     expect(done.code, done.stderr).toBe(0);
     await expectAllNormalizedOnce(await reportsNow());
-  });
+  }, 120_000);
 
   it("aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints for --resume", async () => {
     await reload();
