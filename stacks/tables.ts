@@ -22,12 +22,12 @@ const INDEX_BUILD_TIMEOUT = "12h";
 
 /**
  * A GSI's declaration. Tables whose GSIs are fixed at creation use `keySchemas`. The four existing
- * tables keep the deprecated `hashKey`/`rangeKey` (a warning on every preview) because the provider
- * this SST pins (@pulumi/aws 7.20, terraform-provider-aws 6.3x) has open bugs on exactly what they go
- * through: moving a live GSI from hashKey/rangeKey to keySchemas can plan a re-creation of that GSI
- * (hashicorp/terraform-provider-aws#46512, pay-per-request with a range key), and adding or removing
- * one GSI of a table declared with keySchemas re-created all its other GSIs (#46601, from 6.29 until
- * its fix). Either would drop a live index for the whole backfill. Revisit with a provider that fixes both.
+ * tables keep the deprecated `hashKey`/`rangeKey` (a warning on every preview): the AWS provider's
+ * `keySchemas` support, new in the release line this SST pins, has bugs on exactly what those tables
+ * go through — moving a live GSI from hashKey/rangeKey to keySchemas can plan its re-creation
+ * (hashicorp/terraform-provider-aws#46512, open: on-demand tables with a range key), and adding or
+ * removing one GSI of a table declared with keySchemas re-created its other GSIs (#46601). Either
+ * would drop a live index for the whole backfill. Switch them once a provider with both fixed is pinned.
  */
 function gsiArgs(logical: LogicalTable, g: GsiDef): aws.types.input.dynamodb.TableGlobalSecondaryIndex {
   if (TABLES[logical].existing) return { name: g.name, hashKey: g.hashKey, ...(g.rangeKey ? { rangeKey: g.rangeKey } : {}), projectionType: "ALL" };
