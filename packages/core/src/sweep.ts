@@ -38,7 +38,6 @@ export const SWEEP_DEFAULTS = {
   credentialsMarginMs: 60_000,
 } as const;
 
-
 /**
  * Client settings for a sweep: a socket for every item in flight plus the scans and the ledger
  * (the SDK's default of 50 sockets would otherwise cap the concurrency and queue requests).
