@@ -9,6 +9,8 @@ import type { MigrationConfig } from "./stacks/config";
 
 export default {
   stages: {
+    // Before the first prod deploy, add who gets the alarms and phase events — the deploy refuses
+    // without it: alarms: { email: ["<on-call address>"] } or alarms: { topicArn: "<existing SNS topic in us-east-1>" }.
     prod: { phase: "expand", existingTables: "adopt" },
   },
   otherStages: { phase: "expand" },

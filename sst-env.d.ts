@@ -22,6 +22,12 @@ declare module "sst" {
       "name": string
       "type": "sst.sst.Linkable"
     }
+    "Migrator": {
+      "region": string
+      "stage": string
+      "topicArn": string
+      "type": "sst.sst.Linkable"
+    }
     "Personnel": {
       "name": string
       "type": "sst.sst.Linkable"

@@ -1,9 +1,11 @@
 // The stream functions (normalizer, audit logger), one per table they subscribe to, as
 // SUBSCRIPTIONS in core declares them; a dead-letter queue per function; explicit least-privilege
-// permissions; the alarms an operator watches during the migration.
-import type { LogicalTable, SiteLogixTable } from "@sitelogix/core/schema";
+// permissions; the alarms an operator watches during the migration, all to the stage's topic, which
+// also gets the phase events (core's Notifier) and is linked for `sst shell` with the pinned region.
+import { gsisIn, TABLES, type LogicalTable, type SiteLogixTable } from "@sitelogix/core/schema";
 import { SUBSCRIPTIONS, type Subscription } from "@sitelogix/core/subscriptions";
 import type { StageContext } from "./config";
+import type { DeployPlan } from "./deploy-plan";
 import type { DeclaredTable } from "./tables";
 
 export const POWERTOOLS_METRICS_NAMESPACE = "SiteLogixMigrator";
@@ -11,6 +13,14 @@ export const POWERTOOLS_METRICS_NAMESPACE = "SiteLogixMigrator";
 export const ITERATOR_AGE_ALARM_MS = 5 * 60_000;
 /** Failed batches' pointers are kept as long as SQS allows, for the post-mortem. */
 const DLQ_RETENTION_SECONDS = 14 * 24 * 3600;
+/**
+ * The per-record failure metrics each function emits (EMF, dimension `service`). With
+ * ReportBatchItemFailures a failing record leaves Lambda's `Errors` at 0: these are what show it.
+ */
+export const RECORD_FAILURE_METRICS: Record<Subscription["name"], string[]> = {
+  normalizer: ["failed", "malformed"],
+  "audit-logger": ["AuditRecordsFailed"],
+};
 
 type Tables = Record<LogicalTable, DeclaredTable>;
 type Permission = { actions: string[]; resources: $util.Input<string>[] };
@@ -38,14 +48,17 @@ export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, t
 
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, _dash, c: string) => c.toUpperCase());
 
-export function migrator(ctx: StageContext, tables: Tables) {
+export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPlan, "live">) {
   const tags = { "sitelogix:managed-by": "sitelogix-migrator" };
-  const topic = new aws.sns.Topic("MigratorAlarms", { tags });
-  if (ctx.alarmEmail) {
-    new aws.sns.TopicSubscription("MigratorAlarmsEmail", { topic: topic.arn, protocol: "email", endpoint: ctx.alarmEmail });
-  }
+  // An existing topic (alarms.topicArn), or the stage's own; the e-mail addresses subscribe to it.
+  const topicArn: $util.Input<string> = ctx.alarms?.topicArn ?? new aws.sns.Topic("MigratorAlarms", { tags }).arn;
+  (ctx.alarms?.email ?? []).forEach((endpoint, i) => {
+    new aws.sns.TopicSubscription(`MigratorAlarmsEmail${i}`, { topic: topicArn, protocol: "email", endpoint });
+  });
+  // What the CLI needs under `sst shell`: the region it must act in and the topic of the phase events.
+  new sst.Linkable("Migrator", { properties: { stage: ctx.stage, region: ctx.region, topicArn } });
   const alarm = (name: string, args: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">) =>
-    new aws.cloudwatch.MetricAlarm(name, { alarmActions: [topic.arn], okActions: [topic.arn], treatMissingData: "notBreaching", tags, ...args });
+    new aws.cloudwatch.MetricAlarm(name, { alarmActions: [topicArn], okActions: [topicArn], treatMissingData: "notBreaching", tags, ...args });
   // Every function gets every table's name (names are not permissions): resolveTableNames() needs
   // them all to map a stream record's table back to its logical name.
   const links = Object.values(tables).map((t) => t.link);
@@ -56,17 +69,45 @@ export function migrator(ctx: StageContext, tables: Tables) {
     }
   }
   for (const declared of Object.values(tables)) {
+    // The base table and each of this phase's GSIs: an index that cannot keep up throttles the
+    // table's writes, and CloudWatch reports it under the index's own dimension.
+    const indexes = [undefined, ...gsisIn(declared.logical, ctx.phase).map((g) => g.name)];
+    const metrics = indexes.flatMap((index, i) => [
+      throttleEvents(`r${i}`, "ReadThrottleEvents", declared, index),
+      throttleEvents(`w${i}`, "WriteThrottleEvents", declared, index),
+    ]);
     alarm(`${declared.linkName}Throttles`, {
-      alarmDescription: `${declared.name}: read or write requests throttled. During a sweep lower --max-wcu (or pause it); otherwise check the account's table limits.`,
+      alarmDescription: `${declared.name} (or one of its GSIs: ${indexes.slice(1).join(", ") || "none"}): read or write requests throttled. During a sweep lower --max-wcu (or pause it); otherwise check the account's table limits.`,
       comparisonOperator: "GreaterThanThreshold",
       threshold: 0,
       evaluationPeriods: 1,
       metricQueries: [
-        throttleEvents("reads", "ReadThrottleEvents", declared),
-        throttleEvents("writes", "WriteThrottleEvents", declared),
-        { id: "throttled", expression: "FILL(reads, 0) + FILL(writes, 0)", label: `${declared.name} throttled requests`, returnData: true },
+        ...metrics,
+        { id: "throttled", expression: metrics.map((m) => `FILL(${m.id}, 0)`).join(" + "), label: `${declared.name} throttled requests`, returnData: true },
       ],
     });
+  }
+  for (const [role, metrics] of Object.entries(RECORD_FAILURE_METRICS)) {
+    const service = `sitelogix-${role}`;
+    alarm(`${pascal(role)}RecordFailures`, {
+      alarmDescription: `${role}: stream records failed (retried, bisected, then sent to the function's DLQ). Read the logs of the ${service} functions (keys, never values).`,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: 0,
+      evaluationPeriods: 1,
+      metricQueries: [
+        ...metrics.map((metricName, i) => ({
+          id: `m${i}`,
+          metric: { namespace: POWERTOOLS_METRICS_NAMESPACE, metricName, dimensions: { service }, period: 60, stat: "Sum" },
+        })),
+        { id: "failed", expression: metrics.map((_, i) => `FILL(m${i}, 0)`).join(" + "), label: `${role} failed records`, returnData: true },
+      ],
+    });
+  }
+
+  /** The customer-managed key an adopted table keeps (plan.live), if any. */
+  function customerKeys(logical: LogicalTable): string[] {
+    const encryption = ctx.adopt && TABLES[logical].existing ? plan.live[logical]?.encryption : undefined;
+    return encryption?.kind === "customer-managed" ? [encryption.keyArn] : [];
   }
 
   function subscribe(subscription: Subscription, logical: SiteLogixTable) {
@@ -94,6 +135,8 @@ export function migrator(ctx: StageContext, tables: Tables) {
           ...PERMISSIONS[subscription.name](source, tables),
           // On-failure destinations of stream mappings are sent to with the function's role.
           { actions: ["sqs:SendMessage"], resources: [dlq.arn] },
+          // The stream and the items of a table encrypted with a customer-managed key are read through it.
+          ...customerKeys(logical).map((key) => ({ actions: ["kms:Decrypt"], resources: [key] })),
         ],
       },
       {
@@ -151,11 +194,10 @@ export function migrator(ctx: StageContext, tables: Tables) {
       comparisonOperator: "GreaterThanThreshold",
     });
   }
+  return { topicArn };
 }
 
-function throttleEvents(id: string, metricName: string, declared: DeclaredTable): aws.types.input.cloudwatch.MetricAlarmMetricQuery {
-  return {
-    id,
-    metric: { namespace: "AWS/DynamoDB", metricName, dimensions: { TableName: declared.name }, period: 300, stat: "Sum" },
-  };
+function throttleEvents(id: string, metricName: string, declared: DeclaredTable, index?: string) {
+  const dimensions = { TableName: declared.name, ...(index ? { GlobalSecondaryIndexName: index } : {}) };
+  return { id, metric: { namespace: "AWS/DynamoDB", metricName, dimensions, period: 300, stat: "Sum" } } satisfies aws.types.input.cloudwatch.MetricAlarmMetricQuery;
 }

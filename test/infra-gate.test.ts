@@ -92,7 +92,10 @@ describe("the deploy plan against live tables", () => {
   afterAll(() => t.dispose());
 
   it("expand on the expanded tables changes no index", async () => {
-    expect(await plan("expand")).toEqual({ phase: "expand", newTables: [], indexChanges: [] });
+    const expanded = await plan("expand");
+    expect(expanded).toMatchObject({ phase: "expand", newTables: [], indexChanges: [] });
+    // DynamoDB Local reports no SSE: the AWS-owned default, which adopted tables keep.
+    expect(expanded.live.reports).toEqual({ encryption: { kind: "owned" } });
   });
 
   it("invariant 8: gated indexes — the index phase refuses every table whose gate is closed, naming the index and why", async () => {
@@ -143,7 +146,9 @@ describe("the deploy plan against live tables", () => {
       }),
     );
     await waitForIndexes(t.clients.dynamodb, t.names.vendors);
-    expect(await refusal(plan("index"))).toEqual([`${t.names.vendors} has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it`]);
+    expect(await refusal(plan("index"))).toEqual([
+      `${t.names.vendors}: has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it. Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first`,
+    ]);
     await t.clients.dynamodb.send(new UpdateTableCommand({ TableName: t.names.vendors, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI9-Adhoc" } }] }));
   });
 
@@ -172,8 +177,8 @@ describe("the deploy plan against live tables", () => {
     try {
       const problems = await refusal(plan("expand", { names: { ...t.names, reports: odd } }));
       expect(problems.slice(0, 2)).toEqual([
-        `${odd} has key schema (id HASH), the schema says (PK HASH, SK RANGE): the deploy would replace the table`,
-        `${odd} is PROVISIONED; the stacks declare PAY_PER_REQUEST: switch it deliberately (aws dynamodb update-table --billing-mode PAY_PER_REQUEST) before deploying`,
+        `${odd}: key schema is (id HASH), the schema says (PK HASH, SK RANGE): the deploy would replace the table. The table cannot be adopted as it is: check that the right table is named`,
+        `${odd}: capacity mode is PROVISIONED, the stacks declare PAY_PER_REQUEST: the deploy would switch it. Switch it deliberately first (aws dynamodb update-table --billing-mode PAY_PER_REQUEST), then deploy`,
       ]);
     } finally {
       await t.clients.dynamodb.send(new DeleteTableCommand({ TableName: odd }));
@@ -199,18 +204,18 @@ describe("the deployer's credentials", () => {
 
 describe("stage settings", () => {
   const config = {
-    stages: { prod: { phase: "index" as const, existingTables: "adopt" as const }, audit: { phase: "expand" as const, auditTableName: "compliance-audit" } },
+    stages: { prod: { phase: "index" as const, existingTables: "adopt" as const, alarms: { email: ["oncall@sitelogix.example"] } }, audit: { phase: "expand" as const, auditTableName: "compliance-audit" } },
     otherStages: { phase: "expand" as const },
   };
 
   it("an adopting stage uses the live tables' own names; every other stage prefixes its own", () => {
-    expect(stageContext(config, "prod", true)).toMatchObject({ phase: "index", adopt: true, protect: true, names: defaultTableNames() });
-    expect(stageContext(config, "alice", false)).toMatchObject({ phase: "expand", adopt: false, protect: false, names: defaultTableNames("alice-") });
-    expect(stageContext(config, "audit", false).names.audit).toBe("compliance-audit");
+    expect(stageContext(config, "prod", true, "us-east-1")).toMatchObject({ phase: "index", adopt: true, protect: true, region: "us-east-1", names: defaultTableNames() });
+    expect(stageContext(config, "alice", false, "us-east-1")).toMatchObject({ phase: "expand", adopt: false, protect: false, names: defaultTableNames("alice-") });
+    expect(stageContext(config, "audit", false, "us-east-1").names.audit).toBe("compliance-audit");
   });
 
   it("refuses a phase a stage cannot be deployed at", () => {
-    expect(() => stageContext({ ...config, otherStages: { phase: "legacy" as never } }, "dev", false)).toThrow(
+    expect(() => stageContext({ ...config, otherStages: { phase: "legacy" as never } }, "dev", false, "us-east-1")).toThrow(
       'migration.config.ts: stage "dev" has phase "legacy"; expected one of expand, index, contract',
     );
   });

@@ -4,6 +4,8 @@
 // under test. What this cannot prove: that importing a live table reconciles (`sst diff --stage prod`).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TABLES } from "@sitelogix/core";
 import migrationConfig from "../migration.config.js";
@@ -51,33 +53,47 @@ const GSIS: Record<DeployPhase, Record<string, string[]>> = {
 const TTL: Record<string, string> = { "ai-analysis-cache": "ttl", audit: "expiresAt" };
 const LIVE_BEFORE: Record<DeployPhase, "legacy" | "expand" | "index"> = { expand: "legacy", index: "expand", contract: "index" };
 
-/** The checked-in config with every stage moved to `phase` (prod keeps adopting). */
+const ONCALL = "migration-oncall@sitelogix.example";
+
+/** The checked-in config with every stage moved to `phase` (prod keeps adopting, and gets an alarm address). */
 function atPhase(config: MigrationConfig, phase: DeployPhase): MigrationConfig {
   return {
-    stages: Object.fromEntries(Object.entries(config.stages).map(([stage, c]) => [stage, { ...c, phase }])),
+    stages: Object.fromEntries(Object.entries(config.stages).map(([stage, c]) => [stage, { alarms: { email: [ONCALL] }, ...c, phase }])),
     otherStages: { ...config.otherStages, phase },
   };
 }
 
-async function deploy(stage: string, phase: DeployPhase, live: LiveState): Promise<ProgramRun> {
-  inputs.config = atPhase(migrationConfig, phase);
+async function deploy(stage: string, phase: DeployPhase, live: LiveState, config = atPhase(migrationConfig, phase)): Promise<ProgramRun> {
+  inputs.config = config;
   inputs.liveTables = fakeLiveTables(live);
   return runProgram(stage);
 }
 
+// The deploy's phase events (index ACTIVE) go to SNS with the deployer's credentials.
+const sns = mockClient(SNSClient);
 const runs = new Map<string, ProgramRun>();
+const published = new Map<string, { Subject?: string; TopicArn?: string; event?: string }[]>();
 const runOf = (stage: string, phase: DeployPhase) => runs.get(`${stage}/${phase}`)!;
 
 beforeAll(async () => {
+  sns.on(PublishCommand).resolves({ MessageId: "m-1" });
   for (const stage of ["dev", "prod"]) {
     for (const phase of DEPLOY_PHASES) {
       // Each phase deployed onto the tables the previous one left; dev starts from nothing.
       const live = stage === "dev" && phase === "expand" ? {} : { phase: LIVE_BEFORE[phase] };
+      sns.resetHistory();
       runs.set(`${stage}/${phase}`, await deploy(stage, phase, live));
+      published.set(
+        `${stage}/${phase}`,
+        sns.commandCalls(PublishCommand).map((c) => ({ Subject: c.args[0].input.Subject, TopicArn: c.args[0].input.TopicArn, event: c.args[0].input.MessageAttributes?.event?.StringValue })),
+      );
     }
   }
 }, 600_000);
-afterAll(disposeHarness);
+afterAll(async () => {
+  sns.restore();
+  await disposeHarness();
+});
 
 const ofType = (run: ProgramRun, type: string) => run.resources.filter((r) => r.type === type);
 const one = (run: ProgramRun, type: string, pick: (r: RecordedResource) => boolean) => {
@@ -86,6 +102,8 @@ const one = (run: ProgramRun, type: string, pick: (r: RecordedResource) => boole
   return found[0]!;
 };
 const physical = (stage: string, logical: string) => (stage === "prod" ? PHYSICAL[logical]! : `${stage}-${PHYSICAL[logical]}`);
+/** A GSI's key attributes, HASH first, whichever way it is declared. */
+const gsiKeys = (g: any): string[] => (g.keySchemas ? g.keySchemas.map((k: any) => k.attributeName) : [g.hashKey, g.rangeKey].filter(Boolean));
 
 describe.each(["dev", "prod"])("stage %s", (stage) => {
   const prod = stage === "prod";
@@ -104,6 +122,36 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
     expect(runOf(stage, "contract").outputs.indexChanges).toEqual([`delete GSI2-ProjectIndex on ${physical(stage, "personnel")}`]);
   });
 
+  it("pins the region (us-east-1) for the provider, the outputs and the Migrator link the CLI checks under sst shell", () => {
+    for (const phase of DEPLOY_PHASES) {
+      const run = runOf(stage, phase);
+      expect(run.app.providers).toEqual({ aws: { region: "us-east-1" } });
+      expect(run.outputs.region).toBe("us-east-1");
+      const topic = one(run, "aws:sns/topic:Topic", () => true);
+      expect(run.links.find((l) => l.name === "Migrator")?.properties).toEqual({ stage, region: "us-east-1", topicArn: topic.outputs.arn });
+    }
+  });
+
+  it("announces each index change to the stage's topic once the deploy has made it (gh-ost's on-success hook)", () => {
+    const topicArn = one(runOf(stage, "index"), "aws:sns/topic:Topic", () => true).outputs.arn;
+    expect(published.get(`${stage}/expand`)).toEqual([]);
+    // Each as its table's update completes: in no particular order.
+    const bySubject = (a: { Subject?: string }, b: { Subject?: string }) => String(a.Subject).localeCompare(String(b.Subject));
+    expect(published.get(`${stage}/index`)!.sort(bySubject)).toEqual(
+      ["GSI3-StatusIndex on reports", "GSI2-StatusIndex on personnel", "GSI2-TypeIndex on vendors", "GSI3-ProjectDateIndex on constraints"]
+        .map((what) => {
+          const [index, table] = what.split(" on ");
+          return { Subject: `[sitelogix-migrator ${stage}] index ACTIVE: ${index} on ${physical(stage, table!)}`, TopicArn: topicArn, event: "index-active" };
+        })
+        .sort(bySubject),
+    );
+    expect(published.get(`${stage}/contract`)).toEqual([
+      { Subject: `[sitelogix-migrator ${stage}] index deleted: GSI2-ProjectIndex on ${physical(stage, "personnel")}`, TopicArn: topicArn, event: "index-deleted" },
+    ]);
+    expect(runOf(stage, "index").outputs.phaseEvents).toHaveLength(4);
+    for (const line of runOf(stage, "index").outputs.phaseEvents) expect(line).toMatch(/: notified$/);
+  });
+
   describe.each(DEPLOY_PHASES)("phase %s", (phase) => {
     const table = (logical: string) => one(runOf(stage, phase), "aws:dynamodb/table:Table", (r) => r.inputs.name === physical(stage, logical));
 
@@ -111,7 +159,7 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       expect(ofType(runOf(stage, phase), "aws:dynamodb/table:Table")).toHaveLength(8);
       for (const logical of Object.keys(PHYSICAL)) {
         const t = table(logical).inputs;
-        const gsis = (t.globalSecondaryIndexes ?? []).map((g: any) => `${g.name}=${[g.hashKey, g.rangeKey].filter(Boolean).join(",")}`);
+        const gsis = (t.globalSecondaryIndexes ?? []).map((g: any) => `${g.name}=${gsiKeys(g).join(",")}`);
         expect(gsis, logical).toEqual(GSIS[phase][logical]);
         expect(new Set((t.globalSecondaryIndexes ?? []).map((g: any) => g.projectionType))).toEqual(new Set(gsis.length ? ["ALL"] : []));
         const keys = ["PK", "SK"];
@@ -122,13 +170,30 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       }
     });
 
-    it("streams NEW_AND_OLD_IMAGES on the six SiteLogix tables; PITR, KMS encryption and TTL where due", () => {
+    it("declares GSIs of tables created with their indexes with keySchemas, and keeps hashKey/rangeKey on the four existing tables", () => {
+      for (const logical of Object.keys(PHYSICAL)) {
+        for (const g of table(logical).inputs.globalSecondaryIndexes ?? []) {
+          if (EXISTING.includes(logical)) {
+            expect(g.keySchemas, `${logical} ${g.name}`).toBeUndefined();
+            expect(g.hashKey, `${logical} ${g.name}`).toBeDefined();
+          } else {
+            expect(g.hashKey, `${logical} ${g.name}`).toBeUndefined();
+            expect(g.rangeKey, `${logical} ${g.name}`).toBeUndefined();
+            // HASH first, then RANGE: the declaration of today's hashKey/rangeKey, no other index.
+            expect(g.keySchemas.map((k: any) => k.keyType)).toEqual(g.keySchemas.length === 2 ? ["HASH", "RANGE"] : ["HASH"]);
+          }
+        }
+      }
+    });
+
+    it("streams NEW_AND_OLD_IMAGES on the six SiteLogix tables; PITR, encryption and TTL where due", () => {
       for (const logical of Object.keys(PHYSICAL)) {
         const t = table(logical).inputs;
         if (APP_TABLES.includes(logical)) expect(t, logical).toMatchObject({ streamEnabled: true, streamViewType: "NEW_AND_OLD_IMAGES" });
         else expect(t.streamEnabled, logical).toBe(false);
         expect(t.pointInTimeRecovery, logical).toEqual({ enabled: true });
-        expect(t.serverSideEncryption, logical).toEqual({ enabled: true });
+        // Tables the stage creates: the AWS-managed KMS key. Adopted ones keep theirs (here: the AWS-owned default).
+        expect(t.serverSideEncryption, logical).toEqual(prod && EXISTING.includes(logical) ? undefined : { enabled: true });
         expect(t.ttl, logical).toEqual(TTL[logical] ? { attributeName: TTL[logical], enabled: true } : undefined);
       }
     });
@@ -258,10 +323,13 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       }
     });
 
-    it("alarms on iterator age, errors and DLQ depth per function and on throttling per table, all to one topic", () => {
+    it("alarms on iterator age, errors and DLQ depth per function, per-record failures per role and throttling per table and GSI, all to one topic", () => {
       const alarms = ofType(run(), "aws:cloudwatch/metricAlarm:MetricAlarm");
       const topic = one(run(), "aws:sns/topic:Topic", () => true);
       for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic.outputs.arn]);
+      for (const a of alarms) expect((a.inputs.metricQueries ?? []).filter((q: any) => q.metric).length, a.name).toBeLessThanOrEqual(10);
+      const subscriptions = ofType(run(), "aws:sns/topicSubscription:TopicSubscription").map((s) => s.inputs);
+      expect(subscriptions).toEqual(prod ? [expect.objectContaining({ topic: topic.outputs.arn, protocol: "email", endpoint: ONCALL })] : []);
       const byMetric = (metric: string, dimension: string, value: string) =>
         alarms.filter((a) => a.inputs.metricName === metric && a.inputs.dimensions?.[dimension] === value);
       for (const { fn, esm } of mappings()) {
@@ -277,10 +345,20 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       for (const logical of Object.keys(PHYSICAL)) {
         const throttles = alarms.filter((a) => a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.TableName === physical(stage, logical)));
         expect(throttles, logical).toHaveLength(1);
-        const metrics = throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric).map((q: any) => q.metric.metricName);
-        expect(metrics.sort()).toEqual(["ReadThrottleEvents", "WriteThrottleEvents"]);
+        const metrics = throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric).map((q: any) => `${q.metric.metricName} ${q.metric.dimensions.GlobalSecondaryIndexName ?? "table"}`);
+        const indexes = ["table", ...EXPAND_GSIS[logical]!.map((g) => g.split("=")[0])];
+        expect(metrics.sort(), logical).toEqual(indexes.flatMap((i) => [`ReadThrottleEvents ${i}`, `WriteThrottleEvents ${i}`]).sort());
+        const sum = throttles[0]!.inputs.metricQueries.find((q: any) => q.returnData);
+        for (const q of throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric)) expect(sum.expression).toContain(`FILL(${q.id}, 0)`);
       }
-      expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length);
+      // With ReportBatchItemFailures a failed record leaves Lambda's Errors at 0: the functions' own metrics.
+      const recordFailures = (service: string) =>
+        alarms
+          .filter((a) => a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.service === service))
+          .map((a) => a.inputs.metricQueries.filter((q: any) => q.metric).map((q: any) => `${q.metric.namespace} ${q.metric.metricName}`));
+      expect(recordFailures("sitelogix-normalizer")).toEqual([["SiteLogixMigrator failed", "SiteLogixMigrator malformed"]]);
+      expect(recordFailures("sitelogix-audit-logger")).toEqual([["SiteLogixMigrator AuditRecordsFailed"]]);
+      expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length + 2);
     });
   });
 });
@@ -305,6 +383,89 @@ describe("the deploy refuses", () => {
   it("an adopting deploy when an existing table is missing from the account", async () => {
     const run = await deploy("prod", "expand", {});
     expect(run.error?.message).toContain("sitelogix-reports does not exist: this stage adopts the existing table and never creates it");
+  });
+});
+
+describe("adopting production's tables", () => {
+  const KEY = "arn:aws:kms:us-east-1:123456789012:key/0b9e6a8e-cmk";
+  const AWS_KEY = "arn:aws:kms:us-east-1:123456789012:key/5f1c2d3e-aws-dynamodb";
+  const sse = (keyArn: string) => (d: any) => ({ ...d, SSEDescription: { Status: "ENABLED", SSEType: "KMS", KMSMasterKeyArn: keyArn } });
+  const tableNamed = (run: ProgramRun, name: string) => one(run, "aws:dynamodb/table:Table", (r) => r.inputs.name === name);
+  /** kms:Decrypt grants per function (by its description, e.g. `normalizer on sitelogix-reports`). */
+  const decryptGrants = (run: ProgramRun) =>
+    Object.fromEntries(
+      ofType(run, "aws:lambda/function:Function").map((fn) => {
+        const role = one(run, "aws:iam/role:Role", (r) => r.outputs.arn === fn.inputs.role);
+        const statements: { Action: string[]; Resource: string[] }[] = JSON.parse(role.inputs.inlinePolicies[0].policy).Statement;
+        return [fn.inputs.description, statements.filter((st) => st.Action.includes("kms:Decrypt")).flatMap((st) => st.Resource)];
+      }),
+    );
+
+  it("keeps a table's customer-managed key, and the functions on that table may decrypt with it (no other grant)", async () => {
+    const run = await deploy("prod", "expand", { phase: "legacy", keys: { [KEY]: "CUSTOMER" }, change: { reports: sse(KEY) } });
+    expect(run.error).toBeUndefined();
+    expect(tableNamed(run, "sitelogix-reports").inputs.serverSideEncryption).toEqual({ enabled: true, kmsKeyArn: KEY });
+    const grants = decryptGrants(run);
+    expect(Object.keys(grants)).toHaveLength(11);
+    for (const [fn, resources] of Object.entries(grants)) expect(resources, fn).toEqual(fn.endsWith(" on sitelogix-reports") ? [KEY] : []);
+  });
+
+  it("keeps the AWS-managed key and the AWS-owned default as they are, with no KMS grant", async () => {
+    const run = await deploy("prod", "expand", { phase: "legacy", change: { personnel: sse(AWS_KEY) } });
+    expect(run.error).toBeUndefined();
+    expect(tableNamed(run, "sitelogix-personnel").inputs.serverSideEncryption).toEqual({ enabled: true });
+    expect(tableNamed(run, "sitelogix-reports").inputs.serverSideEncryption).toBeUndefined();
+    for (const resources of Object.values(decryptGrants(run))) expect(resources).toEqual([]);
+  });
+
+  it("refuses every difference Pulumi would change, re-create or replace, before declaring anything", async () => {
+    const run = await deploy("prod", "expand", {
+      phase: "legacy",
+      change: {
+        reports: (d) => ({ ...d, GlobalSecondaryIndexes: d.GlobalSecondaryIndexes!.map((g) => (g.IndexName === "GSI1-ProjectIndex" ? { ...g, Projection: { ProjectionType: "KEYS_ONLY" } } : g)) }),
+        personnel: (d) => ({ ...d, LocalSecondaryIndexes: [{ IndexName: "LSI1-ByUpdatedAt", KeySchema: [{ AttributeName: "PK", KeyType: "HASH" }, { AttributeName: "updatedAt", KeyType: "RANGE" }] }] }),
+        vendors: (d) => ({ ...d, TableClassSummary: { TableClass: "STANDARD_INFREQUENT_ACCESS" } }),
+        constraints: (d) => ({ ...d, StreamSpecification: { StreamEnabled: true, StreamViewType: "KEYS_ONLY" }, LatestStreamArn: "arn:aws:dynamodb:us-east-1:123456789012:table/sitelogix-constraints/stream/2024" }),
+      },
+    });
+    expect(run.error?.name).toBe("DeployRefusedError");
+    const lines = run.error!.message.split("\n").slice(1);
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^ {2}- sitelogix-reports: GSI GSI1-ProjectIndex is \(project_id HASH, report_date RANGE; KEYS_ONLY\), the schema declares \(project_id HASH, report_date RANGE; ALL\): the deploy would delete and re-create it/);
+    expect(lines[1]).toMatch(/^ {2}- sitelogix-personnel: has local secondary index LSI1-ByUpdatedAt .*Pulumi would replace the table/);
+    expect(lines[2]).toMatch(/^ {2}- sitelogix-vendors: is in table class STANDARD_INFREQUENT_ACCESS, the stacks declare STANDARD: the deploy would switch its class/);
+    expect(lines[3]).toMatch(/^ {2}- sitelogix-constraints: has a stream of view type KEYS_ONLY, the stacks declare NEW_AND_OLD_IMAGES: .*new stream ARN/);
+    expect(run.resources).toEqual([]);
+  });
+});
+
+describe("alarm destinations", () => {
+  const withAlarms = (alarms: MigrationConfig["otherStages"]["alarms"]): MigrationConfig => {
+    const config = atPhase(migrationConfig, "expand");
+    return { ...config, stages: { ...config.stages, prod: { ...config.stages.prod!, alarms } } };
+  };
+
+  it("a prod deploy without one is refused, declaring nothing, and says what to set", async () => {
+    const run = await deploy("prod", "expand", { phase: "legacy" }, withAlarms(undefined));
+    expect(run.error?.message).toContain(
+      'migration.config.ts: stage "prod" has no alarm destination, so every alarm would notify nobody: set alarms.email (addresses; each confirms once) or alarms.topicArn (an existing SNS topic in us-east-1)',
+    );
+    expect(run.resources).toEqual([]);
+  });
+
+  it("an existing topic gets the alarms and the phase events instead of one the stage creates", async () => {
+    const topicArn = "arn:aws:sns:us-east-1:123456789012:sitelogix-ops-pager";
+    const run = await deploy("prod", "expand", { phase: "legacy" }, withAlarms({ topicArn }));
+    expect(run.error).toBeUndefined();
+    expect(ofType(run, "aws:sns/topic:Topic")).toEqual([]);
+    for (const a of ofType(run, "aws:cloudwatch/metricAlarm:MetricAlarm")) expect(a.inputs.alarmActions).toEqual([topicArn]);
+    expect(run.links.find((l) => l.name === "Migrator")?.properties).toMatchObject({ topicArn });
+  });
+
+  it("refuses a topic in another region (alarms notify their own region only) and an address that is not one", async () => {
+    const run = await deploy("prod", "expand", { phase: "legacy" }, withAlarms({ email: ["oncall"], topicArn: "arn:aws:sns:eu-west-1:123456789012:ops" }));
+    expect(run.error?.message).toContain('stage "prod": alarms.email "oncall" is not an e-mail address');
+    expect(run.error?.message).toContain('stage "prod": alarms.topicArn is in eu-west-1, the stage deploys to us-east-1; CloudWatch alarms notify topics of their own region only');
   });
 });
 

@@ -7,6 +7,7 @@ import { MIGRATOR_MARKER, type Item } from "@sitelogix/core";
 import { startLatencyProxy } from "../bench/latency-proxy.js";
 import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
 import { createTestTables, runCli, startCli, type TestTables } from "./helpers.js";
+import { startSnsRecorder } from "./sns-recorder.js";
 import { waitFor } from "./stream-helpers.js";
 import { ledgerOf, pendingWork, scanAll } from "./sweep-helpers.js";
 
@@ -107,7 +108,10 @@ describe("sweep command", () => {
 
   it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
     await reload();
-    const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
+    // At most 30 of these reports a second, 4 at a time: the pause (a process of its own, slow to
+    // start on a busy machine) lands before the sweep could finish, and what is in flight when it
+    // does drains in well under a second.
+    const sweep = await startCli(["sweep", "--table", "reports", "--segments", "2", "--concurrency", "4", "--max-wcu", "600"], env, { timeoutMs: 180_000 });
     await waitFor(async () => (await migrated()) > 0, "first writes", 60_000);
     const pause = await runCli(["sweep", "--pause"], env);
     expect(pause.code).toBe(0);
@@ -130,7 +134,7 @@ describe("sweep command", () => {
     const done = await sweep.done;
     expect(done.code, done.stderr).toBe(0);
     await expectAllNormalizedOnce(await reportsNow());
-  });
+  }, 120_000);
 
   it("aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints for --resume", async () => {
     await reload();
@@ -148,6 +152,44 @@ describe("sweep command", () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout).tables.reports.scanned).toBeLessThan(rows.length);
     await expectAllNormalizedOnce(await reportsNow());
+  });
+
+  it("stops gracefully when its credentials are about to expire, records why, and --resume with fresh ones finishes it; each end reaches the topic", async () => {
+    await reload();
+    const sns = await startSnsRecorder();
+    const topic = { SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops", AWS_ENDPOINT_URL_SNS: sns.endpoint };
+    try {
+      // Fixed session credentials, as `sst shell` hands a command, that expire in 70 s: the sweep
+      // stops once fewer than 60 s are left (a refreshable provider would have renewed them by then).
+      const expiresAt = new Date(Date.now() + 70_000).toISOString();
+      const slow = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "200"];
+      const stopped = await runCli(slow, { ...env, ...topic, AWS_CREDENTIAL_EXPIRATION: expiresAt }, { timeoutMs: 120_000 });
+      expect(stopped.code, stopped.stderr).toBe(1);
+      const reason = `the AWS credentials expire at ${expiresAt} and were not renewed`;
+      expect(stopped.stderr).toContain(`reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`);
+      const run = (await latestRun())!;
+      expect(run).toMatchObject({ status: "stopped", error: reason });
+      expect(await migrated()).toBeLessThan(rows.length);
+
+      const resumed = await runCli(["sweep", "--table", "reports", "--resume"], { ...env, ...topic }, { timeoutMs: 180_000 });
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect((await latestRun())!).toMatchObject({ sweepId: run.sweepId, status: "finished" });
+      await expectAllNormalizedOnce(await reportsNow());
+      expect(sns.published.map((p) => [p.event, p.Subject])).toEqual([
+        ["sweep-stopped", "[sitelogix-migrator] sweep stopped: reports"],
+        ["sweep-finished", "[sitelogix-migrator] sweep finished: reports"],
+      ]);
+      expect(sns.published[0]!.Message).toContain(reason);
+    } finally {
+      await sns.close();
+    }
+  });
+
+  it("refuses to start with credentials that expire within the minute", async () => {
+    const run = await runCli(["sweep", "--table", "vendors"], { ...env, AWS_CREDENTIAL_EXPIRATION: new Date(Date.now() + 20_000).toISOString() });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(README: long sweeps\)\n$/);
+    expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });
 
   it("names a missing table in one line with exit 1", async () => {

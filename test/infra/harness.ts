@@ -42,6 +42,9 @@ export interface LinkedResource {
 }
 
 export interface ProgramRun {
+  /** What sst.config.ts's app() returned for the stage (name, removal, protect, providers). */
+  app: Record<string, any>;
+  /** The stack outputs, resolved (as the engine awaits them before a deploy completes). */
   outputs: Record<string, any>;
   resources: RecordedResource[];
   /** Top-level linkable resources: what `sst shell` exposes and what sst-env.d.ts types. */
@@ -293,7 +296,8 @@ async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
     const properties = (await resolved(resource.getSSTLink().properties)) as Record<string, unknown>;
     links.push({ name, type: type.replaceAll(":", "."), properties });
   }
-  return { outputs: outputs ?? {}, resources, links, builds: new Map(builds), ...(error ? { error } : {}) };
+  const resolvedOutputs = ((await resolved(outputs ?? {})) ?? {}) as Record<string, any>;
+  return { app, outputs: resolvedOutputs, resources, links, builds: new Map(builds), ...(error ? { error } : {}) };
 }
 
 /** Stops the RPC server and removes the work directory (bundles, zips). */

@@ -1,6 +1,8 @@
 // A stand-in for the live account in the infra tests: the tables as they would be after deploying
-// `phase` (or production before this app, `legacy`), and an index gate that is open or closed.
+// `phase` (or production before this app, `legacy`), changed where a test says so, and an index
+// gate that is open or closed.
 import type { TableDescription } from "@aws-sdk/client-dynamodb";
+import type { KeyManager } from "@sitelogix/core/adoption";
 import type { TableNames } from "@sitelogix/core/names";
 import { tablesIn, type LogicalTable, type Phase } from "@sitelogix/core/schema";
 import { createTableInput } from "@sitelogix/core/tables";
@@ -11,6 +13,10 @@ export interface LiveState {
   phase?: Phase;
   /** Reasons the index gate is closed (the same for every table); empty: open. */
   gateClosed?: string[];
+  /** Changes a table's DescribeTable answer (as DynamoDB would describe a table set up differently). */
+  change?: Partial<Record<LogicalTable, (description: TableDescription) => TableDescription>>;
+  /** KMS keys and who manages them; a key not listed is AWS-managed. */
+  keys?: Record<string, KeyManager>;
 }
 
 export function describeAt(table: LogicalTable, tableName: string, phase: Phase): TableDescription {
@@ -24,6 +30,8 @@ export function describeAt(table: LogicalTable, tableName: string, phase: Phase)
     ...(input.GlobalSecondaryIndexes
       ? { GlobalSecondaryIndexes: input.GlobalSecondaryIndexes.map((g) => ({ ...g, IndexStatus: "ACTIVE" as const })) }
       : {}),
+    // Production before the migration has no stream; every later phase has the one the stacks declare.
+    ...(phase !== "legacy" && input.StreamSpecification ? { StreamSpecification: input.StreamSpecification } : {}),
   };
 }
 
@@ -32,7 +40,12 @@ export function fakeLiveTables(state: LiveState): (names: TableNames) => LiveTab
     async describe(tableName) {
       if (!state.phase) return undefined;
       const def = tablesIn(state.phase).find((t) => names[t.logical] === tableName);
-      return def ? describeAt(def.logical, tableName, state.phase) : undefined;
+      if (!def) return undefined;
+      const described = describeAt(def.logical, tableName, state.phase);
+      return state.change?.[def.logical]?.(described) ?? described;
+    },
+    async keyManager(keyArn) {
+      return state.keys?.[keyArn] ?? "AWS";
     },
     async indexGate(table) {
       const reasons = state.gateClosed ?? [];

@@ -33,6 +33,7 @@ export function describeError(err: unknown): string {
     return `cannot reach DynamoDB at ${endpoint} (${e.code})`;
   }
   if (e?.name === "CredentialsProviderError") return `no AWS credentials: ${e.message}`;
+  if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken") return `the AWS credentials expired: get fresh ones and run the command again (a sweep: with --resume)`;
   if (e?.name === "AccessDeniedException") return `access denied: ${e.message}`;
   if (e?.name === "ResourceNotFoundException") return `table not found: ${e.message}`;
   return e?.message ?? String(err);

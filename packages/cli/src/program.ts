@@ -1,4 +1,6 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { Command } from "commander";
+import { migratorLink, regionProblem } from "@sitelogix/core";
 import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
 import { registerLocal } from "./commands/local.js";
@@ -6,6 +8,19 @@ import { registerSweep } from "./commands/sweep.js";
 import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
 import { registerVerify } from "./commands/verify.js";
+import { CliError } from "./output.js";
+
+/** The region the SDK resolves (AWS_REGION, else the profile's); undefined when none. */
+async function sdkRegion(): Promise<string | undefined> {
+  const client = new DynamoDBClient({});
+  try {
+    return await client.config.region();
+  } catch {
+    return undefined;
+  } finally {
+    client.destroy();
+  }
+}
 
 export function buildProgram(): Command {
   const program = new Command("sitelogix-migrate")
@@ -19,6 +34,12 @@ export function buildProgram(): Command {
       // Help and version are successes; any other parse error is a usage error.
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
+  // Under `sst shell` a command acts only in the region the stage is pinned to (`local` runs its own engine).
+  program.hook("preAction", async (_program, action) => {
+    if (action.name() === "local" || !migratorLink()) return;
+    const problem = regionProblem(await sdkRegion());
+    if (problem) throw new CliError(problem);
+  });
   registerTables(program);
   registerAudit(program);
   registerCockpit(program);

@@ -18,3 +18,7 @@ export * from "./normalizer.js";
 export * from "./throttler.js";
 export * from "./inspector.js";
 export * from "./sweep.js";
+export * from "./adoption.js";
+export * from "./notifier.js";
+export * from "./credentials.js";
+export * from "./stage.js";

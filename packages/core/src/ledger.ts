@@ -88,7 +88,7 @@ export interface SweepRun {
   totalSegments: number;
   counts?: SweepCounts;
   owner?: SweepOwner;
-  /** When it last stopped (signal or error) and, for `failed`, why (never item data). */
+  /** When it last stopped (signal or error) and, for `failed` or a stop the sweep made itself (credentials), why (never item data). */
   stoppedAt?: string;
   error?: string;
 }

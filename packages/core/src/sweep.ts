@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { DescribeTableCommand, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { applyPatch, type ApplyResult } from "./applier.js";
 import type { Clients } from "./clients.js";
+import { credentialsExpiration, expiredCredentials } from "./credentials.js";
 import { scanSegment, sweepAttributes } from "./inspector.js";
 import {
   addSweepCounts,
@@ -31,6 +32,11 @@ export const SWEEP_DEFAULTS = {
   /** A run whose heartbeat is older than this may be taken over by `--resume` from another host. */
   leaseMs: 30_000,
   sampleLimit: 20,
+  /**
+   * A sweep stops gracefully when its credentials expire within this time and were not renewed (the
+   * SDK renews refreshable credentials 5 minutes ahead; fixed ones, as `sst shell` passes, never).
+   */
+  credentialsMarginMs: 60_000,
 } as const;
 
 /**
@@ -123,6 +129,8 @@ export interface SweepReport {
   status: "finished" | "stopped";
   /** A dry run wrote nothing: `applied` stays 0 and `samples.diffs` shows what would be written. */
   dryRun: boolean;
+  /** Why a sweep stopped on its own (credentials); absent when a signal stopped it or it finished. */
+  stopReason?: string;
   resumed: boolean;
   totalSegments: number;
   /** What this process did (a resumed run's earlier attempts are in the ledger's run record). */
@@ -150,6 +158,7 @@ export interface SweepOptions {
   controlIntervalMs?: number;
   leaseMs?: number;
   sampleLimit?: number;
+  credentialsMarginMs?: number;
 }
 
 function isProcessAlive(pid: number): boolean {
@@ -210,6 +219,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const pause = new PauseGate();
   // The flag is read before any work starts, then every few seconds by the control loop.
   pause.set((await ledger.pauseFlag())?.paused === true);
+  const credentialsMarginMs = options.credentialsMarginMs ?? SWEEP_DEFAULTS.credentialsMarginMs;
+  const expiresAt = await credentialsExpiration(clients.dynamodb);
+  if (expiresAt && expiresAt.getTime() - Date.now() < credentialsMarginMs) {
+    throw new Error(`the AWS credentials expire at ${expiresAt.toISOString()}: get fresh ones before sweeping (README: long sweeps)`);
+  }
 
   const owner: SweepOwner = { host: hostname(), pid: process.pid, heartbeatAt: new Date().toISOString() };
   let run: SweepRun | undefined;
@@ -252,6 +266,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   // One signal for "stop issuing work": the caller's, or a fatal error in any worker.
   const stop = new AbortController();
   let fatal: unknown;
+  /** Set when the sweep stops itself before its credentials stop working. */
+  let stopReason: string | undefined;
   const fail = (err: unknown) => {
     fatal ??= err;
     stop.abort();
@@ -279,6 +295,12 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
       await sleep(interval, stop.signal);
       if (stop.signal.aborted) return;
       try {
+        const expiration = await credentialsExpiration(clients.dynamodb);
+        if (expiration && expiration.getTime() - Date.now() < credentialsMarginMs) {
+          stopReason = `the AWS credentials expire at ${expiration.toISOString()} and were not renewed`;
+          stop.abort();
+          return;
+        }
         pause.set((await ledger.pauseFlag())?.paused === true);
         if (run) {
           owner.heartbeatAt = new Date().toISOString();
@@ -412,7 +434,14 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   options.signal?.removeEventListener("abort", onCallerStop);
   stopObserving();
 
-  const finished = fatal === undefined && ended.size === totalSegments;
+  // Credentials that stopped working are a stop, not a failure: nothing is wrong with the sweep, the
+  // checkpoints hold, and --resume with fresh credentials continues it.
+  const expired = expiredCredentials(fatal);
+  if (expired) {
+    stopReason = expired;
+    fatal = undefined;
+  }
+  const finished = fatal === undefined && stopReason === undefined && ended.size === totalSegments;
   if (run) {
     const now = new Date().toISOString();
     const fields: Partial<SweepRun> =
@@ -420,12 +449,14 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
         ? { status: "failed", stoppedAt: now, error: oneLine(fatal) }
         : finished
           ? { status: "finished", finishedAt: now }
-          : { status: "stopped", stoppedAt: now };
+          : { status: "stopped", stoppedAt: now, ...(stopReason ? { error: stopReason } : {}) };
     try {
       await ledger.updateSweep(run, owner, { ...fields, counts: ledgerTotals() });
     } catch (err) {
-      // The ledger may be what failed; the run then stays "running" with a stale heartbeat, which --resume takes over.
-      fatal ??= err;
+      // The ledger may be what failed; the run then stays "running" with a stale heartbeat, which
+      // --resume takes over. Expired credentials cannot write it either: the stop stands.
+      if (!expiredCredentials(err)) fatal ??= err;
+      else if (stopReason) stopReason += " (the ledger could not record it with them; --resume takes the run over)";
     }
   }
   options.onProgress?.(progress());
@@ -436,6 +467,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     ...(run ? { sweepId: run.sweepId } : {}),
     status: finished ? "finished" : "stopped",
     dryRun,
+    ...(stopReason ? { stopReason } : {}),
     resumed: plan.action === "resume",
     totalSegments,
     counts,

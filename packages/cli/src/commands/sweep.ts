@@ -7,6 +7,7 @@ import {
   planSweep,
   resolveTableNames,
   runSweep,
+  stageNotifier,
   SweepBusyError,
   SWEEP_DEFAULTS,
   sweepClientConfig,
@@ -15,6 +16,7 @@ import {
   type SiteLogixTable,
   type SweepPlan,
   type SweepProgress,
+  type Notifier,
   type SweepReport,
 } from "@sitelogix/core";
 import { onTable, positiveInt, positiveNumber } from "../args.js";
@@ -37,6 +39,7 @@ interface SweepCliOptions {
 const tableReport = (r: SweepReport) => ({
   tableName: r.tableName,
   status: r.status,
+  ...(r.stopReason ? { stopReason: r.stopReason } : {}),
   dryRun: r.dryRun,
   ...(r.sweepId ? { sweepId: r.sweepId } : {}),
   resumed: r.resumed,
@@ -90,6 +93,19 @@ async function setPause(paused: boolean, json: boolean | undefined): Promise<voi
   }
 }
 
+/** The phase event of a real sweep's end (dry runs change nothing and announce nothing). */
+async function announce(notifier: Notifier, table: SiteLogixTable, outcome: { report?: SweepReport; error?: unknown }): Promise<void> {
+  const r = outcome.report;
+  if (r?.dryRun || (r?.status === "stopped" && !r.stopReason)) return;
+  const event = r
+    ? r.status === "finished"
+      ? { kind: "sweep-finished" as const, summary: `sweep finished: ${table}`, details: [summary(table, r), `Next: sitelogix-migrate verify --table ${table}`] }
+      : { kind: "sweep-stopped" as const, summary: `sweep stopped: ${table}`, details: [`${r.stopReason}.`, "Continue with sitelogix-migrate sweep --resume once fresh credentials are in place."] }
+    : { kind: "sweep-failed" as const, summary: `sweep failed: ${table}`, details: [(outcome.error as Error)?.message ?? String(outcome.error), "Checkpoints are kept: fix the cause, then sitelogix-migrate sweep --resume."] };
+  const sent = await notifier.notify(event);
+  if (sent.error) say(`${table}: the ${event.kind} notification was not sent: ${sent.error}`);
+}
+
 async function sweep(opts: SweepCliOptions): Promise<void> {
   const names = resolveTableNames();
   const tables = selectTables(opts.table, names, tablesWithRules());
@@ -98,6 +114,7 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   }
   const clients = createClients(sweepClientConfig(opts));
   const ledger = new Ledger(clients.doc, names.ledger);
+  const notifier = stageNotifier();
   // First Ctrl-C / SIGTERM: stop gracefully; a second one exits at once.
   const stop = new AbortController();
   let signalCode = 0;
@@ -150,20 +167,30 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
           }),
         );
       } catch (err) {
+        progress.stop();
         if (err instanceof SweepBusyError) throw new CliError(err.message);
+        if (!opts.dryRun) await announce(notifier, table, { error: err });
         throw err;
       } finally {
         progress.stop();
       }
       say(summary(table, report));
-      if (report.status === "stopped") say(`${table}: stopped; continue with sitelogix-migrate sweep --resume`);
+      await announce(notifier, table, { report });
       results[table] = tableReport(report);
+      if (report.stopReason) {
+        // The next table would meet the same credentials: stop here, resumable.
+        say(`${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`);
+        process.exitCode = EXIT.error;
+        break;
+      }
+      if (report.status === "stopped") say(`${table}: stopped; continue with sitelogix-migrate sweep --resume`);
     }
     if (opts.json) printJson({ dryRun: opts.dryRun === true, tables: results });
     if (signalCode) process.exitCode = signalCode;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    notifier.close();
     destroyClients(clients);
   }
 }

@@ -1,6 +1,17 @@
 import { Command } from "commander";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { createClients, destroyClients, Ledger, resolveTableNames, SITELOGIX_TABLES, verifyTable, type IndexGateDecision, type TableVerification } from "@sitelogix/core";
+import {
+  createClients,
+  destroyClients,
+  Ledger,
+  resolveTableNames,
+  SITELOGIX_TABLES,
+  stageNotifier,
+  verifyTable,
+  type IndexGateDecision,
+  type PhaseEvent,
+  type TableVerification,
+} from "@sitelogix/core";
 import { onTable } from "../args.js";
 import { selectTables } from "../options.js";
 import { EXIT, printJson, say } from "../output.js";
@@ -29,6 +40,17 @@ function describe(v: TableVerification, gate: IndexGateDecision): string {
   return lines.join("\n");
 }
 
+/** The phase event of one verify run: the gate green on every table verified, or red and where. */
+function gateEvent(results: Record<string, TableVerification & { indexGate: IndexGateDecision }>): PhaseEvent {
+  const all = Object.values(results);
+  const red = all.filter((r) => !r.green);
+  const line = (r: TableVerification & { indexGate: IndexGateDecision }) =>
+    `${r.table}: ${r.green ? "green" : `red (${r.gaps} items with gaps, ${r.violations} with violations)`}; index gate ${r.indexGate.allowed ? "open" : `closed: ${r.indexGate.reasons.join("; ")}`}`;
+  return red.length === 0
+    ? { kind: "gate-green", summary: `gate green: ${all.map((r) => r.table).join(", ")}`, details: all.map(line) }
+    : { kind: "gate-red", summary: `gate red: ${red.map((r) => r.table).join(", ")}`, details: [...all.map(line), "Details: sitelogix-migrate verify --json"] };
+}
+
 export function registerVerify(program: Command): void {
   program
     .command("verify")
@@ -50,6 +72,7 @@ export function registerVerify(program: Command): void {
       const tables = selectTables(opts.table, names);
       const clients = createClients();
       const ledger = new Ledger(clients.doc, names.ledger);
+      const notifier = stageNotifier();
       try {
         const results: Record<string, TableVerification & { indexGate: IndexGateDecision }> = {};
         for (const table of tables) {
@@ -77,9 +100,12 @@ export function registerVerify(program: Command): void {
           say(describe(v, indexGate));
         }
         const green = Object.values(results).every((r) => r.green);
+        const sent = await notifier.notify(gateEvent(results));
+        if (sent.error) say(`the gate notification was not sent: ${sent.error}`);
         if (opts.json) printJson({ green, tables: results });
         if (!green) process.exitCode = EXIT.gaps;
       } finally {
+        notifier.close();
         destroyClients(clients);
       }
     });
