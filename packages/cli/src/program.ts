@@ -4,6 +4,7 @@ import { migratorLink, regionProblem } from "@sitelogix/core";
 import { registerAudit } from "./commands/audit.js";
 import { registerCockpit } from "./commands/cockpit.js";
 import { registerLocal } from "./commands/local.js";
+import { registerRollback } from "./commands/rollback.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerStream } from "./commands/stream.js";
 import { registerTables } from "./commands/tables.js";
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerSweep(program);
   registerVerify(program);
   registerStream(program);
+  registerRollback(program);
   registerLocal(program);
   return program;
 }

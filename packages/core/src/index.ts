@@ -1,4 +1,5 @@
 export * from "./schema.js";
+export * from "./errors.js";
 export * from "./names.js";
 export * from "./clients.js";
 export * from "./rules.js";
@@ -22,3 +23,6 @@ export * from "./adoption.js";
 export * from "./notifier.js";
 export * from "./credentials.js";
 export * from "./stage.js";
+export * from "./phases/rollback-record.js";
+export * from "./phases/rollback-index.js";
+export * from "./phases/restore.js";
