@@ -70,6 +70,18 @@ describe("index phase on DynamoDB Local", () => {
     expect(results.every((r) => r.items > 0)).toBe(true);
   });
 
+  it("the date-range pattern queries the year of the data it samples, not a fixed one (live writes are dated today)", async () => {
+    const tables = await createTestTables("target");
+    try {
+      const key = { PK: "REPORT#later", SK: "METADATA" };
+      await tables.clients.doc.send(new PutCommand({ TableName: tables.names.reports, Item: { ...key, project_id: "proj_999", report_date: "2031-03-04" } }));
+      const pattern = ACCESS_PATTERNS.find((p) => p.index === "GSI1-ProjectIndex")!;
+      expect(await runAccessPattern(tables.clients.doc, tables.names, pattern)).toMatchObject({ ok: true, items: 1, value: "proj_999" });
+    } finally {
+      await tables.dispose();
+    }
+  });
+
   it("the contract phase drops personnel's GSI2-ProjectIndex, and nothing else", async () => {
     const changes = await applyIndexPhase(t.clients.dynamodb, t.names, "personnel", "contract");
     expect(changes).toEqual([{ table: "personnel", action: "delete", index: "GSI2-ProjectIndex" }]);
