@@ -181,5 +181,5 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
     const rate = ((to.wcu - from.wcu) / (to.at - from.at)) * 1000;
     expect(rate).toBeGreaterThan(maxWcu * 0.9);
     expect(rate).toBeLessThan(maxWcu * 1.1);
-  });
+  }, 180_000);
 });
