@@ -8,7 +8,8 @@ process.env.SITELOGIX_NODE_NOTICE_SHOWN ??= "1";
 
 // The infra tests run SST's platform sources (.sst/platform, installed by `npm run sst:platform`):
 // they and the tests must share the platform's one copy of the Pulumi runtime.
-const platformModule = (name: string) => fileURLToPath(new URL(`./.sst/platform/node_modules/${name}`, import.meta.url));
+const platformModule = (name: string) =>
+  fileURLToPath(new URL(`./.sst/platform/node_modules/${name}`, import.meta.url));
 
 export default defineConfig({
   resolve: {

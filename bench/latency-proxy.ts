@@ -17,7 +17,11 @@ function forward(from: Socket, to: Socket, delayMs: number): void {
   from.on("end", () => send(() => to.end()));
 }
 
-export async function startLatencyProxy(options: { target: string; delayMs: number; port?: number }): Promise<LatencyProxy> {
+export async function startLatencyProxy(options: {
+  target: string;
+  delayMs: number;
+  port?: number;
+}): Promise<LatencyProxy> {
   const target = new URL(options.target);
   const oneWay = options.delayMs / 2;
   const sockets = new Set<Socket>();

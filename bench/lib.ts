@@ -4,7 +4,12 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
-import { CreateTableCommand, DeleteTableCommand, waitUntilTableExists, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  waitUntilTableExists,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import { createTableInput, type LogicalTable } from "@sitelogix/core";
 import type { DynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
 
@@ -46,7 +51,11 @@ export const round = (n: number, digits = 0) => Number(n.toFixed(digits));
  * stream. A stream makes every write to DynamoDB Local about ten times slower (measured on this
  * machine), which a stream on AWS does not: with it, every figure would be DynamoDB Local's.
  */
-export async function freshTable(dynamodb: DynamoDBClient, table: LogicalTable, name = `bench-${randomBytes(3).toString("hex")}-${table}`): Promise<string> {
+export async function freshTable(
+  dynamodb: DynamoDBClient,
+  table: LogicalTable,
+  name = `bench-${randomBytes(3).toString("hex")}-${table}`,
+): Promise<string> {
   await dynamodb.send(new CreateTableCommand(createTableInput(table, name, "expand", false)));
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 60 }, { TableName: name });
   return name;
@@ -64,7 +73,9 @@ export function machine(): Record<string, string> {
     node: process.version,
     // `java -version` answers on stderr.
     java: spawnSync("java", ["-version"], { encoding: "utf8" }).stderr?.split("\n")[0] ?? "unknown",
-    load: loadavg().map((l) => l.toFixed(1)).join(" "),
+    load: loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" "),
   };
 }
 
@@ -76,7 +87,9 @@ export function rssMiB(pid: number): { current: number; peak: number } | undefin
     const current = kib("VmRSS");
     const peak = kib("VmHWM");
     // An exiting process has no memory fields left.
-    return Number.isFinite(current) && Number.isFinite(peak) ? { current: current / 1024, peak: peak / 1024 } : undefined;
+    return Number.isFinite(current) && Number.isFinite(peak)
+      ? { current: current / 1024, peak: peak / 1024 }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -54,7 +54,8 @@ export interface NormalizerBenchResult {
   targets: { p95LagMs: number; p95Met: boolean; keepsUp: boolean };
 }
 
-const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : NaN);
+const percentile = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs against the endpoint in the SDK's environment, on tables of its own that it deletes at the end. */
@@ -117,11 +118,17 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
     // The load is the warm-up of DynamoDB Local's JVM; let the normalizer work through it first.
     while (handled < rows.length || Date.now() - lastHandledAt < 3000) await sleep(250);
     const backlogRecordsPerSecond = Math.round(handled / Math.max(0.001, (lastHandledAt - firstHandledAt) / 1000));
-    log(`backlog of the load normalized: ${handled} records, ${backlogRecordsPerSecond}/s; now ${writesPerSecond} writes/s for ${warmupSeconds} + ${seconds} s`);
+    log(
+      `backlog of the load normalized: ${handled} records, ${backlogRecordsPerSecond}/s; now ${writesPerSecond} writes/s for ${warmupSeconds} + ${seconds} s`,
+    );
 
     // The application has its own clients (and sockets), as it would.
     appClients = createClients();
-    const traffic = new ApplicationTraffic(appClients.doc, names, { opsPerSecond: writesPerSecond, seed: 9, tables: [...tables] });
+    const traffic = new ApplicationTraffic(appClients.doc, names, {
+      opsPerSecond: writesPerSecond,
+      seed: 9,
+      tables: [...tables],
+    });
     for (const row of rows) traffic.know(row.table, { PK: row.item.PK as string, SK: row.item.SK as string });
     const writes = () => traffic.stats.insert + traffic.stats.update + traffic.stats.delete + traffic.stats.fullPut;
     trafficFrom = Date.now();
@@ -141,7 +148,12 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
     const drainMs = Math.max(0, lastAppRecordAt - stoppedAt);
 
     const sorted = lags.sort((a, b) => a - b);
-    const lagMs = { samples: sorted.length, p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), max: sorted.at(-1) ?? NaN };
+    const lagMs = {
+      samples: sorted.length,
+      p50: percentile(sorted, 0.5),
+      p95: percentile(sorted, 0.95),
+      max: sorted.at(-1) ?? NaN,
+    };
     const p95LagMs = pollIntervalMs + 1000;
     const window = (measureTo - measureFrom) / 1000;
     return {
@@ -159,7 +171,9 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
   } finally {
     runner?.stop();
     await running;
-    await Promise.all(created.map((t) => clients.dynamodb.send(new DeleteTableCommand({ TableName: t.name })).catch(() => undefined)));
+    await Promise.all(
+      created.map((t) => clients.dynamodb.send(new DeleteTableCommand({ TableName: t.name })).catch(() => undefined)),
+    );
     destroyClients(clients);
     if (appClients) destroyClients(appClients);
   }
@@ -184,11 +198,27 @@ export function formatNormalizerBench(r: NormalizerBenchResult): string {
  */
 export const normalizerSuite = {
   name: "normalizer",
-  description: "records/s through the normalizer on the local runner under live application writes, and write→normalized lag",
+  description:
+    "records/s through the normalizer on the local runner under live application writes, and write→normalized lag",
   options: {
-    "writes-per-second": { type: "string" as const, default: "1000", quick: "100", help: "application writes offered per second" },
-    seconds: { type: "string" as const, default: "20", quick: "5", help: "measured seconds of traffic (after a 5 s warm-up)" },
-    items: { type: "string" as const, default: "5000", quick: "1000", help: "items loaded first (their backlog also measures the normalizer alone)" },
+    "writes-per-second": {
+      type: "string" as const,
+      default: "1000",
+      quick: "100",
+      help: "application writes offered per second",
+    },
+    seconds: {
+      type: "string" as const,
+      default: "20",
+      quick: "5",
+      help: "measured seconds of traffic (after a 5 s warm-up)",
+    },
+    items: {
+      type: "string" as const,
+      default: "5000",
+      quick: "1000",
+      help: "items loaded first (their backlog also measures the normalizer alone)",
+    },
     "poll-interval": { type: "string" as const, default: "250", help: "the runner's poll interval (ms)" },
   },
   async run(context: { log(line: string): void }, o: Record<string, string | boolean | undefined>) {
@@ -205,7 +235,12 @@ export const normalizerSuite = {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
-    options: { "writes-per-second": { type: "string" }, seconds: { type: "string" }, items: { type: "string" }, "poll-interval": { type: "string" } },
+    options: {
+      "writes-per-second": { type: "string" },
+      seconds: { type: "string" },
+      items: { type: "string" },
+      "poll-interval": { type: "string" },
+    },
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";

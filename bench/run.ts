@@ -11,8 +11,15 @@ import { sweepSuite } from "./sweep.js";
 const SUITES: BenchSuite[] = [sweepSuite, normalizerSuite];
 
 const GLOBAL = {
-  suite: { type: "string", multiple: true, help: `suites to run (default: all): ${SUITES.map((s) => s.name).join(", ")}` },
-  quick: { type: "boolean", help: "small sizes and one run: validates the harness in a few minutes (figures are not comparable)" },
+  suite: {
+    type: "string",
+    multiple: true,
+    help: `suites to run (default: all): ${SUITES.map((s) => s.name).join(", ")}`,
+  },
+  quick: {
+    type: "boolean",
+    help: "small sizes and one run: validates the harness in a few minutes (figures are not comparable)",
+  },
   json: { type: "boolean", help: "print the raw figures as JSON instead of Markdown" },
   help: { type: "boolean", help: "this text" },
 } as const;
@@ -26,7 +33,9 @@ function usage(): string {
     lines.push("", `suite ${suite.name}: ${suite.description}`);
     for (const [name, o] of Object.entries(suite.options)) {
       const quick = o.quick !== undefined ? `, --quick: ${o.quick}` : "";
-      lines.push(`  --${`${suiteOption(suite, name)}${o.type === "string" ? " <value>" : ""}`.padEnd(38)} ${o.help} (default: ${o.default}${quick})`);
+      lines.push(
+        `  --${`${suiteOption(suite, name)}${o.type === "string" ? " <value>" : ""}`.padEnd(38)} ${o.help} (default: ${o.default}${quick})`,
+      );
     }
   }
   return lines.join("\n");
@@ -34,8 +43,17 @@ function usage(): string {
 
 const parsed = parseArgs({
   options: {
-    ...Object.fromEntries(Object.entries(GLOBAL).map(([name, o]) => [name, { type: o.type, ...("multiple" in o ? { multiple: true } : {}) }])),
-    ...Object.fromEntries(SUITES.flatMap((s) => Object.entries(s.options).map(([name, o]: [string, BenchOption]) => [suiteOption(s, name), { type: o.type }]))),
+    ...Object.fromEntries(
+      Object.entries(GLOBAL).map(([name, o]) => [
+        name,
+        { type: o.type, ...("multiple" in o ? { multiple: true } : {}) },
+      ]),
+    ),
+    ...Object.fromEntries(
+      SUITES.flatMap((s) =>
+        Object.entries(s.options).map(([name, o]: [string, BenchOption]) => [suiteOption(s, name), { type: o.type }]),
+      ),
+    ),
   },
   allowPositionals: false,
 });
@@ -60,7 +78,11 @@ const results: { suite: string; markdown: string; data: unknown }[] = [];
 try {
   for (const suite of SUITES.filter((s) => wanted.includes(s.name))) {
     const options = Object.fromEntries(
-      Object.entries(suite.options).map(([name, o]) => [name, (values[suiteOption(suite, name)] as OptionValue) ?? (values.quick && o.quick !== undefined ? o.quick : o.default)]),
+      Object.entries(suite.options).map(([name, o]) => [
+        name,
+        (values[suiteOption(suite, name)] as OptionValue) ??
+          (values.quick && o.quick !== undefined ? o.quick : o.default),
+      ]),
     );
     log(`== ${suite.name} ${JSON.stringify(options)}`);
     const started = performance.now();

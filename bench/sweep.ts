@@ -18,7 +18,16 @@ import {
   type Patch,
 } from "@sitelogix/core";
 import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { dropTable, freshTable, median, round, rssMiB, type BenchContext, type BenchSuite, type OptionValue } from "./lib.js";
+import {
+  dropTable,
+  freshTable,
+  median,
+  round,
+  rssMiB,
+  type BenchContext,
+  type BenchSuite,
+  type OptionValue,
+} from "./lib.js";
 import { startLatencyProxy } from "./latency-proxy.js";
 
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
@@ -26,7 +35,12 @@ const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url)
 /** `n` report items of about 1 KB, as the old application wrote them (every one needs work). */
 function* reportRows(n: number, seed = 1): Generator<SampleRow> {
   let count = 0;
-  for (const row of generateDataset({ items: Math.ceil(n / 0.3) + 10, seed, transcriptBytes: 600, largeTranscripts: false })) {
+  for (const row of generateDataset({
+    items: Math.ceil(n / 0.3) + 10,
+    seed,
+    transcriptBytes: 600,
+    largeTranscripts: false,
+  })) {
     if (row.table !== "reports") continue;
     if (count++ >= n) return;
     yield row;
@@ -73,7 +87,12 @@ async function planScript(doc: DynamoDBDocumentClient, tableName: string): Promi
 }
 
 /** The endpoint's write ceiling: the sweep's own conditional writes on keys known in advance, no scan. */
-async function ceiling(doc: DynamoDBDocumentClient, tableName: string, patches: Patch[], concurrency: number): Promise<number> {
+async function ceiling(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  patches: Patch[],
+  concurrency: number,
+): Promise<number> {
   let next = 0;
   let applied = 0;
   await Promise.all(
@@ -98,11 +117,20 @@ interface Regime {
 }
 
 /** Loads `n` fresh items into a new table, runs `approach` on them, returns items per second. */
-async function measure(context: BenchContext, regime: Regime, approach: Approach, n: number, concurrency: number): Promise<number> {
+async function measure(
+  context: BenchContext,
+  regime: Regime,
+  approach: Approach,
+  n: number,
+  concurrency: number,
+): Promise<number> {
   const tableName = await freshTable(regime.direct.dynamodb, "reports");
   try {
     await loadDataset(regime.direct.doc, { ...defaultTableNames(), reports: tableName }, reportRows(n));
-    const patches = approach === "ceiling" ? [...reportRows(n)].map((r) => derivePatch("reports", r.item as Item, { mode: "sweep" })) : [];
+    const patches =
+      approach === "ceiling"
+        ? [...reportRows(n)].map((r) => derivePatch("reports", r.item as Item, { mode: "sweep" }))
+        : [];
     const started = performance.now();
     let done: number;
     if (approach === "plan") done = await planScript(regime.measured.doc, tableName);
@@ -120,7 +148,9 @@ async function measure(context: BenchContext, regime: Regime, approach: Approach
     const seconds = (performance.now() - started) / 1000;
     if (done !== n) throw new Error(`${approach}: ${done} of ${n} items written`);
     const rate = n / seconds;
-    context.log(`  ${regime.name} ${approach}${approach === "ceiling" ? ` (concurrency ${concurrency})` : ""}: ${n} items in ${seconds.toFixed(1)} s = ${Math.round(rate)} items/s`);
+    context.log(
+      `  ${regime.name} ${approach}${approach === "ceiling" ? ` (concurrency ${concurrency})` : ""}: ${n} items in ${seconds.toFixed(1)} s = ${Math.round(rate)} items/s`,
+    );
     return rate;
   } finally {
     await dropTable(regime.direct.dynamodb, tableName);
@@ -153,7 +183,8 @@ async function runRegime(
   try {
     context.log(`${name}: choosing the ceiling's concurrency (${options.searchItems} items each)`);
     const trials: Record<string, number> = {};
-    for (const c of options.concurrencies) trials[c] = await measure(context, regime, "ceiling", options.searchItems, c);
+    for (const c of options.concurrencies)
+      trials[c] = await measure(context, regime, "ceiling", options.searchItems, c);
     const best = Number(Object.entries(trials).sort((a, b) => b[1] - a[1])[0]![0]);
 
     const runs: Record<Approach, number[]> = { plan: [], ceiling: [], sweep: [] };
@@ -171,7 +202,11 @@ async function runRegime(
       planItems: options.planItems,
       ceilingConcurrency: best,
       concurrencyTrials: Object.fromEntries(Object.entries(trials).map(([c, v]) => [c, round(v)])),
-      runs: { plan: runs.plan.map((v) => round(v)), ceiling: runs.ceiling.map((v) => round(v)), sweep: runs.sweep.map((v) => round(v)) },
+      runs: {
+        plan: runs.plan.map((v) => round(v)),
+        ceiling: runs.ceiling.map((v) => round(v)),
+        sweep: runs.sweep.map((v) => round(v)),
+      },
       medians: { plan: round(medians.plan), ceiling: round(medians.ceiling), sweep: round(medians.sweep) },
       sweepVsCeiling: round(medians.sweep / medians.ceiling, 3),
       sweepVsPlan: round(medians.sweep / medians.plan, 1),
@@ -184,10 +219,16 @@ async function runRegime(
 }
 
 /** Runs `sitelogix-migrate sweep` on a table of `n` items as an operator would; returns its peak RSS. */
-async function sweepRss(context: BenchContext, n: number): Promise<{ items: number; peakRssMiB: number; steadyRssMiB: number; itemsPerSecond: number }> {
+async function sweepRss(
+  context: BenchContext,
+  n: number,
+): Promise<{ items: number; peakRssMiB: number; steadyRssMiB: number; itemsPerSecond: number }> {
   const prefix = `rss${n}-`;
   const direct = createClients({ endpoint: context.local.endpoint });
-  const tables = [await freshTable(direct.dynamodb, "reports", `${prefix}sitelogix-reports`), await freshTable(direct.dynamodb, "ledger", `${prefix}sitelogix-migration-ledger`)];
+  const tables = [
+    await freshTable(direct.dynamodb, "reports", `${prefix}sitelogix-reports`),
+    await freshTable(direct.dynamodb, "ledger", `${prefix}sitelogix-migration-ledger`),
+  ];
   try {
     context.log(`peak RSS: loading ${n} items`);
     await loadDataset(direct.doc, { ...defaultTableNames(), reports: tables[0]! }, reportRows(n));
@@ -216,7 +257,9 @@ async function sweepRss(context: BenchContext, n: number): Promise<{ items: numb
       steadyRssMiB: round(median(samples.slice(Math.floor(samples.length / 2))), 1),
       itemsPerSecond: round(report.scanned / (report.durationMs / 1000)),
     };
-    context.log(`peak RSS: ${n} items swept at ${result.itemsPerSecond} items/s, peak RSS ${result.peakRssMiB} MiB, median RSS (second half) ${result.steadyRssMiB} MiB`);
+    context.log(
+      `peak RSS: ${n} items swept at ${result.itemsPerSecond} items/s, peak RSS ${result.peakRssMiB} MiB, median RSS (second half) ${result.steadyRssMiB} MiB`,
+    );
     return result;
   } finally {
     for (const t of tables) await dropTable(direct.dynamodb, t);
@@ -228,33 +271,69 @@ const num = (v: OptionValue) => Number(v);
 const list = (v: OptionValue) => String(v).split(",").map(Number);
 
 function regimeTable(r: RegimeResult): string {
-  const row = (label: string, a: Approach, items: number) => `| ${label} | ${items} | ${r.runs[a].join(", ")} | **${r.medians[a]}** |`;
+  const row = (label: string, a: Approach, items: number) =>
+    `| ${label} | ${items} | ${r.runs[a].join(", ")} | **${r.medians[a]}** |`;
   return [
     `| approach | items | items/s per run | median items/s |`,
     `|---|---|---|---|`,
     row("plan's script (serial scan, one awaited update per item)", "plan", r.planItems),
     row(`ceiling (conditional UpdateItem on known keys, concurrency ${r.ceilingConcurrency})`, "ceiling", r.items),
-    row(`sweep (defaults: ${SWEEP_DEFAULTS.segments} segments, concurrency ${SWEEP_DEFAULTS.concurrency})`, "sweep", r.items),
+    row(
+      `sweep (defaults: ${SWEEP_DEFAULTS.segments} segments, concurrency ${SWEEP_DEFAULTS.concurrency})`,
+      "sweep",
+      r.items,
+    ),
     "",
     `Sweep / ceiling: **${(r.sweepVsCeiling * 100).toFixed(1)}%**. Sweep / plan's script: **${r.sweepVsPlan}×**. ` +
-      `Ceiling concurrency trials (items/s): ${Object.entries(r.concurrencyTrials).map(([c, v]) => `${c}: ${v}`).join(", ")}.`,
+      `Ceiling concurrency trials (items/s): ${Object.entries(r.concurrencyTrials)
+        .map(([c, v]) => `${c}: ${v}`)
+        .join(", ")}.`,
   ].join("\n");
 }
 
 export const sweepSuite: BenchSuite = {
   name: "sweep",
-  description: "the sweep vs the plan's backfill script and the write ceiling, locally and with a region's latency; peak RSS at scale",
+  description:
+    "the sweep vs the plan's backfill script and the write ceiling, locally and with a region's latency; peak RSS at scale",
   options: {
-    parts: { type: "string", default: "local,latency,rss", help: "what to measure: local (no added latency), latency (through the proxy), rss (peak memory at scale)" },
-    items: { type: "string", default: "20000", quick: "3000", help: "report items (~1 KB, each needing one write) per measured run" },
+    parts: {
+      type: "string",
+      default: "local,latency,rss",
+      help: "what to measure: local (no added latency), latency (through the proxy), rss (peak memory at scale)",
+    },
+    items: {
+      type: "string",
+      default: "20000",
+      quick: "3000",
+      help: "report items (~1 KB, each needing one write) per measured run",
+    },
     runs: { type: "string", default: "3", quick: "1", help: "runs of each approach; medians are reported" },
     "latency-ms": { type: "string", default: "10", help: "latency the proxy adds per request" },
-    "plan-latency-items": { type: "string", default: "2000", quick: "300", help: "items for the plan's script through the proxy (it is serial: ~1 request per latency)" },
+    "plan-latency-items": {
+      type: "string",
+      default: "2000",
+      quick: "300",
+      help: "items for the plan's script through the proxy (it is serial: ~1 request per latency)",
+    },
     concurrencies: { type: "string", default: "8,16,32,64,128", help: "concurrencies tried for the local ceiling" },
-    "latency-concurrencies": { type: "string", default: "32,64,128,256", help: "concurrencies tried for the ceiling through the proxy" },
+    "latency-concurrencies": {
+      type: "string",
+      default: "32,64,128,256",
+      help: "concurrencies tried for the ceiling through the proxy",
+    },
     "search-items": { type: "string", default: "3000", quick: "1000", help: "items per ceiling concurrency trial" },
-    "rss-items": { type: "string", default: "200000", quick: "20000", help: "items of the large table whose sweep's peak RSS is measured" },
-    "rss-baseline-items": { type: "string", default: "20000", quick: "5000", help: "items of the small table it is compared with" },
+    "rss-items": {
+      type: "string",
+      default: "200000",
+      quick: "20000",
+      help: "items of the large table whose sweep's peak RSS is measured",
+    },
+    "rss-baseline-items": {
+      type: "string",
+      default: "20000",
+      quick: "5000",
+      help: "items of the small table it is compared with",
+    },
   },
 
   async run(context, o) {
@@ -267,14 +346,24 @@ export const sweepSuite: BenchSuite = {
     const regimes: RegimeResult[] = [];
     const base = { items: num(o.items), runs: num(o.runs), searchItems: num(o["search-items"]) };
     if (parts.includes("local")) {
-      regimes.push(await runRegime(context, "local", context.local.endpoint, { ...base, planItems: num(o.items), concurrencies: list(o.concurrencies) }));
+      regimes.push(
+        await runRegime(context, "local", context.local.endpoint, {
+          ...base,
+          planItems: num(o.items),
+          concurrencies: list(o.concurrencies),
+        }),
+      );
     }
     const latencyMs = num(o["latency-ms"]);
     if (parts.includes("latency")) {
       const proxy = await startLatencyProxy({ target: context.local.endpoint, delayMs: latencyMs });
       try {
         regimes.push(
-          await runRegime(context, `+${latencyMs} ms`, proxy.endpoint, { ...base, planItems: num(o["plan-latency-items"]), concurrencies: list(o["latency-concurrencies"]) }),
+          await runRegime(context, `+${latencyMs} ms`, proxy.endpoint, {
+            ...base,
+            planItems: num(o["plan-latency-items"]),
+            concurrencies: list(o["latency-concurrencies"]),
+          }),
         );
       } finally {
         await proxy.close();
@@ -287,7 +376,10 @@ export const sweepSuite: BenchSuite = {
       rss.push(await sweepRss(context, num(o["rss-items"])));
     }
 
-    const sections = regimes.map((r) => `### ${r.regime === "local" ? "DynamoDB Local, no added latency" : `Through the latency proxy (${r.regime} per request)`}\n\n${regimeTable(r)}`);
+    const sections = regimes.map(
+      (r) =>
+        `### ${r.regime === "local" ? "DynamoDB Local, no added latency" : `Through the latency proxy (${r.regime} per request)`}\n\n${regimeTable(r)}`,
+    );
     if (rss.length === 2) {
       sections.push(
         [

@@ -26,6 +26,8 @@ for (const handler of HANDLERS) {
       external: sdk === "external" ? ["@aws-sdk/*", "@smithy/*"] : [],
     });
     const core = Object.keys(result.metafile.inputs).filter((path) => path.startsWith("packages/core/"));
-    console.log(`| ${handler} | ${sdk} | ${result.outputFiles[0].contents.length.toLocaleString("en-US")} | ${core.length} |`);
+    console.log(
+      `| ${handler} | ${sdk} | ${result.outputFiles[0].contents.length.toLocaleString("en-US")} | ${core.length} |`,
+    );
   }
 }

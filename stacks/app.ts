@@ -11,14 +11,17 @@ import { tables } from "./tables";
 /** The region sst.config.ts pins for this stage. */
 function pinnedRegion(): string {
   const region = ($app.providers?.aws as { region?: unknown } | undefined)?.region;
-  if (typeof region !== "string") throw new Error(`sst.config.ts pins no AWS region for stage "${$app.stage}" (providers.aws.region)`);
+  if (typeof region !== "string")
+    throw new Error(`sst.config.ts pins no AWS region for stage "${$app.stage}" (providers.aws.region)`);
   return region;
 }
 
 export async function deploy() {
   const ctx = stageContext(inputs.config, $app.stage, $app.protect, pinnedRegion());
   const live = inputs.liveTables(ctx.names);
-  const plan = await planDeploy({ phase: ctx.phase, names: ctx.names, adopt: ctx.adopt, live }).finally(() => live.close());
+  const plan = await planDeploy({ phase: ctx.phase, names: ctx.names, adopt: ctx.adopt, live }).finally(() =>
+    live.close(),
+  );
   const declared = { ...tables(ctx, plan), ...audit(ctx) };
   const { topicArn } = migrator(ctx, declared, plan);
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);

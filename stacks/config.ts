@@ -54,12 +54,15 @@ const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 function checkAlarms(stage: string, region: string, protect: boolean, alarms: AlarmDestination | undefined): string[] {
   const problems: string[] = [];
   const where = `migration.config.ts: stage "${stage}"`;
-  for (const address of alarms?.email ?? []) if (!EMAIL.test(address)) problems.push(`${where}: alarms.email "${address}" is not an e-mail address`);
+  for (const address of alarms?.email ?? [])
+    if (!EMAIL.test(address)) problems.push(`${where}: alarms.email "${address}" is not an e-mail address`);
   if (alarms?.topicArn !== undefined) {
     const topicRegion = TOPIC_ARN.exec(alarms.topicArn)?.[1];
     if (!topicRegion) problems.push(`${where}: alarms.topicArn "${alarms.topicArn}" is not an SNS topic ARN`);
     else if (topicRegion !== region) {
-      problems.push(`${where}: alarms.topicArn is in ${topicRegion}, the stage deploys to ${region}; CloudWatch alarms notify topics of their own region only`);
+      problems.push(
+        `${where}: alarms.topicArn is in ${topicRegion}, the stage deploys to ${region}; CloudWatch alarms notify topics of their own region only`,
+      );
     }
   }
   if (protect && !alarms?.email?.length && !alarms?.topicArn) {
@@ -80,7 +83,9 @@ export class StageConfigError extends Error {
 export function stageContext(config: MigrationConfig, stage: string, protect: boolean, region: string): StageContext {
   const stageConfig = config.stages[stage] ?? config.otherStages;
   if (!DEPLOY_PHASES.includes(stageConfig.phase)) {
-    throw new StageConfigError([`migration.config.ts: stage "${stage}" has phase "${stageConfig.phase}"; expected one of ${DEPLOY_PHASES.join(", ")}`]);
+    throw new StageConfigError([
+      `migration.config.ts: stage "${stage}" has phase "${stageConfig.phase}"; expected one of ${DEPLOY_PHASES.join(", ")}`,
+    ]);
   }
   const problems = checkAlarms(stage, region, protect, stageConfig.alarms);
   if (problems.length > 0) throw new StageConfigError(problems);

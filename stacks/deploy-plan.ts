@@ -56,7 +56,12 @@ export class DeployRefusedError extends Error {
  * What deploying `phase` does to the live tables. Throws DeployRefusedError naming every problem
  * (not just the first) when the deploy must not go ahead.
  */
-export async function planDeploy(input: { phase: Phase; names: TableNames; adopt: boolean; live: LiveTables }): Promise<DeployPlan> {
+export async function planDeploy(input: {
+  phase: Phase;
+  names: TableNames;
+  adopt: boolean;
+  live: LiveTables;
+}): Promise<DeployPlan> {
   const { phase, names, adopt, live } = input;
   const plan: DeployPlan = { phase, newTables: [], indexChanges: [], live: {} };
   const problems: string[] = [];
@@ -64,7 +69,8 @@ export async function planDeploy(input: { phase: Phase; names: TableNames; adopt
     const tableName = names[def.logical];
     const described = await live.describe(tableName);
     if (!described) {
-      if (adopt && def.existing) problems.push(`${tableName} does not exist: this stage adopts the existing table and never creates it`);
+      if (adopt && def.existing)
+        problems.push(`${tableName} does not exist: this stage adopts the existing table and never creates it`);
       else plan.newTables.push(tableName);
       continue;
     }
@@ -72,18 +78,27 @@ export async function planDeploy(input: { phase: Phase; names: TableNames; adopt
     plan.live[def.logical] = { encryption: await liveEncryption(described, (arn) => live.keyManager(arn)) };
 
     const liveGsis = described.GlobalSecondaryIndexes ?? [];
-    const changes = indexChanges(def.logical, liveGsis.map((g) => g.IndexName ?? ""), phase);
+    const changes = indexChanges(
+      def.logical,
+      liveGsis.map((g) => g.IndexName ?? ""),
+      phase,
+    );
     const creates = changes.filter((c) => c.action === "create").map((c) => c.index);
     if (changes.length > 1) {
       const listed = changes.map((c) => `${c.action} ${c.index}`).join(", ");
-      problems.push(`${tableName} would need ${changes.length} index changes in one deploy (${listed}); DynamoDB makes one per update: deploy the phases in order`);
+      problems.push(
+        `${tableName} would need ${changes.length} index changes in one deploy (${listed}); DynamoDB makes one per update: deploy the phases in order`,
+      );
     }
     if (creates.length > 0) {
       const busy = liveGsis.filter((g) => g.IndexStatus !== "ACTIVE");
-      for (const g of busy) problems.push(`${tableName}: GSI ${g.IndexName} is ${g.IndexStatus}; wait until it is ACTIVE`);
+      for (const g of busy)
+        problems.push(`${tableName}: GSI ${g.IndexName} is ${g.IndexStatus}; wait until it is ACTIVE`);
       const gate = await live.indexGate(def.logical);
       if (!gate.allowed) {
-        problems.push(`${tableName}: the index gate is closed, so ${creates.join(", ")} cannot be built: ${gate.reasons.join("; ")}`);
+        problems.push(
+          `${tableName}: the index gate is closed, so ${creates.join(", ")} cannot be built: ${gate.reasons.join("; ")}`,
+        );
       }
     }
     plan.indexChanges.push(...changes.map((change) => ({ ...change, tableName })));
@@ -113,7 +128,11 @@ export function deployerClients(env: NodeJS.ProcessEnv = process.env): Clients {
 }
 
 /** The live tables of an account (or a DynamoDB Local), read through core. */
-export function awsLiveTables(names: TableNames, clients: Clients = deployerClients(), kms = new KMSClient(deployerConfig())): LiveTables {
+export function awsLiveTables(
+  names: TableNames,
+  clients: Clients = deployerClients(),
+  kms = new KMSClient(deployerConfig()),
+): LiveTables {
   const ledger = new Ledger(clients.doc, names.ledger);
   return {
     describe: (tableName) => describeTable(clients.dynamodb, tableName),
@@ -123,7 +142,11 @@ export function awsLiveTables(names: TableNames, clients: Clients = deployerClie
     },
     async indexGate(table) {
       if (!(await describeTable(clients.dynamodb, names.ledger))) {
-        return { table, allowed: false, reasons: [`the ledger table ${names.ledger} does not exist (deploy the expand phase first)`] };
+        return {
+          table,
+          allowed: false,
+          reasons: [`the ledger table ${names.ledger} does not exist (deploy the expand phase first)`],
+        };
       }
       return ledger.indexGate(table);
     },

@@ -35,7 +35,10 @@ export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, t
     // Read the item and the person's HISTORY partition, write the target attributes.
     { actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"], resources: [source.table.arn] },
     // Record going live and the violations it cannot fix.
-    { actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"], resources: [tables.ledger.table.arn] },
+    {
+      actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+      resources: [tables.ledger.table.arn],
+    },
   ],
   "audit-logger": (_source, tables) => [
     // Entries and chain heads are written with conditional puts in one TransactWriteItems (authorized
@@ -58,7 +61,13 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
   // What the CLI needs under `sst shell`: the region it must act in and the topic of the phase events.
   new sst.Linkable("Migrator", { properties: { stage: ctx.stage, region: ctx.region, topicArn } });
   const alarm = (name: string, args: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">) =>
-    new aws.cloudwatch.MetricAlarm(name, { alarmActions: [topicArn], okActions: [topicArn], treatMissingData: "notBreaching", tags, ...args });
+    new aws.cloudwatch.MetricAlarm(name, {
+      alarmActions: [topicArn],
+      okActions: [topicArn],
+      treatMissingData: "notBreaching",
+      tags,
+      ...args,
+    });
   // Every function gets every table's name (names are not permissions): resolveTableNames() needs
   // them all to map a stream record's table back to its logical name.
   const links = Object.values(tables).map((t) => t.link);
@@ -83,7 +92,12 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       evaluationPeriods: 1,
       metricQueries: [
         ...metrics,
-        { id: "throttled", expression: metrics.map((m) => `FILL(${m.id}, 0)`).join(" + "), label: `${declared.name} throttled requests`, returnData: true },
+        {
+          id: "throttled",
+          expression: metrics.map((m) => `FILL(${m.id}, 0)`).join(" + "),
+          label: `${declared.name} throttled requests`,
+          returnData: true,
+        },
       ],
     });
   }
@@ -97,9 +111,20 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       metricQueries: [
         ...metrics.map((metricName, i) => ({
           id: `m${i}`,
-          metric: { namespace: POWERTOOLS_METRICS_NAMESPACE, metricName, dimensions: { service }, period: 60, stat: "Sum" },
+          metric: {
+            namespace: POWERTOOLS_METRICS_NAMESPACE,
+            metricName,
+            dimensions: { service },
+            period: 60,
+            stat: "Sum",
+          },
         })),
-        { id: "failed", expression: metrics.map((_, i) => `FILL(m${i}, 0)`).join(" + "), label: `${role} failed records`, returnData: true },
+        {
+          id: "failed",
+          expression: metrics.map((_, i) => `FILL(m${i}, 0)`).join(" + "),
+          label: `${role} failed records`,
+          returnData: true,
+        },
       ],
     });
   }
@@ -113,7 +138,11 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
   function subscribe(subscription: Subscription, logical: SiteLogixTable) {
     const source = tables[logical];
     const id = `${pascal(subscription.name)}${source.linkName}`;
-    const dlq = new aws.sqs.Queue(`${id}Dlq`, { messageRetentionSeconds: DLQ_RETENTION_SECONDS, sqsManagedSseEnabled: true, tags });
+    const dlq = new aws.sqs.Queue(`${id}Dlq`, {
+      messageRetentionSeconds: DLQ_RETENTION_SECONDS,
+      sqsManagedSseEnabled: true,
+      tags,
+    });
     const subscriber = sst.aws.Dynamo.subscribe(
       id,
       source.table.streamArn,
@@ -199,5 +228,8 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
 
 function throttleEvents(id: string, metricName: string, declared: DeclaredTable, index?: string) {
   const dimensions = { TableName: declared.name, ...(index ? { GlobalSecondaryIndexName: index } : {}) };
-  return { id, metric: { namespace: "AWS/DynamoDB", metricName, dimensions, period: 300, stat: "Sum" } } satisfies aws.types.input.cloudwatch.MetricAlarmMetricQuery;
+  return {
+    id,
+    metric: { namespace: "AWS/DynamoDB", metricName, dimensions, period: 300, stat: "Sum" },
+  } satisfies aws.types.input.cloudwatch.MetricAlarmMetricQuery;
 }

@@ -22,11 +22,15 @@ export function announceIndexChanges(
         kind: active ? "index-active" : "index-deleted",
         summary: `index ${active ? "ACTIVE" : "deleted"}: ${change.index} on ${change.tableName}`,
         details: active
-          ? [`The deploy built ${change.index} on ${change.tableName}; it is ACTIVE.`, "Next: npx sitelogix-migrate status"]
+          ? [
+              `The deploy built ${change.index} on ${change.tableName}; it is ACTIVE.`,
+              "Next: npx sitelogix-migrate status",
+            ]
           : [`The deploy deleted ${change.index} from ${change.tableName}.`],
       });
       notifier.close();
-      if (result.error) $util.log.warn(`phase event for ${change.index} on ${change.tableName} not sent: ${result.error}`);
+      if (result.error)
+        $util.log.warn(`phase event for ${change.index} on ${change.tableName} not sent: ${result.error}`);
       return `${change.index} on ${change.tableName}: ${result.sent ? "notified" : `not notified (${result.error ?? "no topic"})`}`;
     }),
   );

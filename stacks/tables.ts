@@ -2,7 +2,15 @@
 // `aws.dynamodb.Table` resources: a stage that adopts production's existing tables imports them into
 // state under their own names (never creates them), and the index phase still adds GSIs as code.
 import type { LiveEncryption } from "@sitelogix/core/adoption";
-import { attributeDefinitions, gsisIn, SITELOGIX_TABLES, TABLES, type GsiDef, type LogicalTable, type SiteLogixTable } from "@sitelogix/core/schema";
+import {
+  attributeDefinitions,
+  gsisIn,
+  SITELOGIX_TABLES,
+  TABLES,
+  type GsiDef,
+  type LogicalTable,
+  type SiteLogixTable,
+} from "@sitelogix/core/schema";
 import type { StageContext } from "./config";
 import type { DeployPlan } from "./deploy-plan";
 
@@ -30,8 +38,12 @@ const INDEX_BUILD_TIMEOUT = "12h";
  * would drop a live index for the whole backfill. Switch them once a provider with both fixed is pinned.
  */
 function gsiArgs(logical: LogicalTable, g: GsiDef): aws.types.input.dynamodb.TableGlobalSecondaryIndex {
-  if (TABLES[logical].existing) return { name: g.name, hashKey: g.hashKey, ...(g.rangeKey ? { rangeKey: g.rangeKey } : {}), projectionType: "ALL" };
-  const keys = [{ attributeName: g.hashKey, keyType: "HASH" }, ...(g.rangeKey ? [{ attributeName: g.rangeKey, keyType: "RANGE" }] : [])];
+  if (TABLES[logical].existing)
+    return { name: g.name, hashKey: g.hashKey, ...(g.rangeKey ? { rangeKey: g.rangeKey } : {}), projectionType: "ALL" };
+  const keys = [
+    { attributeName: g.hashKey, keyType: "HASH" },
+    ...(g.rangeKey ? [{ attributeName: g.rangeKey, keyType: "RANGE" }] : []),
+  ];
   return { name: g.name, keySchemas: keys, projectionType: "ALL" };
 }
 
@@ -58,7 +70,10 @@ export function declareTable(logical: LogicalTable, ctx: StageContext, plan?: Pi
       billingMode: "PAY_PER_REQUEST",
       hashKey: def.hashKey,
       rangeKey: def.rangeKey,
-      attributes: Object.entries(attributeDefinitions(logical, ctx.phase)).map(([attribute, type]) => ({ name: attribute, type })),
+      attributes: Object.entries(attributeDefinitions(logical, ctx.phase)).map(([attribute, type]) => ({
+        name: attribute,
+        type,
+      })),
       globalSecondaryIndexes: gsisIn(logical, ctx.phase).map((g) => gsiArgs(logical, g)),
       streamEnabled: def.streamView !== undefined,
       streamViewType: def.streamView,
@@ -78,7 +93,11 @@ export function declareTable(logical: LogicalTable, ctx: StageContext, plan?: Pi
   if (adopted) {
     // One resource per tag: adds ours, leaves the tags the application team put on the table alone.
     for (const [key, value] of Object.entries(tags)) {
-      new aws.dynamodb.Tag(`${def.linkName}Tag${key.replace(/[^a-zA-Z0-9]/g, "")}`, { resourceArn: table.arn, key, value });
+      new aws.dynamodb.Tag(`${def.linkName}Tag${key.replace(/[^a-zA-Z0-9]/g, "")}`, {
+        resourceArn: table.arn,
+        key,
+        value,
+      });
     }
   }
   const link = new sst.Linkable(def.linkName, { properties: { name: table.name } });
@@ -86,7 +105,13 @@ export function declareTable(logical: LogicalTable, ctx: StageContext, plan?: Pi
 }
 
 /** The six SiteLogix tables and the migration ledger. */
-export function tables(ctx: StageContext, plan: Pick<DeployPlan, "live">): Record<SiteLogixTable | "ledger", DeclaredTable> {
+export function tables(
+  ctx: StageContext,
+  plan: Pick<DeployPlan, "live">,
+): Record<SiteLogixTable | "ledger", DeclaredTable> {
   const logicals = [...SITELOGIX_TABLES, "ledger" as const];
-  return Object.fromEntries(logicals.map((logical) => [logical, declareTable(logical, ctx, plan)])) as Record<SiteLogixTable | "ledger", DeclaredTable>;
+  return Object.fromEntries(logicals.map((logical) => [logical, declareTable(logical, ctx, plan)])) as Record<
+    SiteLogixTable | "ledger",
+    DeclaredTable
+  >;
 }

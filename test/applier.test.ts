@@ -1,6 +1,12 @@
 // The applier against DynamoDB Local: invariants 1, 2 and 5 of DESIGN.md section 5 at the level of
 // one write, reserved words, and DynamoDB's refusals reported as `rejected`.
-import { CreateTableCommand, DeleteTableCommand, GetItemCommand, waitUntilTableExists, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  GetItemCommand,
+  waitUntilTableExists,
+  type AttributeValue,
+} from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -26,11 +32,20 @@ afterAll(async () => {
   await t?.dispose();
 });
 
-const put = (table: SiteLogixTable, item: Item) => t.clients.doc.send(new PutCommand({ TableName: t.names[table], Item: item }));
+const put = (table: SiteLogixTable, item: Item) =>
+  t.clients.doc.send(new PutCommand({ TableName: t.names[table], Item: item }));
 const get = async (table: SiteLogixTable, key: Record<string, string>) =>
   (await t.clients.doc.send(new GetCommand({ TableName: t.names[table], Key: key, ConsistentRead: true }))).Item;
 const getRaw = async (table: SiteLogixTable, key: Record<string, string>) =>
-  (await t.clients.dynamodb.send(new GetItemCommand({ TableName: t.names[table], Key: { PK: { S: key.PK! }, SK: { S: key.SK! } }, ConsistentRead: true }))).Item;
+  (
+    await t.clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: t.names[table],
+        Key: { PK: { S: key.PK! }, SK: { S: key.SK! } },
+        ConsistentRead: true,
+      }),
+    )
+  ).Item;
 
 /** Reads the item as stored, derives its patch and returns both (the applier's view of "before"). */
 async function readAndDerive(table: SiteLogixTable, key: Record<string, string>) {
@@ -81,7 +96,11 @@ describe("applier", () => {
       ]),
     );
     expect((await applyPatch(t.clients.doc, t.names.reports, patch, "sweep")).outcome).toBe("applied");
-    expect(await get("reports", patch.key)).toMatchObject({ status: "published", project_id: "proj_001", timestamp: "2025-11-01T08:00:00.000Z" });
+    expect(await get("reports", patch.key)).toMatchObject({
+      status: "published",
+      project_id: "proj_001",
+      timestamp: "2025-11-01T08:00:00.000Z",
+    });
   });
 
   it("names every attribute through ExpressionAttributeNames (no reserved word in the expressions)", () => {
@@ -90,7 +109,9 @@ describe("applier", () => {
     for (const expression of [update.UpdateExpression, update.ConditionExpression]) {
       expect(expression).not.toMatch(/\b(status|timestamp|PK|project_id|projectId)\b/);
     }
-    expect(Object.values(update.ExpressionAttributeNames)).toEqual(expect.arrayContaining(["status", "timestamp", "PK"]));
+    expect(Object.values(update.ExpressionAttributeNames)).toEqual(
+      expect.arrayContaining(["status", "timestamp", "PK"]),
+    );
   });
 
   it("reports alreadyNormalized and writes nothing for a normalized item", async () => {
@@ -99,7 +120,11 @@ describe("applier", () => {
     await applyPatch(t.clients.doc, t.names.reports, first.patch, "sweep");
     const again = await readAndDerive("reports", first.patch.key);
     expect(again.patch.set).toEqual([]);
-    expect(await applyPatch(t.clients.doc, t.names.reports, again.patch, "sweep")).toEqual({ outcome: "alreadyNormalized", key: first.patch.key, consumedWcu: 0 });
+    expect(await applyPatch(t.clients.doc, t.names.reports, again.patch, "sweep")).toEqual({
+      outcome: "alreadyNormalized",
+      key: first.patch.key,
+      consumedWcu: 0,
+    });
     expect(Number((await get("reports", first.patch.key))?.[MIGRATOR_MARKER.rev])).toBe(1);
   });
 });
@@ -132,7 +157,13 @@ describe("invariant 1: no lost update", () => {
     await put("reports", report("c2"));
     const { patch } = await readAndDerive("reports", { PK: "REPORT#c2", SK: "METADATA" });
     await t.clients.doc.send(
-      new UpdateCommand({ TableName: t.names.reports, Key: patch.key, UpdateExpression: "SET #s = :s", ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":s": "draft" } }),
+      new UpdateCommand({
+        TableName: t.names.reports,
+        Key: patch.key,
+        UpdateExpression: "SET #s = :s",
+        ExpressionAttributeNames: { "#s": "status" },
+        ExpressionAttributeValues: { ":s": "draft" },
+      }),
     );
     expect((await applyPatch(t.clients.doc, t.names.reports, patch, "sweep")).outcome).toBe("conflict");
     expect((await get("reports", patch.key))?.status).toBe("draft");
@@ -142,7 +173,12 @@ describe("invariant 1: no lost update", () => {
     await put("reports", report("c3"));
     const { patch } = await readAndDerive("reports", { PK: "REPORT#c3", SK: "METADATA" });
     await t.clients.doc.send(
-      new UpdateCommand({ TableName: t.names.reports, Key: patch.key, UpdateExpression: "SET project_id = :p", ExpressionAttributeValues: { ":p": "proj_new" } }),
+      new UpdateCommand({
+        TableName: t.names.reports,
+        Key: patch.key,
+        UpdateExpression: "SET project_id = :p",
+        ExpressionAttributeValues: { ":p": "proj_new" },
+      }),
     );
     expect((await applyPatch(t.clients.doc, t.names.reports, patch, "sweep")).outcome).toBe("conflict");
     expect((await get("reports", patch.key))?.project_id).toBe("proj_new");
@@ -152,9 +188,17 @@ describe("invariant 1: no lost update", () => {
     // No employmentStatus when read: the rule's fallback is status 'active'.
     await put("personnel", { PK: "PERSON#f1", SK: "PROFILE", fullName: "Barbara Liskov", updatedAt: "2025-01-01" });
     const { patch } = await readAndDerive("personnel", { PK: "PERSON#f1", SK: "PROFILE" });
-    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "active", absentSources: ["employmentStatus"] });
+    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({
+      value: "active",
+      absentSources: ["employmentStatus"],
+    });
     await t.clients.doc.send(
-      new UpdateCommand({ TableName: t.names.personnel, Key: patch.key, UpdateExpression: "SET employmentStatus = :s", ExpressionAttributeValues: { ":s": "on_leave" } }),
+      new UpdateCommand({
+        TableName: t.names.personnel,
+        Key: patch.key,
+        UpdateExpression: "SET employmentStatus = :s",
+        ExpressionAttributeValues: { ":s": "on_leave" },
+      }),
     );
     expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
     const retry = await readAndDerive("personnel", patch.key);
@@ -163,9 +207,19 @@ describe("invariant 1: no lost update", () => {
   });
 
   it("a stale copy is replaced only while it still holds what was read", async () => {
-    await put("personnel", { PK: "PERSON#p1", SK: "PROFILE", fullName: "Grace Hopper", full_name: "Grace Murray", employmentStatus: "active", updatedAt: "2025-01-01" });
+    await put("personnel", {
+      PK: "PERSON#p1",
+      SK: "PROFILE",
+      fullName: "Grace Hopper",
+      full_name: "Grace Murray",
+      employmentStatus: "active",
+      updatedAt: "2025-01-01",
+    });
     const { patch } = await readAndDerive("personnel", { PK: "PERSON#p1", SK: "PROFILE" });
-    expect(patch.set.find((a) => a.attribute === "full_name")).toMatchObject({ value: "Grace Hopper", current: "Grace Murray" });
+    expect(patch.set.find((a) => a.attribute === "full_name")).toMatchObject({
+      value: "Grace Hopper",
+      current: "Grace Murray",
+    });
     expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "normalizer")).outcome).toBe("applied");
     expect((await get("personnel", patch.key))?.full_name).toBe("Grace Hopper");
   });
@@ -174,11 +228,31 @@ describe("invariant 1: no lost update", () => {
 describe("ownership of derived values", () => {
   const setStatus = (key: Record<string, string>, status: string) =>
     t.clients.doc.send(
-      new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET #s = :s", ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":s": status } }),
+      new UpdateCommand({
+        TableName: t.names.personnel,
+        Key: key,
+        UpdateExpression: "SET #s = :s",
+        ExpressionAttributeNames: { "#s": "status" },
+        ExpressionAttributeValues: { ":s": status },
+      }),
     );
   const setEmployment = (key: Record<string, string>, employmentStatus: string) =>
-    t.clients.doc.send(new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET employmentStatus = :e", ExpressionAttributeValues: { ":e": employmentStatus } }));
-  const person = (id: string): Item => ({ PK: `PERSON#${id}`, SK: "PROFILE", fullName: "Frances Allen", employmentStatus: "active", createdAt: "2024-01-01", updatedAt: "2025-01-01" });
+    t.clients.doc.send(
+      new UpdateCommand({
+        TableName: t.names.personnel,
+        Key: key,
+        UpdateExpression: "SET employmentStatus = :e",
+        ExpressionAttributeValues: { ":e": employmentStatus },
+      }),
+    );
+  const person = (id: string): Item => ({
+    PK: `PERSON#${id}`,
+    SK: "PROFILE",
+    fullName: "Frances Allen",
+    employmentStatus: "active",
+    createdAt: "2024-01-01",
+    updatedAt: "2025-01-01",
+  });
   const apply = async (key: Record<string, string>) => {
     const { patch } = await readAndDerive("personnel", key);
     return { patch, result: await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep") };
@@ -189,12 +263,20 @@ describe("ownership of derived values", () => {
     const key = { PK: "PERSON#w1", SK: "PROFILE" };
     expect((await apply(key)).result.outcome).toBe("applied");
     const after = (await get("personnel", key))!;
-    expect(after[OWNERSHIP_ATTRIBUTE]).toEqual({ status: ownershipHash("active"), dateLastSeen: ownershipHash("2025-01-01") });
+    expect(after[OWNERSHIP_ATTRIBUTE]).toEqual({
+      status: ownershipHash("active"),
+      dateLastSeen: ownershipHash("2025-01-01"),
+    });
     expect(ownsValue(after, "status")).toBe(true);
     // A later write adds to the record instead of replacing it.
-    await t.clients.doc.send(new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "REMOVE dateLastSeen" }));
+    await t.clients.doc.send(
+      new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "REMOVE dateLastSeen" }),
+    );
     expect((await apply(key)).result.outcome).toBe("applied");
-    expect((await get("personnel", key))![OWNERSHIP_ATTRIBUTE]).toEqual({ status: ownershipHash("active"), dateLastSeen: ownershipHash("2025-01-01") });
+    expect((await get("personnel", key))![OWNERSHIP_ATTRIBUTE]).toEqual({
+      status: ownershipHash("active"),
+      dateLastSeen: ownershipHash("2025-01-01"),
+    });
   });
 
   it("owned values follow: an owned status follows employmentStatus", async () => {
@@ -243,7 +325,13 @@ describe("ownership of derived values", () => {
     const { patch } = await readAndDerive("personnel", key);
     // The record changes under the migrator (another writer's record): the rewrite must not land.
     await t.clients.doc.send(
-      new UpdateCommand({ TableName: t.names.personnel, Key: key, UpdateExpression: "SET #o.#s = :h", ExpressionAttributeNames: { "#o": OWNERSHIP_ATTRIBUTE, "#s": "status" }, ExpressionAttributeValues: { ":h": "other" } }),
+      new UpdateCommand({
+        TableName: t.names.personnel,
+        Key: key,
+        UpdateExpression: "SET #o.#s = :h",
+        ExpressionAttributeNames: { "#o": OWNERSHIP_ATTRIBUTE, "#s": "status" },
+        ExpressionAttributeValues: { ":h": "other" },
+      }),
     );
     expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
     expect((await get("personnel", key))?.status).toBe("active");
@@ -273,7 +361,11 @@ describe("invariant 2: no resurrection", () => {
   });
 
   it("a default-only patch on a missing item creates nothing", async () => {
-    const patch = derivePatch("reports", { PK: "REPORT#never", SK: "METADATA", createdAt: "2025-01-01" }, { mode: "sweep" });
+    const patch = derivePatch(
+      "reports",
+      { PK: "REPORT#never", SK: "METADATA", createdAt: "2025-01-01" },
+      { mode: "sweep" },
+    );
     expect((await applyPatch(t.clients.doc, t.names.reports, patch, "normalizer")).outcome).toBe("gone");
     expect(await get("reports", patch.key)).toBeUndefined();
   });
@@ -304,7 +396,8 @@ describe("invariant 5: business fields untouched", () => {
     const after = (await getRaw("personnel", key))!;
 
     const owned = new Set([...targetAttributes("personnel"), ...Object.values(MIGRATOR_MARKER)]);
-    const untouched = (item: Record<string, AttributeValue>) => Object.fromEntries(Object.entries(item).filter(([k]) => !owned.has(k)));
+    const untouched = (item: Record<string, AttributeValue>) =>
+      Object.fromEntries(Object.entries(item).filter(([k]) => !owned.has(k)));
     expect(untouched(after)).toEqual(untouched(before));
     expect(after.status).toEqual({ S: "archived" });
     expect(after.version).toEqual({ N: "17" });
@@ -330,7 +423,13 @@ describe("rejected", () => {
           { AttributeName: "SK", AttributeType: "S" },
           { AttributeName: "project_id", AttributeType: "N" },
         ],
-        GlobalSecondaryIndexes: [{ IndexName: "ById", KeySchema: [{ AttributeName: "project_id", KeyType: "HASH" }], Projection: { ProjectionType: "ALL" } }],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: "ById",
+            KeySchema: [{ AttributeName: "project_id", KeyType: "HASH" }],
+            Projection: { ProjectionType: "ALL" },
+          },
+        ],
       }),
     );
     await waitUntilTableExists({ client: t.clients.dynamodb, maxWaitTime: 60 }, { TableName: tableName() });

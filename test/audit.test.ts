@@ -57,10 +57,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Raw items of the audit table (entries, chunks, heads). */
 async function auditItems(dynamodb: DynamoDBClient, tableName: string) {
   const items = [];
-  for await (const page of paginateScan({ client: dynamodb }, { TableName: tableName, ConsistentRead: true })) items.push(...(page.Items ?? []));
+  for await (const page of paginateScan({ client: dynamodb }, { TableName: tableName, ConsistentRead: true }))
+    items.push(...(page.Items ?? []));
   return items;
 }
-const entryCount = async (t: TestTables) => (await auditItems(t.clients.dynamodb, t.names.audit)).filter((i) => /^E#\d+$/.test(i.SK?.S ?? "")).length;
+const entryCount = async (t: TestTables) =>
+  (await auditItems(t.clients.dynamodb, t.names.audit)).filter((i) => /^E#\d+$/.test(i.SK?.S ?? "")).length;
 
 let disposers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -74,14 +76,24 @@ async function tables(): Promise<TestTables> {
 }
 
 /** Applies the migrator's patch for an item as the normalizer or the sweep would; true when it wrote. */
-async function migrate(t: TestTables, table: SiteLogixTable, key: Record<string, string>, writer: MigratorWriter): Promise<boolean> {
-  const item = (await t.clients.doc.send(new GetCommand({ TableName: t.names[table], Key: key, ConsistentRead: true }))).Item;
+async function migrate(
+  t: TestTables,
+  table: SiteLogixTable,
+  key: Record<string, string>,
+  writer: MigratorWriter,
+): Promise<boolean> {
+  const item = (await t.clients.doc.send(new GetCommand({ TableName: t.names[table], Key: key, ConsistentRead: true })))
+    .Item;
   if (!item) return false;
   const patch = derivePatch(table, item, { mode: writer, writeTime: new Date().toISOString() });
   return (await applyPatch(t.clients.doc, t.names[table], patch, writer)).outcome === "applied";
 }
 
-async function deliverAll(t: TestTables, handler: ReturnType<typeof handlerFor>, tablesToRead: readonly SiteLogixTable[] = SITELOGIX_TABLES) {
+async function deliverAll(
+  t: TestTables,
+  handler: ReturnType<typeof handlerFor>,
+  tablesToRead: readonly SiteLogixTable[] = SITELOGIX_TABLES,
+) {
   const records: Partial<Record<SiteLogixTable, DynamoDBRecord[]>> = {};
   for (const table of tablesToRead) {
     records[table] = await readStream(t.clients, t.names[table]);
@@ -99,7 +111,11 @@ describe("audit logger", () => {
     // The application on its own connections, so that the migrator's writes never queue behind it.
     const appClients = createClients();
     disposers.push(async () => destroyClients(appClients));
-    const traffic = new ApplicationTraffic(appClients.doc, t.names, { opsPerSecond: 60, seed: 5, tables: [...SITELOGIX_TABLES] });
+    const traffic = new ApplicationTraffic(appClients.doc, t.names, {
+      opsPerSecond: 60,
+      seed: 5,
+      tables: [...SITELOGIX_TABLES],
+    });
     for (const { table, item } of rows) traffic.know(table, { PK: item.PK as string, SK: item.SK as string });
     const keyOfRow = ({ item }: { item: Item }) => ({ PK: item.PK as string, SK: item.SK as string });
 
@@ -110,7 +126,8 @@ describe("audit logger", () => {
     const trafficDone = sleep(2000).then(() => traffic.stop());
     // The normalizer's work on the other half, the first pass racing the application, the second
     // one following the application's changes.
-    for (const row of [...rows.slice(half), ...rows.slice(half)]) if (await migrate(t, row.table, keyOfRow(row), "normalizer")) applied.normalizer++;
+    for (const row of [...rows.slice(half), ...rows.slice(half)])
+      if (await migrate(t, row.table, keyOfRow(row), "normalizer")) applied.normalizer++;
     const stats = await trafficDone;
     expect(stats.insert + stats.update + stats.delete + stats.fullPut).toBeGreaterThan(30);
     expect(applied.normalizer).toBeGreaterThan(10);
@@ -138,7 +155,9 @@ describe("audit logger", () => {
     expect(all.filter((e) => e.actor === MIGRATOR_ACTORS.sweep)).toHaveLength(applied.sweep);
     expect(all.filter((e) => e.actorBasis === "migrator")).toHaveLength(applied.normalizer + applied.sweep);
     expect(all.filter((e) => e.actorBasis !== "migrator" && e.actor.startsWith("sitelogix-migrate"))).toEqual([]);
-    expect(all.filter((e) => e.actorBasis !== "migrator" && e.actor !== "unknown" && !/^(user|app)_\d+$/.test(e.actor))).toEqual([]);
+    expect(
+      all.filter((e) => e.actorBasis !== "migrator" && e.actor !== "unknown" && !/^(user|app)_\d+$/.test(e.actor)),
+    ).toEqual([]);
 
     // Each item's history is in stream order, positions 1..n.
     const byEntity = new Map<string, AuditEntry[]>();
@@ -147,7 +166,9 @@ describe("audit logger", () => {
       const first = entries[0]!;
       const history = await collect(trail.history(first.table, first.keys));
       expect(history.map((e) => e.position)).toEqual(history.map((_, n) => n + 1));
-      expect(history.map((e) => e.sequenceNumber.padStart(40, "0"))).toEqual(entries.map((e) => e.sequenceNumber.padStart(40, "0")).sort());
+      expect(history.map((e) => e.sequenceNumber.padStart(40, "0"))).toEqual(
+        entries.map((e) => e.sequenceNumber.padStart(40, "0")).sort(),
+      );
     }
     const report = await trail.verify();
     expect(report).toMatchObject({ intact: true, entries: total, problems: [] });
@@ -163,22 +184,40 @@ describe("audit logger", () => {
         new UpdateCommand({
           TableName: table,
           Key: key,
-          UpdateExpression: `SET ${Object.keys(fields).map((k, n) => `#f${n} = :f${n}`).join(", ")} ADD version :one`,
+          UpdateExpression: `SET ${Object.keys(fields)
+            .map((_k, n) => `#f${n} = :f${n}`)
+            .join(", ")} ADD version :one`,
           ExpressionAttributeNames: Object.fromEntries(Object.keys(fields).map((k, n) => [`#f${n}`, k])),
-          ExpressionAttributeValues: { ":one": 1, ...Object.fromEntries(Object.values(fields).map((v, n) => [`:f${n}`, v])) },
+          ExpressionAttributeValues: {
+            ":one": 1,
+            ...Object.fromEntries(Object.values(fields).map((v, n) => [`:f${n}`, v])),
+          },
         }),
       );
-    const read = async () => (await t.clients.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item!;
+    const read = async () =>
+      (await t.clients.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item!;
     // The real normalizer handler, given the item's stream records it has not seen yet.
-    const normalizer = createNormalizerHandler({ deps: { doc: t.clients.doc, names: t.names, ledger: new Ledger(t.clients.doc, t.names.ledger) } });
+    const normalizer = createNormalizerHandler({
+      deps: { doc: t.clients.doc, names: t.names, ledger: new Ledger(t.clients.doc, t.names.ledger) },
+    });
     const normalized = new Set<string>();
     const normalize = async () => {
-      const fresh = (await readStream(t.clients, table)).filter((r) => keyOf(r) === JSON.stringify([key.PK, key.SK]) && !normalized.has(r.dynamodb!.SequenceNumber!));
-      fresh.forEach((r) => normalized.add(r.dynamodb!.SequenceNumber!));
+      const fresh = (await readStream(t.clients, table)).filter(
+        (r) => keyOf(r) === JSON.stringify([key.PK, key.SK]) && !normalized.has(r.dynamodb!.SequenceNumber!),
+      );
+      for (const r of fresh) normalized.add(r.dynamodb!.SequenceNumber!);
       expect((await deliver(fresh, normalizer)).onFailure).toEqual([]);
     };
 
-    await put({ ...key, projectId: "proj_001", managerId: "mgr_1", reportDate: "2025-11-01", createdAt: "2025-11-01T08:00:00.000Z", version: 1, lastModifiedBy: "user_1" });
+    await put({
+      ...key,
+      projectId: "proj_001",
+      managerId: "mgr_1",
+      reportDate: "2025-11-01",
+      createdAt: "2025-11-01T08:00:00.000Z",
+      version: 1,
+      lastModifiedBy: "user_1",
+    });
     await normalize();
     await update({ projectId: "proj_002", lastModifiedBy: "user_2" });
     await normalize();
@@ -187,7 +226,10 @@ describe("audit logger", () => {
     await normalize();
     await put({ ...stale, weather: "rain", lastModifiedBy: "user_4" }); // stale read-modify-write put: carries revision 2 over 3
     const current = await read();
-    await put({ ...Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp")), lastModifiedBy: "user_5" }); // old code drops the marker
+    await put({
+      ...Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp")),
+      lastModifiedBy: "user_5",
+    }); // old code drops the marker
     expect(await migrate(t, "reports", key, "sweep")).toBe(true);
     await update({ weather: "sun", lastModifiedBy: "user_6" });
     await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
@@ -212,7 +254,11 @@ describe("audit logger", () => {
     ]);
     expect(history.map((e) => e.sequenceNumber)).toEqual(records.map((r) => r.dynamodb!.SequenceNumber));
     // What changed, with the values before and after.
-    expect(history[2]).toMatchObject({ changed: ["lastModifiedBy", "projectId", "version"], old: { projectId: { S: "proj_001" } }, new: { projectId: { S: "proj_002" } } });
+    expect(history[2]).toMatchObject({
+      changed: ["lastModifiedBy", "projectId", "version"],
+      old: { projectId: { S: "proj_001" } },
+      new: { projectId: { S: "proj_002" } },
+    });
     expect(history[3]!.changed).toEqual(["_migrationRev", "project_id"]);
     expect(history[6]!.old?._migrationRev).toEqual({ N: "3" });
     expect(history[6]!.new?._migrationRev).toEqual({ N: "2" });
@@ -231,19 +277,46 @@ describe("audit logger", () => {
     const names = { ...t.names, "ai-analysis-cache": table };
     disposers.push(async () => void (await t.clients.dynamodb.send(new DeleteTableCommand({ TableName: table }))));
     const { GlobalSecondaryIndexes: _, ...withoutIndexes } = createTableInput("ai-analysis-cache", table, "expand");
-    await t.clients.dynamodb.send(new CreateTableCommand({ ...withoutIndexes, AttributeDefinitions: [{ AttributeName: "PK", AttributeType: "S" }, { AttributeName: "SK", AttributeType: "S" }] }));
+    await t.clients.dynamodb.send(
+      new CreateTableCommand({
+        ...withoutIndexes,
+        AttributeDefinitions: [
+          { AttributeName: "PK", AttributeType: "S" },
+          { AttributeName: "SK", AttributeType: "S" },
+        ],
+      }),
+    );
     await waitUntilTableExists({ client: t.clients.dynamodb, maxWaitTime: 30 }, { TableName: table });
-    await t.clients.dynamodb.send(new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { Enabled: true, AttributeName: "ttl" } }));
+    await t.clients.dynamodb.send(
+      new UpdateTimeToLiveCommand({
+        TableName: table,
+        TimeToLiveSpecification: { Enabled: true, AttributeName: "ttl" },
+      }),
+    );
     const now = Math.floor(Date.now() / 1000);
-    const base = { SK: "RESULT", analysisType: "summary", modelUsed: "model-a", createdAt: new Date().toISOString(), lastModifiedBy: "app_3" };
-    await t.clients.doc.send(new PutCommand({ TableName: table, Item: { PK: "ANALYSIS#expired", ...base, ttl: now - 60 } }));
-    await t.clients.doc.send(new PutCommand({ TableName: table, Item: { PK: "ANALYSIS#deleted", ...base, ttl: now + 3600 } }));
+    const base = {
+      SK: "RESULT",
+      analysisType: "summary",
+      modelUsed: "model-a",
+      createdAt: new Date().toISOString(),
+      lastModifiedBy: "app_3",
+    };
+    await t.clients.doc.send(
+      new PutCommand({ TableName: table, Item: { PK: "ANALYSIS#expired", ...base, ttl: now - 60 } }),
+    );
+    await t.clients.doc.send(
+      new PutCommand({ TableName: table, Item: { PK: "ANALYSIS#deleted", ...base, ttl: now + 3600 } }),
+    );
     await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: { PK: "ANALYSIS#deleted", SK: "RESULT" } }));
     const isExpiry = (r: DynamoDBRecord) => r.eventName !== "INSERT" && r.dynamodb?.Keys?.PK?.S === "ANALYSIS#expired";
-    const records = await waitFor(async () => {
-      const all = await readStream(t.clients, table);
-      return all.some(isExpiry) && all;
-    }, "DynamoDB Local's TTL deletion", 60_000);
+    const records = await waitFor(
+      async () => {
+        const all = await readStream(t.clients, table);
+        return all.some(isExpiry) && all;
+      },
+      "DynamoDB Local's TTL deletion",
+      60_000,
+    );
     const trail = new AuditTrail(t.clients.dynamodb, names);
     const handler = handlerFor(trail);
     const expiry = records.find(isExpiry)!;
@@ -276,10 +349,20 @@ async function vendorTraffic(t: TestTables, n: number): Promise<DynamoDBRecord[]
   const table = t.names.vendors;
   const item = async (i: number) => {
     const key = { PK: `VENDOR#x${i}`, SK: "PROFILE" };
-    await t.clients.doc.send(new PutCommand({ TableName: table, Item: { ...key, companyName: `Co ${i}`, version: 1, lastModifiedBy: `user_${i % 5}` } }));
+    await t.clients.doc.send(
+      new PutCommand({
+        TableName: table,
+        Item: { ...key, companyName: `Co ${i}`, version: 1, lastModifiedBy: `user_${i % 5}` },
+      }),
+    );
     if (i % 2 === 0) {
       await t.clients.doc.send(
-        new UpdateCommand({ TableName: table, Key: key, UpdateExpression: "SET vendorType = :t, lastModifiedBy = :u", ExpressionAttributeValues: { ":t": "rental", ":u": "user_9" } }),
+        new UpdateCommand({
+          TableName: table,
+          Key: key,
+          UpdateExpression: "SET vendorType = :t, lastModifiedBy = :u",
+          ExpressionAttributeValues: { ":t": "rental", ":u": "user_9" },
+        }),
       );
     }
     if (i % 3 === 0) await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
@@ -305,7 +388,11 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     await deliver(records, handlerFor(trail), { batchSize: 7 });
     await deliver(records, handlerFor(trail), { batchSize: 7 });
     // A restarted logger (cold cache) given the whole stream again.
-    await deliver(await readStream(t.clients, t.names.vendors), handlerFor(new AuditTrail(t.clients.dynamodb, t.names)), { batchSize: 100 });
+    await deliver(
+      await readStream(t.clients, t.names.vendors),
+      handlerFor(new AuditTrail(t.clients.dynamodb, t.names)),
+      { batchSize: 100 },
+    );
     await expectExactlyOnce(t, records);
   });
 
@@ -318,7 +405,8 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     let transactions = 0;
     flaky.dynamodb.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === "TransactWriteItemsCommand" && [10, 25].includes(++transactions)) throw Object.assign(new Error("injected fault"), { name: "InjectedFault" });
+        if (context.commandName === "TransactWriteItemsCommand" && [10, 25].includes(++transactions))
+          throw Object.assign(new Error("injected fault"), { name: "InjectedFault" });
         return next(args);
       },
       { step: "initialize" },
@@ -335,7 +423,10 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     const records = await vendorTraffic(t, 30);
     const one = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
     const two = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
-    const [a, b] = await Promise.all([deliver(records, one, { batchSize: 5 }), deliver(records, two, { batchSize: 3 })]);
+    const [a, b] = await Promise.all([
+      deliver(records, one, { batchSize: 5 }),
+      deliver(records, two, { batchSize: 3 }),
+    ]);
     expect([...a.onFailure, ...b.onFailure]).toEqual([]);
     await expectExactlyOnce(t, records);
   });
@@ -346,19 +437,31 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     const total = records.length;
     const last = records.at(-1)!.dynamodb!.SequenceNumber!;
     // The operator's runner, in its own process, with the deployed subscription (batches of 100).
-    const runner = spawn(process.execPath, [CLI, "stream", "--table", "vendors", "--subscriber", "audit-logger", "--poll-interval", "100"], {
-      env: { ...process.env, SITELOGIX_TABLE_PREFIX: t.prefix, POWERTOOLS_LOG_LEVEL: "WARN", POWERTOOLS_METRICS_DISABLED: "true" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const runner = spawn(
+      process.execPath,
+      [CLI, "stream", "--table", "vendors", "--subscriber", "audit-logger", "--poll-interval", "100"],
+      {
+        env: {
+          ...process.env,
+          SITELOGIX_TABLE_PREFIX: t.prefix,
+          POWERTOOLS_LOG_LEVEL: "WARN",
+          POWERTOOLS_METRICS_DISABLED: "true",
+        },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     let stderr = "";
     runner.stderr!.on("data", (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => runner.on("close", (code) => resolve(code)));
     const ledger = new Ledger(t.clients.doc, t.names.ledger);
     const checkpointed = async (l: Ledger, at?: string) =>
-      (await l.shardCheckpoints("audit-logger", "vendors")).some((c) => c.sequenceNumber && (at === undefined || compareSequenceNumbers(c.sequenceNumber, at) >= 0));
+      (await l.shardCheckpoints("audit-logger", "vendors")).some(
+        (c) => c.sequenceNumber && (at === undefined || compareSequenceNumbers(c.sequenceNumber, at) >= 0),
+      );
     try {
       // Killed once its first batch is checkpointed, with most of the stream still to come.
-      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(ledger)); ) await sleep(20);
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(ledger)); )
+        await sleep(20);
     } finally {
       runner.kill("SIGKILL");
     }
@@ -369,9 +472,18 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
 
     // Started again on the same ledger: resumes after its checkpoint (the batch in flight is delivered again).
     const runTo = async (l: Ledger) => {
-      const run = new StreamRunner({ clients: t.clients, names: t.names, ledger: l, tables: ["vendors"], subscribers: ["audit-logger"], pollIntervalMs: 50, handlers: { "audit-logger": handlerFor(new AuditTrail(t.clients.dynamodb, t.names)) } });
+      const run = new StreamRunner({
+        clients: t.clients,
+        names: t.names,
+        ledger: l,
+        tables: ["vendors"],
+        subscribers: ["audit-logger"],
+        pollIntervalMs: 50,
+        handlers: { "audit-logger": handlerFor(new AuditTrail(t.clients.dynamodb, t.names)) },
+      });
       const done = run.run();
-      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(l, last)); ) await sleep(100);
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline && !(await checkpointed(l, last)); )
+        await sleep(100);
       run.stop();
       return (await done)["audit-logger"]!;
     };
@@ -399,7 +511,9 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     expect(outcomes.every((o) => o.outcome === "appended")).toBe(true);
     for (const entry of await collect(trail.byTable("vendors"))) {
       const history = await collect(trail.history("vendors", entry.keys));
-      const streamOrder = records.filter((r) => r.dynamodb!.Keys!.PK!.S === entry.keys.PK).map((r) => r.dynamodb!.SequenceNumber);
+      const streamOrder = records
+        .filter((r) => r.dynamodb!.Keys!.PK!.S === entry.keys.PK)
+        .map((r) => r.dynamodb!.SequenceNumber);
       expect(history.map((e) => e.sequenceNumber)).toEqual(streamOrder);
       expect(history.map((e) => e.position)).toEqual(streamOrder.map((_, n) => n + 1));
     }
@@ -425,20 +539,46 @@ describe("audit entries of any size", () => {
     const table = t.names.personnel;
     const text = (seed: string, bytes: number) => seed.repeat(Math.ceil(bytes / seed.length)).slice(0, bytes);
     const cases = [
-      { key: { PK: "PERSON#big-text", SK: "PROFILE" }, attr: "notes", before: text("pour rebar crane ", 190_000), after: text("slab permit delay ", 190_000) },
-      { key: { PK: "PERSON#big-binary", SK: "PROFILE" }, attr: "scan", before: randomBytes(190_000), after: randomBytes(190_000) },
-      { key: { PK: "PERSON#max-binary", SK: "PROFILE" }, attr: "scan", before: randomBytes(400_000), after: randomBytes(400_000) },
+      {
+        key: { PK: "PERSON#big-text", SK: "PROFILE" },
+        attr: "notes",
+        before: text("pour rebar crane ", 190_000),
+        after: text("slab permit delay ", 190_000),
+      },
+      {
+        key: { PK: "PERSON#big-binary", SK: "PROFILE" },
+        attr: "scan",
+        before: randomBytes(190_000),
+        after: randomBytes(190_000),
+      },
+      {
+        key: { PK: "PERSON#max-binary", SK: "PROFILE" },
+        attr: "scan",
+        before: randomBytes(400_000),
+        after: randomBytes(400_000),
+      },
     ];
     for (const c of cases) {
-      await t.clients.doc.send(new PutCommand({ TableName: table, Item: { ...c.key, [c.attr]: c.before, lastModifiedBy: "user_1" } }));
-      await t.clients.doc.send(new UpdateCommand({ TableName: table, Key: c.key, UpdateExpression: "SET #a = :v, lastModifiedBy = :u", ExpressionAttributeNames: { "#a": c.attr }, ExpressionAttributeValues: { ":v": c.after, ":u": "user_2" } }));
+      await t.clients.doc.send(
+        new PutCommand({ TableName: table, Item: { ...c.key, [c.attr]: c.before, lastModifiedBy: "user_1" } }),
+      );
+      await t.clients.doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: c.key,
+          UpdateExpression: "SET #a = :v, lastModifiedBy = :u",
+          ExpressionAttributeNames: { "#a": c.attr },
+          ExpressionAttributeValues: { ":v": c.after, ":u": "user_2" },
+        }),
+      );
       await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: c.key }));
     }
     const trail = new AuditTrail(t.clients.dynamodb, t.names);
     const delivery = await deliver(await readStream(t.clients, table), handlerFor(trail), { batchSize: 3 });
     expect(delivery.onFailure).toEqual([]);
 
-    const value = (v: { S?: string; B?: Uint8Array } | undefined) => (v?.S !== undefined ? v.S : Buffer.from(v!.B!).toString("base64"));
+    const value = (v: { S?: string; B?: Uint8Array } | undefined) =>
+      v?.S !== undefined ? v.S : Buffer.from(v!.B!).toString("base64");
     const expected = (x: string | Buffer) => (typeof x === "string" ? x : x.toString("base64"));
     for (const c of cases) {
       const [ins, mod, rem] = await collect(trail.history("personnel", c.key));
@@ -457,7 +597,8 @@ describe("audit entries of any size", () => {
     expect(modify("big-text").payload?.B).toBeDefined();
     expect(modify("big-binary").payloadChunks?.N).toBe("2");
     expect(modify("max-binary").payloadChunks?.N).toBe("3");
-    const chunked = (pk: string, eventName: string) => raw.find((i) => i.PK?.S?.includes(pk) && i.eventName?.S === eventName)?.payloadChunks?.N;
+    const chunked = (pk: string, eventName: string) =>
+      raw.find((i) => i.PK?.S?.includes(pk) && i.eventName?.S === eventName)?.payloadChunks?.N;
     // The ~400 KB item's INSERT and REMOVE (one image each, incompressible) need two chunks each.
     expect([chunked("max-binary", "INSERT"), chunked("max-binary", "REMOVE")]).toEqual(["2", "2"]);
     expect(raw.filter((i) => i.SK?.S?.includes("#C#"))).toHaveLength(2 + 3 + 2 + 2);
@@ -470,9 +611,21 @@ describe("invariant 7: bad input is contained", () => {
     const t = await tables();
     const table = t.names.personnel;
     for (const id of ["x", "y", "z"]) {
-      await t.clients.doc.send(new PutCommand({ TableName: table, Item: { PK: `PERSON#${id}`, SK: "PROFILE", phone: "+1-555-0199", lastModifiedBy: "user_1" } }));
+      await t.clients.doc.send(
+        new PutCommand({
+          TableName: table,
+          Item: { PK: `PERSON#${id}`, SK: "PROFILE", phone: "+1-555-0199", lastModifiedBy: "user_1" },
+        }),
+      );
     }
-    await t.clients.doc.send(new UpdateCommand({ TableName: table, Key: { PK: "PERSON#y", SK: "PROFILE" }, UpdateExpression: "SET email = :e", ExpressionAttributeValues: { ":e": "y@example.com" } }));
+    await t.clients.doc.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { PK: "PERSON#y", SK: "PROFILE" },
+        UpdateExpression: "SET email = :e",
+        ExpressionAttributeValues: { ":e": "y@example.com" },
+      }),
+    );
     const [x, y, z, yUpdate] = await readStream(t.clients, table);
     const badY: DynamoDBRecord = structuredClone(y!);
     badY.dynamodb!.NewImage!.phone = { X: "+1-555-0199" } as never;
@@ -494,13 +647,17 @@ describe("invariant 7: bad input is contained", () => {
     const restore = [capture(process.stdout), capture(process.stderr)];
     const trail = new AuditTrail(t.clients.dynamodb, t.names);
     const handler = handlerFor(trail, new Logger({ serviceName: "audit-test" }));
-    let response;
+    let response: Awaited<ReturnType<typeof handler>>;
     try {
       response = await handler({ Records: batch }, {} as never);
     } finally {
-      restore.forEach((r) => r());
+      for (const r of restore) r();
     }
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(["1", y!.dynamodb!.SequenceNumber, yUpdate!.dynamodb!.SequenceNumber]);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
+      "1",
+      y!.dynamodb!.SequenceNumber,
+      yUpdate!.dynamodb!.SequenceNumber,
+    ]);
     expect((await collect(trail.byTable("personnel"))).map((e) => e.keys.PK)).toEqual(["PERSON#x", "PERSON#z"]);
     const log = logged.join("");
     expect(log).toContain("PERSON#y");
@@ -512,7 +669,11 @@ describe("invariant 7: bad input is contained", () => {
     // With Lambda's retries: the bad records end on the on-failure destination, everything else is audited.
     const delivery = await deliver(batch, handlerFor(trail), { batchSize: 5, maxRetries: 2 });
     expect(delivery.onFailure.map((r) => r.eventID)).toEqual(["no-keys-event", y!.eventID]);
-    expect((await collect(trail.byTable("personnel"))).map((e) => `${e.keys.PK} ${e.eventName}`)).toEqual(["PERSON#x INSERT", "PERSON#z INSERT", "PERSON#y MODIFY"]);
+    expect((await collect(trail.byTable("personnel"))).map((e) => `${e.keys.PK} ${e.eventName}`)).toEqual([
+      "PERSON#x INSERT",
+      "PERSON#z INSERT",
+      "PERSON#y MODIFY",
+    ]);
     expect((await trail.verify()).intact).toBe(true);
   });
 });
@@ -533,16 +694,31 @@ describe("retention", () => {
     expect(entries.map((e) => e.expiresAt)).toEqual([...entries.map((e) => e.expiresAt!)].sort((a, b) => a - b));
 
     // DynamoDB's TTL removing the oldest entries (simulated): a deletion today, expiry in 8 years.
-    await t.clients.dynamodb.send(new DeleteItemCommand({ TableName: t.names.audit, Key: { PK: { S: entries[0]!.entity }, SK: { S: `E#${entries[0]!.sequenceNumber.padStart(40, "0")}` } } }));
+    await t.clients.dynamodb.send(
+      new DeleteItemCommand({
+        TableName: t.names.audit,
+        Key: { PK: { S: entries[0]!.entity }, SK: { S: `E#${entries[0]!.sequenceNumber.padStart(40, "0")}` } },
+      }),
+    );
     const today = await trail.verify();
     expect(today.intact).toBe(false);
-    expect(today.problems[0]).toMatchObject({ keys: { PK: "VENDOR#x0", SK: "PROFILE" }, position: 2, problem: expect.stringMatching(/deleted/) });
-    const later = await new AuditTrail(t.clients.dynamodb, t.names, { now: () => new Date(Date.now() + 8 * 365 * 86_400_000) }).verify();
+    expect(today.problems[0]).toMatchObject({
+      keys: { PK: "VENDOR#x0", SK: "PROFILE" },
+      position: 2,
+      problem: expect.stringMatching(/deleted/),
+    });
+    const later = await new AuditTrail(t.clients.dynamodb, t.names, {
+      now: () => new Date(Date.now() + 8 * 365 * 86_400_000),
+    }).verify();
     expect(later).toMatchObject({ intact: true, expired: 1, entries: 2 });
 
     const forever = await tables();
     const foreverTrail = new AuditTrail(forever.clients.dynamodb, forever.names, { retention: "forever" });
     await deliver(await vendorTraffic(forever, 1), handlerFor(foreverTrail));
-    expect((await collect(foreverTrail.byTable("vendors"))).map((e) => e.expiresAt)).toEqual([undefined, undefined, undefined]);
+    expect((await collect(foreverTrail.byTable("vendors"))).map((e) => e.expiresAt)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 });

@@ -1,6 +1,11 @@
 // `backup`: DynamoDB Local has no backup API, so the backup calls go to a client mocked with
 // aws-sdk-client-mock (the one place a mock is the right tool); the ledger is real.
-import { CreateBackupCommand, DescribeBackupCommand, DynamoDBClient, TableNotFoundException } from "@aws-sdk/client-dynamodb";
+import {
+  CreateBackupCommand,
+  DescribeBackupCommand,
+  DynamoDBClient,
+  TableNotFoundException,
+} from "@aws-sdk/client-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backupName, backupTables, Ledger } from "@sitelogix/core";
@@ -23,34 +28,87 @@ beforeEach(() => aws.reset());
 
 const arn = (table: string) => `arn:aws:dynamodb:us-east-1:123456789012:table/${table}/backup/01700000000000-abcdef`;
 const run = (tables: ("reports" | "personnel")[], maxWaitMs = 5_000) =>
-  backupTables({ dynamodb: control, ledger, names: t.names, tables, phaseOf: async () => "legacy", maxWaitMs, pollMs: 10 });
+  backupTables({
+    dynamodb: control,
+    ledger,
+    names: t.names,
+    tables,
+    phaseOf: async () => "legacy",
+    maxWaitMs,
+    pollMs: 10,
+  });
 
 describe("backup", () => {
   it("names backups <table>-<phase>-<time> within DynamoDB's rules", () => {
-    expect(backupName("sitelogix-reports", "legacy", new Date("2025-11-26T12:34:56.789Z"))).toBe("sitelogix-reports-legacy-20251126T123456Z");
+    expect(backupName("sitelogix-reports", "legacy", new Date("2025-11-26T12:34:56.789Z"))).toBe(
+      "sitelogix-reports-legacy-20251126T123456Z",
+    );
   });
 
   it("waits until AVAILABLE and records the ARN in the ledger", async () => {
-    aws.on(CreateBackupCommand).callsFake((input: { TableName: string }) => ({ BackupDetails: { BackupArn: arn(input.TableName), BackupStatus: "CREATING" } }));
+    aws.on(CreateBackupCommand).callsFake((input: { TableName: string }) => ({
+      BackupDetails: { BackupArn: arn(input.TableName), BackupStatus: "CREATING" },
+    }));
     aws
       .on(DescribeBackupCommand)
-      .resolvesOnce({ BackupDescription: { BackupDetails: { BackupArn: "x", BackupName: "x", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } } })
-      .resolves({ BackupDescription: { BackupDetails: { BackupArn: "x", BackupName: "x", BackupStatus: "AVAILABLE", BackupSizeBytes: 1234, BackupCreationDateTime: new Date(), BackupType: "USER" } } });
+      .resolvesOnce({
+        BackupDescription: {
+          BackupDetails: {
+            BackupArn: "x",
+            BackupName: "x",
+            BackupStatus: "CREATING",
+            BackupCreationDateTime: new Date(),
+            BackupType: "USER",
+          },
+        },
+      })
+      .resolves({
+        BackupDescription: {
+          BackupDetails: {
+            BackupArn: "x",
+            BackupName: "x",
+            BackupStatus: "AVAILABLE",
+            BackupSizeBytes: 1234,
+            BackupCreationDateTime: new Date(),
+            BackupType: "USER",
+          },
+        },
+      });
 
     const results = await run(["reports", "personnel"]);
     expect(results.map((r) => [r.table, r.status, r.backupArn])).toEqual([
       ["reports", "AVAILABLE", arn(t.names.reports)],
       ["personnel", "AVAILABLE", arn(t.names.personnel)],
     ]);
-    expect(aws.commandCalls(CreateBackupCommand)[0]!.args[0].input.BackupName).toMatch(new RegExp(`^${t.names.reports}-legacy-\\d{8}T\\d{6}Z$`));
+    expect(aws.commandCalls(CreateBackupCommand)[0]!.args[0].input.BackupName).toMatch(
+      new RegExp(`^${t.names.reports}-legacy-\\d{8}T\\d{6}Z$`),
+    );
     expect((await ledger.latestBackup("reports"))?.backupArn).toBe(arn(t.names.reports));
     expect((await ledger.latestBackup("personnel"))?.sizeBytes).toBe(1234);
   });
 
   it("a backup that does not complete is recorded as failed and never reported as taken", async () => {
     const before = await ledger.latestBackup("reports");
-    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:failed", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
-    aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:failed", BackupName: "n", BackupStatus: "DELETED", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
+    aws.on(CreateBackupCommand).resolves({
+      BackupDetails: {
+        BackupArn: "arn:failed",
+        BackupName: "n",
+        BackupStatus: "CREATING",
+        BackupCreationDateTime: new Date(),
+        BackupType: "USER",
+      },
+    });
+    aws.on(DescribeBackupCommand).resolves({
+      BackupDescription: {
+        BackupDetails: {
+          BackupArn: "arn:failed",
+          BackupName: "n",
+          BackupStatus: "DELETED",
+          BackupCreationDateTime: new Date(),
+          BackupType: "USER",
+        },
+      },
+    });
     const [result] = await run(["reports"]);
     expect(result).toMatchObject({ status: "FAILED", error: "backup ended DELETED", backupArn: "arn:failed" });
     // The latest restore point is still the previous one.
@@ -58,8 +116,26 @@ describe("backup", () => {
   });
 
   it("a backup still CREATING when the wait ends is failed (timed out)", async () => {
-    aws.on(CreateBackupCommand).resolves({ BackupDetails: { BackupArn: "arn:slow", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
-    aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:slow", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
+    aws.on(CreateBackupCommand).resolves({
+      BackupDetails: {
+        BackupArn: "arn:slow",
+        BackupName: "n",
+        BackupStatus: "CREATING",
+        BackupCreationDateTime: new Date(),
+        BackupType: "USER",
+      },
+    });
+    aws.on(DescribeBackupCommand).resolves({
+      BackupDescription: {
+        BackupDetails: {
+          BackupArn: "arn:slow",
+          BackupName: "n",
+          BackupStatus: "CREATING",
+          BackupCreationDateTime: new Date(),
+          BackupType: "USER",
+        },
+      },
+    });
     const [result] = await run(["reports"], 50);
     expect(result).toMatchObject({ status: "FAILED", error: "backup ended TIMED_OUT" });
   });
@@ -69,8 +145,26 @@ describe("backup", () => {
       .on(CreateBackupCommand, { TableName: t.names.reports })
       .rejects(new TableNotFoundException({ message: "Table not found", $metadata: {} }))
       .on(CreateBackupCommand, { TableName: t.names.personnel })
-      .resolves({ BackupDetails: { BackupArn: "arn:ok", BackupName: "n", BackupStatus: "CREATING", BackupCreationDateTime: new Date(), BackupType: "USER" } });
-    aws.on(DescribeBackupCommand).resolves({ BackupDescription: { BackupDetails: { BackupArn: "arn:ok", BackupName: "n", BackupStatus: "AVAILABLE", BackupCreationDateTime: new Date(), BackupType: "USER" } } });
+      .resolves({
+        BackupDetails: {
+          BackupArn: "arn:ok",
+          BackupName: "n",
+          BackupStatus: "CREATING",
+          BackupCreationDateTime: new Date(),
+          BackupType: "USER",
+        },
+      });
+    aws.on(DescribeBackupCommand).resolves({
+      BackupDescription: {
+        BackupDetails: {
+          BackupArn: "arn:ok",
+          BackupName: "n",
+          BackupStatus: "AVAILABLE",
+          BackupCreationDateTime: new Date(),
+          BackupType: "USER",
+        },
+      },
+    });
     const results = await run(["reports", "personnel"]);
     expect(results.map((r) => r.status)).toEqual(["FAILED", "AVAILABLE"]);
     expect(results[0]!.error).toMatch(/Table not found/);

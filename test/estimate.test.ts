@@ -2,7 +2,14 @@
 // rules are pure, so the items needing work can be counted exactly).
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { derivePatch, estimate, itemSizeBytes, needsLatestHistory, type Pricing, type SiteLogixTable } from "@sitelogix/core";
+import {
+  derivePatch,
+  estimate,
+  itemSizeBytes,
+  needsLatestHistory,
+  type Pricing,
+  type SiteLogixTable,
+} from "@sitelogix/core";
 import { generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, runCli, type TestTables } from "./helpers.js";
 
@@ -25,7 +32,11 @@ beforeAll(async () => {
   }
   for (const { table, item } of rows) {
     const history = needsLatestHistory(table, item) ? latest.get(String(item.PK)) : undefined;
-    if (derivePatch(table, item, { mode: "sweep", ...(history ? { latestHistoryReportDate: history } : {}) }).set.length > 0) truth[table] = (truth[table] ?? 0) + 1;
+    if (
+      derivePatch(table, item, { mode: "sweep", ...(history ? { latestHistoryReportDate: history } : {}) }).set.length >
+      0
+    )
+      truth[table] = (truth[table] ?? 0) + 1;
   }
 }, 180_000);
 afterAll(async () => {
@@ -34,11 +45,24 @@ afterAll(async () => {
 
 describe("estimate", () => {
   it("estimates the items needing work within 10% of the true count, per table", async () => {
-    const result = await estimate({ dynamodb: t.clients.dynamodb, doc: t.clients.doc, names: t.names, tables: TABLES, sampleSize: 400, writesPerDay: 20_000 }, pricing);
+    const result = await estimate(
+      {
+        dynamodb: t.clients.dynamodb,
+        doc: t.clients.doc,
+        names: t.names,
+        tables: TABLES,
+        sampleSize: 400,
+        writesPerDay: 20_000,
+      },
+      pricing,
+    );
     for (const table of result.tables) {
       const actual = truth[table.table]!;
       expect(actual, table.table).toBeGreaterThan(0);
-      expect(Math.abs(table.needsWork - actual) / actual, `${table.table}: estimated ${table.needsWork}, true ${actual}`).toBeLessThanOrEqual(0.1);
+      expect(
+        Math.abs(table.needsWork - actual) / actual,
+        `${table.table}: estimated ${table.needsWork}, true ${actual}`,
+      ).toBeLessThanOrEqual(0.1);
       expect(table.sample.items).toBeGreaterThanOrEqual(300);
       // Every item written costs at least one write unit.
       expect(table.sweep.writeUnits).toBeGreaterThanOrEqual(table.needsWork);
@@ -46,7 +70,17 @@ describe("estimate", () => {
   });
 
   it("prices one-time and monthly costs and names what dominates against the budget", async () => {
-    const result = await estimate({ dynamodb: t.clients.dynamodb, doc: t.clients.doc, names: t.names, tables: TABLES, sampleSize: 200, writesPerDay: 50_000 }, pricing);
+    const result = await estimate(
+      {
+        dynamodb: t.clients.dynamodb,
+        doc: t.clients.doc,
+        names: t.names,
+        tables: TABLES,
+        sampleSize: 200,
+        writesPerDay: 50_000,
+      },
+      pricing,
+    );
     expect(result.oneTime.map((l) => l.item)).toEqual(["sweep", "verify"]);
     expect(result.oneTime[0]!.onDemand).toBeGreaterThanOrEqual(0);
     const audit = result.monthly!.find((l) => l.item === "audit writes")!;
@@ -57,8 +91,28 @@ describe("estimate", () => {
     const perDay = result.tables.find((x) => x.table === "reports")!.perDay!;
     expect(perDay.auditEntries).toBeGreaterThan(50_000);
     // Prices scale linearly with the write rate.
-    const double = await estimate({ dynamodb: t.clients.dynamodb, doc: t.clients.doc, names: t.names, tables: ["reports"], sampleSize: 200, writesPerDay: 100_000 }, pricing);
-    const single = await estimate({ dynamodb: t.clients.dynamodb, doc: t.clients.doc, names: t.names, tables: ["reports"], sampleSize: 200, writesPerDay: 50_000 }, pricing);
+    const double = await estimate(
+      {
+        dynamodb: t.clients.dynamodb,
+        doc: t.clients.doc,
+        names: t.names,
+        tables: ["reports"],
+        sampleSize: 200,
+        writesPerDay: 100_000,
+      },
+      pricing,
+    );
+    const single = await estimate(
+      {
+        dynamodb: t.clients.dynamodb,
+        doc: t.clients.doc,
+        names: t.names,
+        tables: ["reports"],
+        sampleSize: 200,
+        writesPerDay: 50_000,
+      },
+      pricing,
+    );
     expect(double.monthlyTotal!.onDemand).toBeCloseTo(single.monthlyTotal!.onDemand * 2, 0);
   });
 
@@ -68,13 +122,17 @@ describe("estimate", () => {
   });
 
   it("the CLI prints JSON, and without a write rate says the monthly cost is unknown", async () => {
-    const run = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--json"], { SITELOGIX_TABLE_PREFIX: t.prefix });
+    const run = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--json"], {
+      SITELOGIX_TABLE_PREFIX: t.prefix,
+    });
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
     expect(out.monthly).toBeUndefined();
     expect(out.tables[0].writeRate).toMatchObject({ source: "unknown" });
     expect(out.tables[0].writeRate.note).toMatch(/--writes-per-day/);
-    const human = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--writes-per-day", "1000"], { SITELOGIX_TABLE_PREFIX: t.prefix });
+    const human = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--writes-per-day", "1000"], {
+      SITELOGIX_TABLE_PREFIX: t.prefix,
+    });
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/budget \$150\.00\/month: within on-demand; audit writes dominate/);
   });

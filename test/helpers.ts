@@ -1,7 +1,17 @@
 // Shared test fixtures: isolated table sets on the run's DynamoDB Local.
 import { randomBytes } from "node:crypto";
 import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
-import { createClients, defaultTableNames, destroyClients, ensureTables, type Clients, type Item, type SchemaName, type SiteLogixTable, type TableNames } from "@sitelogix/core";
+import {
+  createClients,
+  defaultTableNames,
+  destroyClients,
+  ensureTables,
+  type Clients,
+  type Item,
+  type SchemaName,
+  type SiteLogixTable,
+  type TableNames,
+} from "@sitelogix/core";
 import type { AppWrite } from "../packages/cli/src/sample-data.js";
 
 /** A table-name prefix unique to one suite, so suites never see each other's data. */
@@ -27,7 +37,9 @@ export async function createTestTables(schema: SchemaName = "legacy"): Promise<T
     names,
     clients,
     async dispose() {
-      await Promise.all(created.map((t) => clients.dynamodb.send(new DeleteTableCommand({ TableName: t.name })).catch(() => undefined)));
+      await Promise.all(
+        created.map((t) => clients.dynamodb.send(new DeleteTableCommand({ TableName: t.name })).catch(() => undefined)),
+      );
       destroyClients(clients);
     },
   };
@@ -52,9 +64,16 @@ export interface StartedCli {
 }
 
 /** Starts `sitelogix-migrate` against the run's DynamoDB Local without waiting for it. */
-export async function startCli(args: string[], env: Record<string, string> = {}, options: { timeoutMs?: number } = {}): Promise<StartedCli> {
+export async function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { timeoutMs?: number } = {},
+): Promise<StartedCli> {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
@@ -71,7 +90,11 @@ export async function startCli(args: string[], env: Record<string, string> = {},
 }
 
 /** Runs `sitelogix-migrate` as an operator would, against the run's DynamoDB Local. */
-export async function runCli(args: string[], env: Record<string, string> = {}, options: { timeoutMs?: number } = {}): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { timeoutMs?: number } = {},
+): Promise<CliRun> {
   return (await startCli(args, env, options)).done;
 }
 
@@ -82,12 +105,18 @@ export async function runCli(args: string[], env: Record<string, string> = {}, o
  */
 export function lastApplicationWrites(
   journal: readonly AppWrite[],
-): Map<string, { table: SiteLogixTable; key: { PK: string; SK: string }; values: Item; versions: Record<string, number> }> {
+): Map<
+  string,
+  { table: SiteLogixTable; key: { PK: string; SK: string }; values: Item; versions: Record<string, number> }
+> {
   const id = (w: AppWrite) => `${w.table}|${w.key.PK}|${w.key.SK}`;
   const deleted = new Set(journal.filter((w) => w.op === "delete").map(id));
   const byItem = new Map<string, AppWrite[]>();
   for (const w of journal) if (!deleted.has(id(w))) byItem.set(id(w), [...(byItem.get(id(w)) ?? []), w]);
-  const result = new Map<string, { table: SiteLogixTable; key: { PK: string; SK: string }; values: Item; versions: Record<string, number> }>();
+  const result = new Map<
+    string,
+    { table: SiteLogixTable; key: { PK: string; SK: string }; values: Item; versions: Record<string, number> }
+  >();
   for (const [itemId, writes] of byItem) {
     writes.sort((a, b) => (a.version ?? 0) - (b.version ?? 0));
     const values: Item = {};

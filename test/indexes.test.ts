@@ -3,7 +3,22 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyIndexPhase, applyPatch, checkIndex, derivePatch, indexChanges, PHASES, SITELOGIX_TABLES, targetGsis, gsisIn, existsIn, TABLES, ACCESS_PATTERNS, runAccessPattern, type IndexChange } from "@sitelogix/core";
+import {
+  applyIndexPhase,
+  applyPatch,
+  checkIndex,
+  derivePatch,
+  indexChanges,
+  PHASES,
+  SITELOGIX_TABLES,
+  targetGsis,
+  gsisIn,
+  existsIn,
+  TABLES,
+  ACCESS_PATTERNS,
+  runAccessPattern,
+  type IndexChange,
+} from "@sitelogix/core";
 import { generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
 import { createTestTables, type TestTables } from "./helpers.js";
 
@@ -19,8 +34,12 @@ describe("indexChanges", () => {
         expect(changes.length, `${table} ${PHASES[i - 1]}→${PHASES[i]}`).toBeLessThanOrEqual(1);
       }
     }
-    expect(indexChanges("personnel", ["GSI1-NameIndex"], "contract")).toEqual([{ table: "personnel", action: "create", index: "GSI2-StatusIndex" }]);
-    expect(indexChanges("personnel", ["GSI1-NameIndex", "GSI2-ProjectIndex", "GSI2-StatusIndex"], "contract")).toEqual([{ table: "personnel", action: "delete", index: "GSI2-ProjectIndex" }]);
+    expect(indexChanges("personnel", ["GSI1-NameIndex"], "contract")).toEqual([
+      { table: "personnel", action: "create", index: "GSI2-StatusIndex" },
+    ]);
+    expect(indexChanges("personnel", ["GSI1-NameIndex", "GSI2-ProjectIndex", "GSI2-StatusIndex"], "contract")).toEqual([
+      { table: "personnel", action: "delete", index: "GSI2-ProjectIndex" },
+    ]);
   });
 });
 
@@ -31,9 +50,15 @@ describe("index phase on DynamoDB Local", () => {
     const rows = [...generateDataset({ items: 600 })];
     await loadDataset(t.clients.doc, t.names, rows);
     // Normalize every item as sweep + normalizer would (history context left out: not needed here).
-    for (const { table, item } of rows) await applyPatch(t.clients.doc, t.names[table], derivePatch(table, item, { mode: "sweep" }), "sweep");
+    for (const { table, item } of rows)
+      await applyPatch(t.clients.doc, t.names[table], derivePatch(table, item, { mode: "sweep" }), "sweep");
     // A number in a future string key: DynamoDB Local indexes it (AWS would skip it), the check must notice.
-    await t.clients.doc.send(new PutCommand({ TableName: t.names.reports, Item: { PK: "REPORT#odd", SK: "METADATA", status: "published", timestamp: 20251101 } }));
+    await t.clients.doc.send(
+      new PutCommand({
+        TableName: t.names.reports,
+        Item: { PK: "REPORT#odd", SK: "METADATA", status: "published", timestamp: 20251101 },
+      }),
+    );
   }, 180_000);
   afterAll(async () => {
     await t?.dispose();
@@ -41,7 +66,8 @@ describe("index phase on DynamoDB Local", () => {
 
   it("creates the target GSIs one update at a time; each index holds exactly what it should, and an oddity is named", async () => {
     const seen: IndexChange[] = [];
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) await applyIndexPhase(t.clients.dynamodb, t.names, table, "index", (c) => seen.push(c));
+    for (const table of ["reports", "personnel", "vendors", "constraints"] as const)
+      await applyIndexPhase(t.clients.dynamodb, t.names, table, "index", (c) => seen.push(c));
     expect(seen.map((c) => `${c.action} ${c.table} ${c.index}`)).toEqual([
       "create reports GSI3-StatusIndex",
       "create personnel GSI2-StatusIndex",
@@ -59,7 +85,12 @@ describe("index phase on DynamoDB Local", () => {
         expect(check.indexed).toBe(check.expected);
       }
     }
-    const reports = await checkIndex(t.clients.doc, t.names, "reports", targetGsis("reports").find((g) => g.name === "GSI3-StatusIndex")!);
+    const reports = await checkIndex(
+      t.clients.doc,
+      t.names,
+      "reports",
+      targetGsis("reports").find((g) => g.name === "GSI3-StatusIndex")!,
+    );
     expect(reports.expected).toBeGreaterThan(100);
   });
 
@@ -74,9 +105,18 @@ describe("index phase on DynamoDB Local", () => {
     const tables = await createTestTables("target");
     try {
       const key = { PK: "REPORT#later", SK: "METADATA" };
-      await tables.clients.doc.send(new PutCommand({ TableName: tables.names.reports, Item: { ...key, project_id: "proj_999", report_date: "2031-03-04" } }));
+      await tables.clients.doc.send(
+        new PutCommand({
+          TableName: tables.names.reports,
+          Item: { ...key, project_id: "proj_999", report_date: "2031-03-04" },
+        }),
+      );
       const pattern = ACCESS_PATTERNS.find((p) => p.index === "GSI1-ProjectIndex")!;
-      expect(await runAccessPattern(tables.clients.doc, tables.names, pattern)).toMatchObject({ ok: true, items: 1, value: "proj_999" });
+      expect(await runAccessPattern(tables.clients.doc, tables.names, pattern)).toMatchObject({
+        ok: true,
+        items: 1,
+        value: "proj_999",
+      });
     } finally {
       await tables.dispose();
     }
@@ -86,6 +126,9 @@ describe("index phase on DynamoDB Local", () => {
     const changes = await applyIndexPhase(t.clients.dynamodb, t.names, "personnel", "contract");
     expect(changes).toEqual([{ table: "personnel", action: "delete", index: "GSI2-ProjectIndex" }]);
     const table = (await t.clients.dynamodb.send(new DescribeTableCommand({ TableName: t.names.personnel }))).Table!;
-    expect(table.GlobalSecondaryIndexes!.map((g) => g.IndexName).sort()).toEqual(["GSI1-NameIndex", "GSI2-StatusIndex"]);
+    expect(table.GlobalSecondaryIndexes!.map((g) => g.IndexName).sort()).toEqual([
+      "GSI1-NameIndex",
+      "GSI2-StatusIndex",
+    ]);
   });
 });

@@ -1,9 +1,24 @@
 // The index gate and the deploy plan against DynamoDB Local: the ledger records that open (or keep
 // closed) a table's gate, and what `sst deploy` of each phase would do to live tables, read through
 // the same code the deploy runs (stacks/deploy-plan.ts), with real DescribeTable answers.
-import { CreateTableCommand, DeleteTableCommand, UpdateTableCommand, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  UpdateTableCommand,
+  waitUntilTableExists,
+} from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyIndexPhase, defaultTableNames, Ledger, ledgerKeys, tablesIn, waitForIndexes, type LogicalTable, type Phase, type SweepRun } from "@sitelogix/core";
+import {
+  applyIndexPhase,
+  defaultTableNames,
+  Ledger,
+  ledgerKeys,
+  tablesIn,
+  waitForIndexes,
+  type LogicalTable,
+  type Phase,
+  type SweepRun,
+} from "@sitelogix/core";
 import { stageContext } from "../stacks/config.js";
 import { awsLiveTables, deployerClients, DeployRefusedError, planDeploy } from "../stacks/deploy-plan.js";
 import { createTestTables, uniquePrefix, type TestTables } from "./helpers.js";
@@ -46,11 +61,20 @@ describe("the index gate in the ledger", () => {
 
     // A green verify taken while the sweep was still running proves nothing about the items after it.
     await ledger.recordGate({ table, at: at(10), green: true, gaps: 0, violations: 0 });
-    await recordSweep(ledger, table, { sweepId: `${at(6)}-a`, startedAt: at(6), finishedAt: at(20), status: "finished" });
-    expect((await ledger.indexGate(table)).reasons).toEqual([`the latest verify (${at(10)}) started before the latest sweep finished (${at(20)}): run verify again`]);
+    await recordSweep(ledger, table, {
+      sweepId: `${at(6)}-a`,
+      startedAt: at(6),
+      finishedAt: at(20),
+      status: "finished",
+    });
+    expect((await ledger.indexGate(table)).reasons).toEqual([
+      `the latest verify (${at(10)}) started before the latest sweep finished (${at(20)}): run verify again`,
+    ]);
 
     await ledger.recordGate({ table, at: at(25), green: false, gaps: 3, violations: 1 });
-    expect((await ledger.indexGate(table)).reasons).toEqual([`the latest verify (${at(25)}) is not green: 3 gaps, 1 violations`]);
+    expect((await ledger.indexGate(table)).reasons).toEqual([
+      `the latest verify (${at(25)}) is not green: 3 gaps, 1 violations`,
+    ]);
 
     await ledger.recordGate({ table, at: at(30), green: true, gaps: 0, violations: 0 });
     expect(await ledger.indexGate(table)).toEqual({ table, allowed: true, reasons: [] });
@@ -62,10 +86,17 @@ describe("the index gate in the ledger", () => {
 
   it("a verify taken before the normalizer went live does not open the gate", async () => {
     const table = "constraints";
-    await recordSweep(ledger, table, { sweepId: `${at(1)}-a`, startedAt: at(1), finishedAt: at(2), status: "finished" });
+    await recordSweep(ledger, table, {
+      sweepId: `${at(1)}-a`,
+      startedAt: at(1),
+      finishedAt: at(2),
+      status: "finished",
+    });
     await ledger.recordGate({ table, at: at(3), green: true, gaps: 0, violations: 0 });
     await ledger.markNormalizerLive(table, at(4));
-    expect((await ledger.indexGate(table)).reasons).toEqual([`the latest verify (${at(3)}) started before the normalizer went live (${at(4)}): run verify again`]);
+    expect((await ledger.indexGate(table)).reasons).toEqual([
+      `the latest verify (${at(3)}) started before the normalizer went live (${at(4)}): run verify again`,
+    ]);
   });
 
   it("gates are per table: an open gate on one table opens no other", async () => {
@@ -82,7 +113,10 @@ describe("the deploy plan against live tables", () => {
     return planDeploy({ phase, names, adopt: options.adopt ?? false, live: awsLiveTables(names, t.clients) });
   };
   const refusal = async (promise: Promise<unknown>) => {
-    const err = await promise.then(() => undefined, (e: unknown) => e);
+    const err = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(DeployRefusedError);
     return (err as DeployRefusedError).problems;
   };
@@ -132,9 +166,12 @@ describe("the deploy plan against live tables", () => {
 
   it("contract after index deletes only personnel's GSI2-ProjectIndex", async () => {
     // Bring the live tables to the index phase the way the deploy would: one GSI per table.
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) await applyIndexPhase(t.clients.dynamodb, t.names, table, "index");
+    for (const table of ["reports", "personnel", "vendors", "constraints"] as const)
+      await applyIndexPhase(t.clients.dynamodb, t.names, table, "index");
     expect((await plan("index")).indexChanges).toEqual([]);
-    expect((await plan("contract")).indexChanges).toEqual([{ table: "personnel", tableName: t.names.personnel, action: "delete", index: "GSI2-ProjectIndex" }]);
+    expect((await plan("contract")).indexChanges).toEqual([
+      { table: "personnel", tableName: t.names.personnel, action: "delete", index: "GSI2-ProjectIndex" },
+    ]);
   });
 
   it("a live GSI the schema does not know is never deleted", async () => {
@@ -142,21 +179,36 @@ describe("the deploy plan against live tables", () => {
       new UpdateTableCommand({
         TableName: t.names.vendors,
         AttributeDefinitions: [{ AttributeName: "region", AttributeType: "S" }],
-        GlobalSecondaryIndexUpdates: [{ Create: { IndexName: "GSI9-Adhoc", KeySchema: [{ AttributeName: "region", KeyType: "HASH" }], Projection: { ProjectionType: "KEYS_ONLY" } } }],
+        GlobalSecondaryIndexUpdates: [
+          {
+            Create: {
+              IndexName: "GSI9-Adhoc",
+              KeySchema: [{ AttributeName: "region", KeyType: "HASH" }],
+              Projection: { ProjectionType: "KEYS_ONLY" },
+            },
+          },
+        ],
       }),
     );
     await waitForIndexes(t.clients.dynamodb, t.names.vendors);
     expect(await refusal(plan("index"))).toEqual([
       `${t.names.vendors}: has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it. Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first`,
     ]);
-    await t.clients.dynamodb.send(new UpdateTableCommand({ TableName: t.names.vendors, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI9-Adhoc" } }] }));
+    await t.clients.dynamodb.send(
+      new UpdateTableCommand({
+        TableName: t.names.vendors,
+        GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI9-Adhoc" } }],
+      }),
+    );
   });
 
   it("an adopting stage refuses when an existing table is missing, and never plans to create it", async () => {
     const names = defaultTableNames(uniquePrefix());
     const problems = await refusal(plan("expand", { adopt: true, names }));
     expect(problems).toEqual(
-      (["reports", "personnel", "vendors", "constraints"] as const).map((table) => `${names[table]} does not exist: this stage adopts the existing table and never creates it`),
+      (["reports", "personnel", "vendors", "constraints"] as const).map(
+        (table) => `${names[table]} does not exist: this stage adopts the existing table and never creates it`,
+      ),
     );
     // A stage that creates its tables plans all nine.
     expect((await plan("expand", { names })).newTables).toEqual(tablesIn("expand").map((def) => names[def.logical]));
@@ -188,15 +240,28 @@ describe("the deploy plan against live tables", () => {
   it("the gate reports a missing ledger table instead of failing", async () => {
     const names = { ...t.names, ledger: `${uniquePrefix()}no-ledger` };
     const gate = await awsLiveTables(names, t.clients).indexGate("reports");
-    expect(gate).toEqual({ table: "reports", allowed: false, reasons: [`the ledger table ${names.ledger} does not exist (deploy the expand phase first)`] });
+    expect(gate).toEqual({
+      table: "reports",
+      allowed: false,
+      reasons: [`the ledger table ${names.ledger} does not exist (deploy the expand phase first)`],
+    });
   });
 });
 
 describe("the deployer's credentials", () => {
   it("come from the SST_AWS_* variables the SST CLI hands the program", async () => {
-    const clients = deployerClients({ SST_AWS_REGION: "eu-central-1", SST_AWS_ACCESS_KEY_ID: "AKIDEPLOYER", SST_AWS_SECRET_ACCESS_KEY: "secret", SST_AWS_SESSION_TOKEN: "token" });
+    const clients = deployerClients({
+      SST_AWS_REGION: "eu-central-1",
+      SST_AWS_ACCESS_KEY_ID: "AKIDEPLOYER",
+      SST_AWS_SECRET_ACCESS_KEY: "secret",
+      SST_AWS_SESSION_TOKEN: "token",
+    });
     expect(await clients.dynamodb.config.region()).toBe("eu-central-1");
-    expect(await clients.dynamodb.config.credentials()).toMatchObject({ accessKeyId: "AKIDEPLOYER", secretAccessKey: "secret", sessionToken: "token" });
+    expect(await clients.dynamodb.config.credentials()).toMatchObject({
+      accessKeyId: "AKIDEPLOYER",
+      secretAccessKey: "secret",
+      sessionToken: "token",
+    });
     clients.dynamodb.destroy();
     clients.streams.destroy();
   });
@@ -204,19 +269,37 @@ describe("the deployer's credentials", () => {
 
 describe("stage settings", () => {
   const config = {
-    stages: { prod: { phase: "index" as const, existingTables: "adopt" as const, alarms: { email: ["oncall@sitelogix.example"] } }, audit: { phase: "expand" as const, auditTableName: "compliance-audit" } },
+    stages: {
+      prod: {
+        phase: "index" as const,
+        existingTables: "adopt" as const,
+        alarms: { email: ["oncall@sitelogix.example"] },
+      },
+      audit: { phase: "expand" as const, auditTableName: "compliance-audit" },
+    },
     otherStages: { phase: "expand" as const },
   };
 
   it("an adopting stage uses the live tables' own names; every other stage prefixes its own", () => {
-    expect(stageContext(config, "prod", true, "us-east-1")).toMatchObject({ phase: "index", adopt: true, protect: true, region: "us-east-1", names: defaultTableNames() });
-    expect(stageContext(config, "alice", false, "us-east-1")).toMatchObject({ phase: "expand", adopt: false, protect: false, names: defaultTableNames("alice-") });
+    expect(stageContext(config, "prod", true, "us-east-1")).toMatchObject({
+      phase: "index",
+      adopt: true,
+      protect: true,
+      region: "us-east-1",
+      names: defaultTableNames(),
+    });
+    expect(stageContext(config, "alice", false, "us-east-1")).toMatchObject({
+      phase: "expand",
+      adopt: false,
+      protect: false,
+      names: defaultTableNames("alice-"),
+    });
     expect(stageContext(config, "audit", false, "us-east-1").names.audit).toBe("compliance-audit");
   });
 
   it("refuses a phase a stage cannot be deployed at", () => {
-    expect(() => stageContext({ ...config, otherStages: { phase: "legacy" as never } }, "dev", false, "us-east-1")).toThrow(
-      'migration.config.ts: stage "dev" has phase "legacy"; expected one of expand, index, contract',
-    );
+    expect(() =>
+      stageContext({ ...config, otherStages: { phase: "legacy" as never } }, "dev", false, "us-east-1"),
+    ).toThrow('migration.config.ts: stage "dev" has phase "legacy"; expected one of expand, index, contract');
   });
 });

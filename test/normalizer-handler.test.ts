@@ -5,7 +5,14 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Context, DynamoDBRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createClients, destroyClients, Ledger, type Item, type NormalizerDeps, type SiteLogixTable } from "@sitelogix/core";
+import {
+  createClients,
+  destroyClients,
+  Ledger,
+  type Item,
+  type NormalizerDeps,
+  type SiteLogixTable,
+} from "@sitelogix/core";
 import { createTestTables, type TestTables } from "./helpers.js";
 
 process.env.POWERTOOLS_LOG_LEVEL = "DEBUG";
@@ -79,10 +86,31 @@ function context(remainingMs = 30_000): Context {
   };
 }
 
-const person = (id: string, extra: Item = {}): Item => ({ PK: `PERSON#${id}`, SK: "PROFILE", fullName: "Ada Lovelace", phone: "+1-555-0199", employmentStatus: "active", createdAt: "2025-01-01T00:00:00.000Z", ...extra });
-const report = (id: string): Item => ({ PK: `REPORT#${id}`, SK: "METADATA", projectId: "proj_001", managerId: "mgr_01", reportDate: "2025-11-20", createdAt: "2025-11-20T08:00:00.000Z" });
-const put = (table: SiteLogixTable, item: Item) => t.clients.doc.send(new PutCommand({ TableName: t.names[table], Item: item }));
-const get = async (table: SiteLogixTable, item: Item) => (await t.clients.doc.send(new GetCommand({ TableName: t.names[table], Key: { PK: item.PK, SK: item.SK }, ConsistentRead: true }))).Item;
+const person = (id: string, extra: Item = {}): Item => ({
+  PK: `PERSON#${id}`,
+  SK: "PROFILE",
+  fullName: "Ada Lovelace",
+  phone: "+1-555-0199",
+  employmentStatus: "active",
+  createdAt: "2025-01-01T00:00:00.000Z",
+  ...extra,
+});
+const report = (id: string): Item => ({
+  PK: `REPORT#${id}`,
+  SK: "METADATA",
+  projectId: "proj_001",
+  managerId: "mgr_01",
+  reportDate: "2025-11-20",
+  createdAt: "2025-11-20T08:00:00.000Z",
+});
+const put = (table: SiteLogixTable, item: Item) =>
+  t.clients.doc.send(new PutCommand({ TableName: t.names[table], Item: item }));
+const get = async (table: SiteLogixTable, item: Item) =>
+  (
+    await t.clients.doc.send(
+      new GetCommand({ TableName: t.names[table], Key: { PK: item.PK, SK: item.SK }, ConsistentRead: true }),
+    )
+  ).Item;
 
 describe("normalizer handler", () => {
   it("invariant 7: bad input is contained — a malformed record fails alone, its neighbours are normalized", async () => {
@@ -117,7 +145,10 @@ describe("normalizer handler", () => {
     const handler = createNormalizerHandler({ deps, onResult: (_result, r) => started.push(r.eventID!) });
     const response = await handler({ Records: [aFirst, bRecords[0]!, aSecond, bRecords[1]!] }, context());
     // Lambda retries from the lowest failed sequence number: both of a's records, in their order.
-    expect(response.batchItemFailures).toEqual([{ itemIdentifier: aFirst.dynamodb!.SequenceNumber }, { itemIdentifier: aSecond.dynamodb!.SequenceNumber }]);
+    expect(response.batchItemFailures).toEqual([
+      { itemIdentifier: aFirst.dynamodb!.SequenceNumber },
+      { itemIdentifier: aSecond.dynamodb!.SequenceNumber },
+    ]);
     expect(await get("personnel", a)).not.toHaveProperty("full_name");
     expect(started).not.toContain(aSecond.eventID);
     // b is another item: its records ran, in stream order.
@@ -130,7 +161,9 @@ describe("normalizer handler", () => {
     const anonymous = record("personnel", person("h5"));
     delete anonymous.dynamodb!.SequenceNumber;
     const handler = createNormalizerHandler({ deps });
-    await expect(handler({ Records: [record("personnel", a), anonymous] }, context())).rejects.toThrow(/no SequenceNumber/);
+    await expect(handler({ Records: [record("personnel", a), anonymous] }, context())).rejects.toThrow(
+      /no SequenceNumber/,
+    );
   });
 
   it("transient errors are batch item failures; data problems are recorded in the ledger and not retried", async () => {
@@ -145,7 +178,10 @@ describe("normalizer handler", () => {
       (next) => async (args) => {
         const input = args.input as { Key?: { PK?: string }; UpdateExpression?: string };
         if (input.UpdateExpression && input.Key?.PK === throttled.PK) {
-          throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), { name: "ThrottlingException", $retryable: { throttling: true } });
+          throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
+            name: "ThrottlingException",
+            $retryable: { throttling: true },
+          });
         }
         return next(args);
       },
@@ -163,7 +199,11 @@ describe("normalizer handler", () => {
     expect((await get("reports", fine))?.project_id).toBe("proj_001");
     expect(await get("personnel", bad)).toMatchObject({ status: "active", dateLastSeen: "2025-01-01T00:00:00.000Z" });
     const [violation] = (await deps.ledger.normalizerViolations("personnel")).filter((v) => v.key.PK === bad.PK);
-    expect(violation).toMatchObject({ key: { PK: bad.PK, SK: "PROFILE" }, outcome: "applied", violations: [{ attribute: "full_name", problem: "source-not-string", at: "fullName", type: "N" }] });
+    expect(violation).toMatchObject({
+      key: { PK: bad.PK, SK: "PROFILE" },
+      outcome: "applied",
+      violations: [{ attribute: "full_name", problem: "source-not-string", at: "fullName", type: "N" }],
+    });
     expect(stderr).toMatch(/record failed; it will be retried.*ThrottlingException/);
     expect(stderr).toMatch(/data problem recorded in the ledger/);
     expect(stdout + stderr).not.toMatch(/4242/);
@@ -175,15 +215,26 @@ describe("normalizer handler", () => {
     const handler = createNormalizerHandler({ deps });
     // The same image twice: the second time its write finds the targets already there (a redelivery).
     await handler({ Records: [record("personnel", a), record("personnel", a, "MODIFY")] }, context());
-    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-    const emf = lines.find((l) => l._aws) as Record<string, unknown> & { _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] } };
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const emf = lines.find((l) => l._aws) as Record<string, unknown> & {
+      _aws: { CloudWatchMetrics: { Namespace: string; Metrics: { Name: string }[] }[] };
+    };
     expect(emf._aws.CloudWatchMetrics[0]!.Namespace).toBe("SiteLogixMigrator");
-    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual(expect.arrayContaining(["applied", "conflict", "lag"]));
+    expect(emf._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).toEqual(
+      expect.arrayContaining(["applied", "conflict", "lag"]),
+    );
     expect(emf.applied).toBe(1);
     expect((emf.lag as number[])[0]).toBeGreaterThan(0);
     const perRecord = lines.filter((l) => l.message === "record normalized");
     expect(perRecord.map((l) => l.outcome)).toEqual(["applied", "conflict"]);
-    expect(perRecord[0]).toMatchObject({ table: "personnel", keys: { PK: a.PK, SK: "PROFILE" }, eventID: expect.any(String) });
+    expect(perRecord[0]).toMatchObject({
+      table: "personnel",
+      keys: { PK: a.PK, SK: "PROFILE" },
+      eventID: expect.any(String),
+    });
     expect(stdout + stderr).not.toMatch(/Ada Lovelace|555-0199/);
   });
 
@@ -198,7 +249,9 @@ describe("normalizer handler", () => {
   it("leaves records for redelivery when the function is about to time out", async () => {
     const a = report("h11");
     await put("reports", a);
-    await expect(createNormalizerHandler({ deps })({ Records: [record("reports", a)] }, context(1_000))).rejects.toThrow();
+    await expect(
+      createNormalizerHandler({ deps })({ Records: [record("reports", a)] }, context(1_000)),
+    ).rejects.toThrow();
     expect((await get("reports", a))?.project_id).toBeUndefined();
   });
 });

@@ -11,8 +11,16 @@ afterEach(() => sns.reset());
 describe("Notifier", () => {
   it("publishes a phase event: subject with the stage, the summary and details as the message, the kind as an attribute", async () => {
     sns.on(PublishCommand).resolves({ MessageId: "m-1" });
-    const notifier = new Notifier("arn:aws:sns:us-east-1:123456789012:ops", new SNSClient({ region: "us-east-1" }), "sitelogix-migrator prod");
-    const result = await notifier.notify({ kind: "sweep-finished", summary: "sweep finished: reports", details: ["scanned 10, applied 4", "Next: verify"] });
+    const notifier = new Notifier(
+      "arn:aws:sns:us-east-1:123456789012:ops",
+      new SNSClient({ region: "us-east-1" }),
+      "sitelogix-migrator prod",
+    );
+    const result = await notifier.notify({
+      kind: "sweep-finished",
+      summary: "sweep finished: reports",
+      details: ["scanned 10, applied 4", "Next: verify"],
+    });
     expect(result).toEqual({ sent: true });
     expect(sns.commandCalls(PublishCommand).map((c) => c.args[0].input)).toEqual([
       {
@@ -35,11 +43,19 @@ describe("Notifier", () => {
   });
 
   it("does nothing without a topic, and reports a failed publish instead of throwing", async () => {
-    expect(await new Notifier(undefined).notify({ kind: "gate-green", summary: "gate green: reports" })).toEqual({ sent: false });
+    expect(await new Notifier(undefined).notify({ kind: "gate-green", summary: "gate green: reports" })).toEqual({
+      sent: false,
+    });
     expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
-    sns.on(PublishCommand).rejects(Object.assign(new Error("User is not authorized to perform: SNS:Publish"), { name: "AuthorizationErrorException" }));
+    sns.on(PublishCommand).rejects(
+      Object.assign(new Error("User is not authorized to perform: SNS:Publish"), {
+        name: "AuthorizationErrorException",
+      }),
+    );
     const notifier = new Notifier("arn:aws:sns:us-east-1:123456789012:ops", new SNSClient({ region: "us-east-1" }));
-    expect(await notifier.notify({ kind: "index-active", summary: "index ACTIVE: GSI3-StatusIndex on sitelogix-reports" })).toEqual({
+    expect(
+      await notifier.notify({ kind: "index-active", summary: "index ACTIVE: GSI3-StatusIndex on sitelogix-reports" }),
+    ).toEqual({
       sent: false,
       error: "AuthorizationErrorException: User is not authorized to perform: SNS:Publish",
     });
@@ -47,7 +63,10 @@ describe("Notifier", () => {
 
   it("takes the topic from SITELOGIX_NOTIFY_TOPIC_ARN outside sst shell, and none when it is unset", async () => {
     sns.on(PublishCommand).resolves({});
-    const configured = stageNotifier({ SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops" }, { region: "us-east-1" });
+    const configured = stageNotifier(
+      { SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops" },
+      { region: "us-east-1" },
+    );
     expect(configured.enabled).toBe(true);
     expect(await configured.notify({ kind: "gate-green", summary: "gate green: vendors" })).toEqual({ sent: true });
     configured.close();
@@ -59,7 +78,9 @@ describe("regionProblem", () => {
   const link = { stage: "prod", region: "us-east-1", topicArn: "" };
   it("accepts the stage's region, refuses another or none, and says nothing outside sst shell", () => {
     expect(regionProblem("us-east-1", link)).toBeUndefined();
-    expect(regionProblem("eu-west-1", link)).toMatch(/^stage prod is deployed in us-east-1, but the AWS SDK would act in eu-west-1 \(/);
+    expect(regionProblem("eu-west-1", link)).toMatch(
+      /^stage prod is deployed in us-east-1, but the AWS SDK would act in eu-west-1 \(/,
+    );
     expect(regionProblem(undefined, link)).toMatch(/would act in no region/);
     expect(regionProblem("eu-west-1", undefined)).toBeUndefined();
   });

@@ -30,7 +30,14 @@ const ownedBy = (item: Item, owned: Record<string, string>): Item => ({
 });
 
 describe("reports", () => {
-  const report = { PK: "REPORT#r1", SK: "METADATA", projectId: "p1", managerId: "m1", reportDate: "2025-11-01", createdAt: "2025-11-01T08:00:00Z" };
+  const report = {
+    PK: "REPORT#r1",
+    SK: "METADATA",
+    projectId: "p1",
+    managerId: "m1",
+    reportDate: "2025-11-01",
+    createdAt: "2025-11-01T08:00:00Z",
+  };
 
   it("mirrors projectId, managerId and reportDate, derives timestamp from createdAt, and defaults status to published", () => {
     const patch = derivePatch("reports", report, sweep);
@@ -43,14 +50,29 @@ describe("reports", () => {
     });
     expect(patch.key).toEqual({ PK: "REPORT#r1", SK: "METADATA" });
     expect(patch.violations).toEqual([]);
-    expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({ kind: "mirror", source: "projectId", sourceValue: "p1" });
-    expect(patch.set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "derived", source: "createdAt", sourceValue: "2025-11-01T08:00:00Z" });
+    expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({
+      kind: "mirror",
+      source: "projectId",
+      sourceValue: "p1",
+    });
+    expect(patch.set.find((a) => a.attribute === "timestamp")?.basis).toEqual({
+      kind: "derived",
+      source: "createdAt",
+      sourceValue: "2025-11-01T08:00:00Z",
+    });
     expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "default" });
     expect(patch.ownershipRecord).toBe(false);
   });
 
   it("is empty for a normalized item (no write, no loop)", () => {
-    const normalized = { ...report, project_id: "p1", manager_id: "m1", report_date: "2025-11-01", status: "published", timestamp: "2025-11-01T08:00:00Z" };
+    const normalized = {
+      ...report,
+      project_id: "p1",
+      manager_id: "m1",
+      report_date: "2025-11-01",
+      status: "published",
+      timestamp: "2025-11-01T08:00:00Z",
+    };
     expect(derivePatch("reports", normalized, sweep).set).toEqual([]);
     expect(derivePatch("reports", normalized, normalizer()).set).toEqual([]);
   });
@@ -62,7 +84,12 @@ describe("reports", () => {
 
   it("treats an empty status as absent", () => {
     const patch = derivePatch("reports", { ...report, status: "" }, sweep);
-    expect(patch.set.find((a) => a.attribute === "status")).toEqual({ attribute: "status", value: "published", basis: { kind: "default" }, current: "" });
+    expect(patch.set.find((a) => a.attribute === "status")).toEqual({
+      attribute: "status",
+      value: "published",
+      basis: { kind: "default" },
+      current: "",
+    });
   });
 
   it("a mirror follows a changed source: a stale mirror is replaced, conditioned on the old target", () => {
@@ -77,22 +104,44 @@ describe("reports", () => {
 
   it("timestamp: createdAt first, then the write's stream time in the normalizer", () => {
     const { createdAt: _, ...noCreatedAt } = report;
-    expect(values(derivePatch("reports", noCreatedAt, normalizer("2025-11-20T10:00:00.000Z"))).timestamp).toBe("2025-11-20T10:00:00.000Z");
-    expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.basis).toEqual({ kind: "writeTime" });
+    expect(values(derivePatch("reports", noCreatedAt, normalizer("2025-11-20T10:00:00.000Z"))).timestamp).toBe(
+      "2025-11-20T10:00:00.000Z",
+    );
+    expect(
+      derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.basis,
+    ).toEqual({ kind: "writeTime" });
     // A fallback holds only while the sources the rule prefers stay absent: the write is conditioned on it.
-    expect(derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.absentSources).toEqual(["createdAt"]);
-    expect(derivePatch("reports", { ...noCreatedAt, submittedAt: "" }, { mode: "sweep" }).set.find((a) => a.attribute === "timestamp")).toMatchObject({
+    expect(
+      derivePatch("reports", noCreatedAt, normalizer()).set.find((a) => a.attribute === "timestamp")?.absentSources,
+    ).toEqual(["createdAt"]);
+    expect(
+      derivePatch("reports", { ...noCreatedAt, submittedAt: "" }, { mode: "sweep" }).set.find(
+        (a) => a.attribute === "timestamp",
+      ),
+    ).toMatchObject({
       value: report.reportDate,
       absentSources: ["createdAt", "submittedAt"],
     });
-    expect(derivePatch("reports", report, normalizer()).set.find((a) => a.attribute === "timestamp")).not.toHaveProperty("absentSources");
+    expect(
+      derivePatch("reports", report, normalizer()).set.find((a) => a.attribute === "timestamp"),
+    ).not.toHaveProperty("absentSources");
   });
 
   it("timestamp in the sweep: submittedAt, else reportDate; never the stream time", () => {
     const { createdAt: _, ...noCreatedAt } = report;
-    expect(values(derivePatch("reports", { ...noCreatedAt, submittedAt: "2025-11-02T09:00:00Z" }, sweep)).timestamp).toBe("2025-11-02T09:00:00Z");
+    expect(
+      values(derivePatch("reports", { ...noCreatedAt, submittedAt: "2025-11-02T09:00:00Z" }, sweep)).timestamp,
+    ).toBe("2025-11-02T09:00:00Z");
     expect(values(derivePatch("reports", noCreatedAt, sweep)).timestamp).toBe("2025-11-01");
-    expect(values(derivePatch("reports", { ...noCreatedAt, submittedAt: "2025-11-02T09:00:00Z" }, normalizer("2025-12-01T00:00:00Z"))).timestamp).toBe("2025-12-01T00:00:00Z");
+    expect(
+      values(
+        derivePatch(
+          "reports",
+          { ...noCreatedAt, submittedAt: "2025-11-02T09:00:00Z" },
+          normalizer("2025-12-01T00:00:00Z"),
+        ),
+      ).timestamp,
+    ).toBe("2025-12-01T00:00:00Z");
   });
 
   it("timestamp with no source at all in the sweep is a violation (the status index needs it)", () => {
@@ -126,12 +175,17 @@ describe("reports", () => {
     const patch = derivePatch("reports", { ...report, status: 7, report_date: true }, sweep);
     expect(values(patch).status).toBeUndefined();
     expect(values(patch).report_date).toBeUndefined();
-    expect(problems(patch).sort()).toEqual(["report_date:target-not-string:report_date:BOOL", "status:target-not-string:status:N"]);
+    expect(problems(patch).sort()).toEqual([
+      "report_date:target-not-string:report_date:BOOL",
+      "status:target-not-string:status:N",
+    ]);
   });
 
   it("an empty target with nothing to derive it from is a violation", () => {
     const { projectId: _, ...noProject } = report;
-    expect(problems(derivePatch("reports", { ...noProject, project_id: "" }, sweep))).toEqual(["project_id:target-empty:project_id:S"]);
+    expect(problems(derivePatch("reports", { ...noProject, project_id: "" }, sweep))).toEqual([
+      "project_id:target-empty:project_id:S",
+    ]);
   });
 
   it("a missing optional source leaves the target absent without a violation", () => {
@@ -143,7 +197,14 @@ describe("reports", () => {
 });
 
 describe("personnel", () => {
-  const person = { PK: "PERSON#e1", SK: "PROFILE", fullName: "Ada Byron", employmentStatus: "active", createdAt: "2024-01-01", updatedAt: "2025-06-01" };
+  const person = {
+    PK: "PERSON#e1",
+    SK: "PROFILE",
+    fullName: "Ada Byron",
+    employmentStatus: "active",
+    createdAt: "2024-01-01",
+    updatedAt: "2025-06-01",
+  };
 
   it.each([
     ["active", "active"],
@@ -153,11 +214,17 @@ describe("personnel", () => {
   ])("maps employmentStatus %s to status %s", (employmentStatus, status) => {
     const patch = derivePatch("personnel", { ...person, employmentStatus }, sweep);
     expect(values(patch).status).toBe(status);
-    expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "derived", source: "employmentStatus", sourceValue: employmentStatus });
+    expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({
+      kind: "derived",
+      source: "employmentStatus",
+      sourceValue: employmentStatus,
+    });
   });
 
   it("terminated staff are never made active (the plan's bug): absent status is derived, an application 'active' is kept and reported", () => {
-    expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe("archived");
+    expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe(
+      "archived",
+    );
     const patch = derivePatch("personnel", { ...person, employmentStatus: "terminated", status: "active" }, sweep);
     expect(values(patch).status).toBeUndefined();
     expect(patch.disagreements).toEqual(["status"]);
@@ -170,7 +237,9 @@ describe("personnel", () => {
   });
 
   it("an unknown employmentStatus is a violation", () => {
-    expect(problems(derivePatch("personnel", { ...person, employmentStatus: "contractor" }, sweep))).toEqual(["status:unmapped-value:employmentStatus:S"]);
+    expect(problems(derivePatch("personnel", { ...person, employmentStatus: "contractor" }, sweep))).toEqual([
+      "status:unmapped-value:employmentStatus:S",
+    ]);
   });
 
   it("copies fullName; a numeric fullName is a violation", () => {
@@ -220,14 +289,26 @@ describe("personnel", () => {
 });
 
 describe("vendors", () => {
-  const vendor = { PK: "VENDOR#v1", SK: "PROFILE", companyName: "Acme Concrete", createdAt: "2024-02-01", updatedAt: "2025-05-05" };
+  const vendor = {
+    PK: "VENDOR#v1",
+    SK: "PROFILE",
+    companyName: "Acme Concrete",
+    createdAt: "2024-02-01",
+    updatedAt: "2025-05-05",
+  };
 
   it("respects vendorType (the plan defaulted everyone to supplier)", () => {
-    expect(values(derivePatch("vendors", { ...vendor, vendorType: "subcontractor" }, sweep)).vendor_type).toBe("subcontractor");
+    expect(values(derivePatch("vendors", { ...vendor, vendorType: "subcontractor" }, sweep)).vendor_type).toBe(
+      "subcontractor",
+    );
   });
 
   it("defaults vendor_type to supplier only when vendorType is absent", () => {
-    expect(values(derivePatch("vendors", vendor, sweep))).toEqual({ company_name: "Acme Concrete", vendor_type: "supplier", dateLastSeen: "2025-05-05" });
+    expect(values(derivePatch("vendors", vendor, sweep))).toEqual({
+      company_name: "Acme Concrete",
+      vendor_type: "supplier",
+      dateLastSeen: "2025-05-05",
+    });
     expect(values(derivePatch("vendors", { ...vendor, vendor_type: "rental" }, sweep)).vendor_type).toBeUndefined();
   });
 
@@ -235,7 +316,11 @@ describe("vendors", () => {
     const { updatedAt: _, ...noUpdated } = vendor;
     expect(values(derivePatch("vendors", noUpdated, sweep)).dateLastSeen).toBe("2024-02-01");
     const owned = derivePatch("vendors", ownedBy(vendor, { dateLastSeen: "2025-01-01" }), sweep);
-    expect(owned.set.find((a) => a.attribute === "dateLastSeen")).toMatchObject({ value: "2025-05-05", current: "2025-01-01", basis: { kind: "derived", source: "updatedAt" } });
+    expect(owned.set.find((a) => a.attribute === "dateLastSeen")).toMatchObject({
+      value: "2025-05-05",
+      current: "2025-01-01",
+      basis: { kind: "derived", source: "updatedAt" },
+    });
     const application = derivePatch("vendors", { ...vendor, dateLastSeen: "2025-01-01" }, sweep);
     expect(values(application).dateLastSeen).toBeUndefined();
     expect(application.disagreements).toEqual(["dateLastSeen"]);
@@ -243,33 +328,61 @@ describe("vendors", () => {
 
   it("vendor_type mirrors vendorType while it is present, even over the default the migrator wrote", () => {
     const defaulted = ownedBy(vendor, { vendor_type: "supplier" });
-    expect(derivePatch("vendors", { ...defaulted, vendorType: "rental" }, sweep).set.find((a) => a.attribute === "vendor_type")).toMatchObject({
+    expect(
+      derivePatch("vendors", { ...defaulted, vendorType: "rental" }, sweep).set.find(
+        (a) => a.attribute === "vendor_type",
+      ),
+    ).toMatchObject({
       value: "rental",
       current: "supplier",
       basis: { kind: "mirror", source: "vendorType" },
     });
     // The default is a fallback conditioned on vendorType staying absent.
-    expect(derivePatch("vendors", vendor, sweep).set.find((a) => a.attribute === "vendor_type")?.absentSources).toEqual(["vendorType"]);
+    expect(derivePatch("vendors", vendor, sweep).set.find((a) => a.attribute === "vendor_type")?.absentSources).toEqual(
+      ["vendorType"],
+    );
   });
 
   it("leaves DELIVERY# items untouched", () => {
-    expect(derivePatch("vendors", { PK: "VENDOR#v1", SK: "DELIVERY#2025-11-01", vendorType: "supplier" }, sweep).set).toEqual([]);
+    expect(
+      derivePatch("vendors", { PK: "VENDOR#v1", SK: "DELIVERY#2025-11-01", vendorType: "supplier" }, sweep).set,
+    ).toEqual([]);
   });
 });
 
 describe("constraints and work-logs", () => {
   it("constraints copy projectId and reportDate; a constraint without projectId is legitimately unindexed", () => {
-    expect(values(derivePatch("constraints", { PK: "PROJECT#p1", SK: "CONSTRAINT#c1", projectId: "p1", reportDate: "2025-11-01" }, sweep))).toEqual({
+    expect(
+      values(
+        derivePatch(
+          "constraints",
+          { PK: "PROJECT#p1", SK: "CONSTRAINT#c1", projectId: "p1", reportDate: "2025-11-01" },
+          sweep,
+        ),
+      ),
+    ).toEqual({
       project_id: "p1",
       report_date: "2025-11-01",
     });
-    const orphan = derivePatch("constraints", { PK: "PROJECT#p1", SK: "CONSTRAINT#c2", reportDate: "2025-11-01" }, sweep);
+    const orphan = derivePatch(
+      "constraints",
+      { PK: "PROJECT#p1", SK: "CONSTRAINT#c2", reportDate: "2025-11-01" },
+      sweep,
+    );
     expect(values(orphan)).toEqual({ report_date: "2025-11-01" });
     expect(orphan.violations).toEqual([]);
   });
 
   it("work-logs copy projectId, reportDate and teamId", () => {
-    expect(values(derivePatch("work-logs", { PK: "WORKLOG#w1", SK: "ENTRY#1", projectId: "p1", reportDate: "2025-11-01", teamId: "t9" }, sweep))).toEqual({
+    expect(
+      values(
+        derivePatch(
+          "work-logs",
+          { PK: "WORKLOG#w1", SK: "ENTRY#1", projectId: "p1", reportDate: "2025-11-01", teamId: "t9" },
+          sweep,
+        ),
+      ),
+    ).toEqual({
       project_id: "p1",
       report_date: "2025-11-01",
       team_id: "t9",
@@ -286,7 +399,19 @@ describe("rule metadata", () => {
   it("lists target and source attributes for projections", () => {
     expect(targetAttributes("vendors")).toEqual(["company_name", "vendor_type", "dateLastSeen"]);
     expect(ruleAttributes("reports").sort()).toEqual(
-      ["createdAt", "managerId", "manager_id", "projectId", "project_id", "reportDate", "report_date", "status", "submittedAt", "timestamp", OWNERSHIP_ATTRIBUTE].sort(),
+      [
+        "createdAt",
+        "managerId",
+        "manager_id",
+        "projectId",
+        "project_id",
+        "reportDate",
+        "report_date",
+        "status",
+        "submittedAt",
+        "timestamp",
+        OWNERSHIP_ATTRIBUTE,
+      ].sort(),
     );
     expect(ruleAttributes("constraints")).not.toContain(OWNERSHIP_ATTRIBUTE);
     expect(derivedAttributes("reports")).toEqual(["status", "timestamp"]);
@@ -302,11 +427,28 @@ describe("rule metadata", () => {
 // DESIGN.md section 4: a derived value is the migrator's only while it holds exactly what the migrator
 // wrote (its ownership record says so); then it follows its inputs. Any other value is the application's.
 describe("ownership of derived values", () => {
-  const person = { PK: "PERSON#o1", SK: "PROFILE", fullName: "Ada Byron", employmentStatus: "active", createdAt: "2024-01-01", updatedAt: "2025-06-01" };
-  const report = { PK: "REPORT#o1", SK: "METADATA", projectId: "p1", managerId: "m1", reportDate: "2025-11-01", createdAt: "2025-11-01T08:00:00Z" };
+  const person = {
+    PK: "PERSON#o1",
+    SK: "PROFILE",
+    fullName: "Ada Byron",
+    employmentStatus: "active",
+    createdAt: "2024-01-01",
+    updatedAt: "2025-06-01",
+  };
+  const report = {
+    PK: "REPORT#o1",
+    SK: "METADATA",
+    projectId: "p1",
+    managerId: "m1",
+    reportDate: "2025-11-01",
+    createdAt: "2025-11-01T08:00:00Z",
+  };
 
   it("owned values follow: status follows employmentStatus, with the owned value as the condition", () => {
-    const item = ownedBy({ ...person, employmentStatus: "terminated" }, { status: "active", dateLastSeen: "2025-06-01" });
+    const item = ownedBy(
+      { ...person, employmentStatus: "terminated" },
+      { status: "active", dateLastSeen: "2025-06-01" },
+    );
     const patch = derivePatch("personnel", item, sweep);
     expect(patch.set.find((a) => a.attribute === "status")).toEqual({
       attribute: "status",
@@ -320,17 +462,27 @@ describe("ownership of derived values", () => {
 
   it("owned values follow: dateLastSeen follows a newer visit and the deletion of the latest one", () => {
     const item = ownedBy(person, { status: "active", dateLastSeen: "2025-10-01" });
-    expect(values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-11-03" })).dateLastSeen).toBe("2025-11-03");
+    expect(
+      values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-11-03" })).dateLastSeen,
+    ).toBe("2025-11-03");
     // The latest visit deleted: back to the one before it, or to updatedAt when none is left.
-    expect(values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-09-01" })).dateLastSeen).toBe("2025-09-01");
+    expect(
+      values(derivePatch("personnel", item, { mode: "sweep", latestHistoryReportDate: "2025-09-01" })).dateLastSeen,
+    ).toBe("2025-09-01");
     expect(values(derivePatch("personnel", item, sweep)).dateLastSeen).toBe("2025-06-01");
   });
 
   it("owned values follow: timestamp follows an edited createdAt, but not the write time of a later record", () => {
-    const item = ownedBy({ ...report, createdAt: "2025-11-02T08:00:00Z" }, { status: "published", timestamp: "2025-11-01T08:00:00Z" });
+    const item = ownedBy(
+      { ...report, createdAt: "2025-11-02T08:00:00Z" },
+      { status: "published", timestamp: "2025-11-01T08:00:00Z" },
+    );
     expect(values(derivePatch("reports", item, normalizer())).timestamp).toBe("2025-11-02T08:00:00Z");
     const { createdAt: _, ...noCreatedAt } = report;
-    const stamped = ownedBy({ ...noCreatedAt, project_id: "p1", manager_id: "m1", report_date: "2025-11-01" }, { status: "published", timestamp: "2025-11-20T10:00:00.000Z" });
+    const stamped = ownedBy(
+      { ...noCreatedAt, project_id: "p1", manager_id: "m1", report_date: "2025-11-01" },
+      { status: "published", timestamp: "2025-11-20T10:00:00.000Z" },
+    );
     expect(derivePatch("reports", stamped, normalizer("2025-11-21T00:00:00.000Z")).set).toEqual([]);
     // Nor does the sweep replace the normalizer's write time with its own fallbacks.
     expect(derivePatch("reports", { ...stamped, submittedAt: "2025-11-02T09:00:00Z" }, sweep).set).toEqual([]);
@@ -344,12 +496,18 @@ describe("ownership of derived values", () => {
     expect(patch.disagreements.sort()).toEqual(["dateLastSeen", "status"]);
     expect(patch.violations).toEqual([]);
     // The migrator wrote 'active', the application changed it to 'inactive' since: the record no longer matches.
-    const changed = { ...ownedBy(person, { status: "active", dateLastSeen: "2025-06-01" }), status: "inactive", employmentStatus: "terminated" };
+    const changed = {
+      ...ownedBy(person, { status: "active", dateLastSeen: "2025-06-01" }),
+      status: "inactive",
+      employmentStatus: "terminated",
+    };
     const after = derivePatch("personnel", changed, sweep);
     expect(values(after).status).toBeUndefined();
     expect(after.disagreements).toEqual(["status"]);
     // Reports: an application timestamp that is not createdAt stays.
-    expect(values(derivePatch("reports", { ...report, timestamp: "2025-11-01T09:30:00Z" }, sweep)).timestamp).toBeUndefined();
+    expect(
+      values(derivePatch("reports", { ...report, timestamp: "2025-11-01T09:30:00Z" }, sweep)).timestamp,
+    ).toBeUndefined();
   });
 
   it("an application value equal to the derivation is no disagreement", () => {
@@ -359,24 +517,39 @@ describe("ownership of derived values", () => {
   });
 
   it("a full-item put that dropped the record and the value is derived again; one that kept the value without the record is the application's", () => {
-    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe("inactive");
-    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave", status: "active" }, sweep)).status).toBeUndefined();
+    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe(
+      "inactive",
+    );
+    expect(
+      values(derivePatch("personnel", { ...person, employmentStatus: "on_leave", status: "active" }, sweep)).status,
+    ).toBeUndefined();
   });
 
   it("an owned value whose input the rules cannot map is a violation, and is kept", () => {
-    const patch = derivePatch("personnel", ownedBy({ ...person, employmentStatus: "contractor" }, { status: "active", dateLastSeen: "2025-06-01" }), sweep);
+    const patch = derivePatch(
+      "personnel",
+      ownedBy({ ...person, employmentStatus: "contractor" }, { status: "active", dateLastSeen: "2025-06-01" }),
+      sweep,
+    );
     expect(values(patch).status).toBeUndefined();
     expect(problems(patch)).toEqual(["status:unmapped-value:employmentStatus:S"]);
   });
 
   it("an application value is not a violation even when its inputs are unusable", () => {
-    const patch = derivePatch("personnel", { ...person, employmentStatus: "contractor", status: "active", dateLastSeen: "2025-06-01" }, sweep);
+    const patch = derivePatch(
+      "personnel",
+      { ...person, employmentStatus: "contractor", status: "active", dateLastSeen: "2025-06-01" },
+      sweep,
+    );
     expect(patch.violations).toEqual([]);
   });
 
   it("an application write of the very value the migrator holds changes nothing on the item: the value stays the migrator's", () => {
     // DynamoDB keeps no trace of a SET to the same value (the images show no change), so no rule can tell.
-    const item = ownedBy({ ...person, employmentStatus: "terminated" }, { status: "inactive", dateLastSeen: "2025-06-01" });
+    const item = ownedBy(
+      { ...person, employmentStatus: "terminated" },
+      { status: "inactive", dateLastSeen: "2025-06-01" },
+    );
     expect(values(derivePatch("personnel", item, sweep)).status).toBe("archived");
   });
 

@@ -10,10 +10,14 @@ import { readStreamRecords, waitFor } from "./stream-helpers.js";
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 
 function startStream(env: Record<string, string>) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, "stream", "--table", "reports", "--subscriber", "normalizer", "--poll-interval", "100"], {
-    env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: "WARN", POWERTOOLS_METRICS_DISABLED: "true" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [CLI, "stream", "--table", "reports", "--subscriber", "normalizer", "--poll-interval", "100"],
+    {
+      env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: "WARN", POWERTOOLS_METRICS_DISABLED: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
   child.stdout!.resume();
@@ -33,28 +37,63 @@ describe("sitelogix-migrate stream", () => {
   const env = () => ({ SITELOGIX_TABLE_PREFIX: t.prefix });
   const write = async (ids: number[]) => {
     for (const i of ids) {
-      await t.clients.doc.send(new PutCommand({ TableName: t.names.reports, Item: { PK: `REPORT#k${i}`, SK: "METADATA", projectId: `proj_${i}`, managerId: "mgr_01", reportDate: "2025-11-11" } }));
+      await t.clients.doc.send(
+        new PutCommand({
+          TableName: t.names.reports,
+          Item: {
+            PK: `REPORT#k${i}`,
+            SK: "METADATA",
+            projectId: `proj_${i}`,
+            managerId: "mgr_01",
+            reportDate: "2025-11-11",
+          },
+        }),
+      );
     }
   };
   const allNormalized = (ids: number[]) =>
-    waitFor(async () => {
-      for (const i of ids) {
-        const item = (await t.clients.doc.send(new GetCommand({ TableName: t.names.reports, Key: { PK: `REPORT#k${i}`, SK: "METADATA" }, ConsistentRead: true }))).Item;
-        if (item?.project_id !== `proj_${i}`) return false;
-      }
-      return true;
-    }, `reports ${ids[0]}..${ids.at(-1)} to be normalized`, 60_000);
+    waitFor(
+      async () => {
+        for (const i of ids) {
+          const item = (
+            await t.clients.doc.send(
+              new GetCommand({
+                TableName: t.names.reports,
+                Key: { PK: `REPORT#k${i}`, SK: "METADATA" },
+                ConsistentRead: true,
+              }),
+            )
+          ).Item;
+          if (item?.project_id !== `proj_${i}`) return false;
+        }
+        return true;
+      },
+      `reports ${ids[0]}..${ids.at(-1)} to be normalized`,
+      60_000,
+    );
 
   it("resumes after SIGKILL from its checkpoints without missing records, and stops cleanly on SIGTERM", async () => {
     const ledger = new Ledger(t.clients.doc, t.names.ledger);
     const first = startStream(env());
     try {
-      await waitFor(() => /shard \S+ starts at its first record/.test(first.stderr()), "the first run to start reading", 60_000);
+      await waitFor(
+        () => /shard \S+ starts at its first record/.test(first.stderr()),
+        "the first run to start reading",
+        60_000,
+      );
       const before = Array.from({ length: 10 }, (_, i) => i);
       await write(before);
       await allNormalized(before);
-      const lastInsert = (await readStreamRecords(t.clients, t.names.reports)).filter((r) => r.eventName === "INSERT").at(-1)!.sequenceNumber;
-      await waitFor(async () => (await ledger.shardCheckpoints("normalizer", "reports")).some((c) => c.sequenceNumber && compareSequenceNumbers(c.sequenceNumber, lastInsert) >= 0), "a checkpoint past the inserts");
+      const lastInsert = (await readStreamRecords(t.clients, t.names.reports))
+        .filter((r) => r.eventName === "INSERT")
+        .at(-1)!.sequenceNumber;
+      await waitFor(
+        async () =>
+          (await ledger.shardCheckpoints("normalizer", "reports")).some(
+            (c) => c.sequenceNumber && compareSequenceNumbers(c.sequenceNumber, lastInsert) >= 0,
+          ),
+        "a checkpoint past the inserts",
+      );
     } finally {
       first.child.kill("SIGKILL");
     }
@@ -66,7 +105,11 @@ describe("sitelogix-migrate stream", () => {
 
     const second = startStream(env());
     try {
-      await waitFor(() => /shard \S+ resumes after sequence number \d+/.test(second.stderr()), "the second run to resume", 60_000);
+      await waitFor(
+        () => /shard \S+ resumes after sequence number \d+/.test(second.stderr()),
+        "the second run to resume",
+        60_000,
+      );
       expect(second.stderr()).toMatch(/resuming the mapping started/);
       await allNormalized(during);
     } finally {

@@ -24,12 +24,21 @@ export async function startSnsRecorder(): Promise<SnsRecorder> {
     req.on("end", () => {
       const form = new URLSearchParams(body);
       if (form.get("Action") !== "Publish") {
-        res.writeHead(400, { "content-type": "text/xml" }).end("<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>");
+        res
+          .writeHead(400, { "content-type": "text/xml" })
+          .end("<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>");
         return;
       }
-      const attribute = [...form.entries()].find(([k, v]) => /^MessageAttributes\.entry\.\d+\.Name$/.test(k) && v === "event")?.[0];
-      const event = attribute ? form.get(attribute.replace(/Name$/, "Value.StringValue")) ?? undefined : undefined;
-      published.push({ TopicArn: form.get("TopicArn") ?? undefined, Subject: form.get("Subject") ?? undefined, Message: form.get("Message") ?? undefined, event });
+      const attribute = [...form.entries()].find(
+        ([k, v]) => /^MessageAttributes\.entry\.\d+\.Name$/.test(k) && v === "event",
+      )?.[0];
+      const event = attribute ? (form.get(attribute.replace(/Name$/, "Value.StringValue")) ?? undefined) : undefined;
+      published.push({
+        TopicArn: form.get("TopicArn") ?? undefined,
+        Subject: form.get("Subject") ?? undefined,
+        Message: form.get("Message") ?? undefined,
+        event,
+      });
       res.writeHead(200, { "content-type": "text/xml" });
       res.end(
         `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-${published.length}</MessageId></PublishResult>` +

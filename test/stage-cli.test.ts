@@ -47,7 +47,11 @@ describe("phase events: verify tells the stage's topic whether the gate is green
   let t: TestTables;
   let sns: SnsRecorder;
   const TOPIC = "arn:aws:sns:us-east-1:123456789012:sitelogix-ops";
-  const env = () => ({ SITELOGIX_TABLE_PREFIX: t.prefix, SITELOGIX_NOTIFY_TOPIC_ARN: TOPIC, AWS_ENDPOINT_URL_SNS: sns.endpoint });
+  const env = () => ({
+    SITELOGIX_TABLE_PREFIX: t.prefix,
+    SITELOGIX_NOTIFY_TOPIC_ARN: TOPIC,
+    AWS_ENDPOINT_URL_SNS: sns.endpoint,
+  });
   beforeAll(async () => {
     t = await createTestTables("legacy");
     sns = await startSnsRecorder();
@@ -60,20 +64,35 @@ describe("phase events: verify tells the stage's topic whether the gate is green
   it("green on clean tables, red naming the table with gaps; one message per verify", async () => {
     expect((await runCli(["verify", "--table", "vendors", "constraints"], env())).code).toBe(0);
     expect(sns.published).toEqual([
-      expect.objectContaining({ TopicArn: TOPIC, Subject: "[sitelogix-migrator] gate green: vendors, constraints", event: "gate-green" }),
+      expect.objectContaining({
+        TopicArn: TOPIC,
+        Subject: "[sitelogix-migrator] gate green: vendors, constraints",
+        event: "gate-green",
+      }),
     ]);
 
     // A vendor the normalizer never saw: no company_name, vendor_type or dateLastSeen yet.
-    await t.clients.doc.send(new PutCommand({ TableName: t.names.vendors, Item: { PK: "VENDOR#v1", SK: "PROFILE", companyName: "Acme", createdAt: "2025-01-01" } }));
+    await t.clients.doc.send(
+      new PutCommand({
+        TableName: t.names.vendors,
+        Item: { PK: "VENDOR#v1", SK: "PROFILE", companyName: "Acme", createdAt: "2025-01-01" },
+      }),
+    );
     expect((await runCli(["verify", "--table", "vendors", "constraints"], env())).code).toBe(3);
     expect(sns.published).toHaveLength(2);
     expect(sns.published[1]).toMatchObject({ Subject: "[sitelogix-migrator] gate red: vendors", event: "gate-red" });
-    expect(sns.published[1]!.Message).toMatch(/^gate red: vendors\nvendors: red \(1 items with gaps, 0 with violations\); index gate closed: /);
+    expect(sns.published[1]!.Message).toMatch(
+      /^gate red: vendors\nvendors: red \(1 items with gaps, 0 with violations\); index gate closed: /,
+    );
     expect(sns.published[1]!.Message).not.toContain("Acme");
   });
 
   it("says so in one line, and keeps the verify's result, when the topic cannot be reached", async () => {
-    const run = await runCli(["verify", "--table", "constraints"], { ...env(), AWS_ENDPOINT_URL_SNS: "http://127.0.0.1:9", AWS_MAX_ATTEMPTS: "1" });
+    const run = await runCli(["verify", "--table", "constraints"], {
+      ...env(),
+      AWS_ENDPOINT_URL_SNS: "http://127.0.0.1:9",
+      AWS_MAX_ATTEMPTS: "1",
+    });
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/^the gate notification was not sent: /m);
   });
@@ -84,7 +103,11 @@ describe("Node.js versions", () => {
     const t = await createTestTables("legacy");
     try {
       // A command that creates SDK clients, with neither notice silenced (the suites silence both).
-      const run = await runCli(["status", "--json"], { SITELOGIX_TABLE_PREFIX: t.prefix, SITELOGIX_NODE_NOTICE_SHOWN: "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "" });
+      const run = await runCli(["status", "--json"], {
+        SITELOGIX_TABLE_PREFIX: t.prefix,
+        SITELOGIX_NODE_NOTICE_SHOWN: "",
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "",
+      });
       expect(run.code).toBe(0);
       JSON.parse(run.stdout);
       expect(run.stderr).not.toMatch(/NodeVersionSupportWarning|AWS SDK for JavaScript/);

@@ -2,7 +2,15 @@
 // gated → indexing (a CREATING index) → indexed → contracted, asserting what it reports at each step.
 import { UpdateTableCommand, waitUntilTableExists } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultTableNames, gsisIn, Ledger, migrationStatus, type MigrationStatus, type SiteLogixTable, type SweepRun } from "@sitelogix/core";
+import {
+  defaultTableNames,
+  gsisIn,
+  Ledger,
+  migrationStatus,
+  type MigrationStatus,
+  type SiteLogixTable,
+  type SweepRun,
+} from "@sitelogix/core";
 import { createTestTables, runCli, uniquePrefix, type TestTables } from "./helpers.js";
 
 let t: TestTables;
@@ -23,8 +31,21 @@ async function addIndex(table: SiteLogixTable, name: string) {
   await t.clients.dynamodb.send(
     new UpdateTableCommand({
       TableName: t.names[table],
-      AttributeDefinitions: [gsi.hashKey, gsi.rangeKey].filter((a): a is string => !!a).map((AttributeName) => ({ AttributeName, AttributeType: "S" })),
-      GlobalSecondaryIndexUpdates: [{ Create: { IndexName: gsi.name, KeySchema: [{ AttributeName: gsi.hashKey, KeyType: "HASH" }, ...(gsi.rangeKey ? [{ AttributeName: gsi.rangeKey, KeyType: "RANGE" as const }] : [])], Projection: { ProjectionType: "ALL" } } }],
+      AttributeDefinitions: [gsi.hashKey, gsi.rangeKey]
+        .filter((a): a is string => !!a)
+        .map((AttributeName) => ({ AttributeName, AttributeType: "S" })),
+      GlobalSecondaryIndexUpdates: [
+        {
+          Create: {
+            IndexName: gsi.name,
+            KeySchema: [
+              { AttributeName: gsi.hashKey, KeyType: "HASH" },
+              ...(gsi.rangeKey ? [{ AttributeName: gsi.rangeKey, KeyType: "RANGE" as const }] : []),
+            ],
+            Projection: { ProjectionType: "ALL" },
+          },
+        },
+      ],
     }),
   );
 }
@@ -41,25 +62,54 @@ async function untilActive(table: SiteLogixTable) {
 describe("status through a rehearsal", () => {
   it("walks the phases of the reports table and names the next step at each", async () => {
     let s = await view();
-    expect(of(s, "reports")).toMatchObject({ exists: true, phase: "legacy", stream: "NEW_AND_OLD_IMAGES", pitr: "not supported by this endpoint", deletionProtection: false, missingGsis: ["GSI3-StatusIndex"] });
+    expect(of(s, "reports")).toMatchObject({
+      exists: true,
+      phase: "legacy",
+      stream: "NEW_AND_OLD_IMAGES",
+      pitr: "not supported by this endpoint",
+      deletionProtection: false,
+      missingGsis: ["GSI3-StatusIndex"],
+    });
     expect(s.next.action).toBe("sitelogix-migrate backup");
 
-    await ledger.recordBackup({ table: "reports", tableName: t.names.reports, backupName: "b", backupArn: "arn:backup", createdAt: "2025-11-01T00:00:00.000Z", status: "AVAILABLE" });
+    await ledger.recordBackup({
+      table: "reports",
+      tableName: t.names.reports,
+      backupName: "b",
+      backupArn: "arn:backup",
+      createdAt: "2025-11-01T00:00:00.000Z",
+      status: "AVAILABLE",
+    });
     s = await view();
     expect(of(s, "reports").latestBackup?.backupArn).toBe("arn:backup");
-    expect(s.next).toMatchObject({ table: "reports", action: "deploy the expand phase (streams, normalizer, audit logger)" });
+    expect(s.next).toMatchObject({
+      table: "reports",
+      action: "deploy the expand phase (streams, normalizer, audit logger)",
+    });
 
     await ledger.markNormalizerLive("reports", "2025-11-02T00:00:00.000Z");
     s = await view();
     expect(of(s, "reports").phase).toBe("expand");
-    expect(s.next).toMatchObject({ action: "sitelogix-migrate sweep --table reports", why: "no finished sweep since the normalizer went live" });
+    expect(s.next).toMatchObject({
+      action: "sitelogix-migrate sweep --table reports",
+      why: "no finished sweep since the normalizer went live",
+    });
 
-    const sweep: SweepRun = { table: "reports", sweepId: "2025-11-03T00:00:00.000Z-a", startedAt: "2025-11-03T00:00:00.000Z", status: "running", totalSegments: 4 };
+    const sweep: SweepRun = {
+      table: "reports",
+      sweepId: "2025-11-03T00:00:00.000Z-a",
+      startedAt: "2025-11-03T00:00:00.000Z",
+      status: "running",
+      totalSegments: 4,
+    };
     await ledger.put({ PK: "TABLE#reports", SK: `SWEEP#${sweep.sweepId}` }, sweep);
     s = await view();
     expect(s.next.why).toBe("its last sweep is running (resume it with --resume)");
 
-    await ledger.put({ PK: "TABLE#reports", SK: `SWEEP#${sweep.sweepId}` }, { ...sweep, status: "finished", finishedAt: "2025-11-03T01:00:00.000Z" });
+    await ledger.put(
+      { PK: "TABLE#reports", SK: `SWEEP#${sweep.sweepId}` },
+      { ...sweep, status: "finished", finishedAt: "2025-11-03T01:00:00.000Z" },
+    );
     s = await view();
     expect(of(s, "reports").phase).toBe("swept");
     expect(s.next.action).toBe("sitelogix-migrate verify --table reports");
@@ -72,11 +122,17 @@ describe("status through a rehearsal", () => {
     await ledger.recordGate({ table: "reports", at: "2025-11-03T03:00:00.000Z", green: true, gaps: 0, violations: 0 });
     s = await view();
     expect(of(s, "reports").phase).toBe("gated");
-    expect(s.next).toMatchObject({ action: "deploy the index phase", why: `${t.names.reports} is gated green but lacks GSI3-StatusIndex` });
+    expect(s.next).toMatchObject({
+      action: "deploy the index phase",
+      why: `${t.names.reports} is gated green but lacks GSI3-StatusIndex`,
+    });
 
     await addIndex("reports", "GSI3-StatusIndex");
     s = await view();
-    expect(of(s, "reports").gsis.find((g) => g.name === "GSI3-StatusIndex")).toMatchObject({ state: "CREATING", role: "target" });
+    expect(of(s, "reports").gsis.find((g) => g.name === "GSI3-StatusIndex")).toMatchObject({
+      state: "CREATING",
+      role: "target",
+    });
     expect(of(s, "reports").phase).toBe("indexing");
     expect(s.next.action).toBe("wait for the new GSIs to become ACTIVE");
 
@@ -91,7 +147,12 @@ describe("status through a rehearsal", () => {
     expect(of(s, "personnel")).toMatchObject({ phase: "indexed" });
     expect(of(s, "personnel").gsis.find((g) => g.name === "GSI2-ProjectIndex")?.role).toBe("retiring");
     expect(s.next.action).toMatch(/contract phase/);
-    await t.clients.dynamodb.send(new UpdateTableCommand({ TableName: t.names.personnel, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI2-ProjectIndex" } }] }));
+    await t.clients.dynamodb.send(
+      new UpdateTableCommand({
+        TableName: t.names.personnel,
+        GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: "GSI2-ProjectIndex" } }],
+      }),
+    );
     await waitUntilTableExists({ client: t.clients.dynamodb, maxWaitTime: 60 }, { TableName: t.names.personnel });
     for (let i = 0; i < 50 && of(s, "personnel").phase !== "contracted"; i++) {
       await new Promise((r) => setTimeout(r, 200));
@@ -106,12 +167,19 @@ describe("status through a rehearsal", () => {
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout) as MigrationStatus;
     expect(out.ledgerError).toMatch(/ResourceNotFoundException/);
-    expect(out.tables[0]).toMatchObject({ exists: false, phase: "absent", tableName: defaultTableNames(prefix).vendors });
+    expect(out.tables[0]).toMatchObject({
+      exists: false,
+      phase: "absent",
+      tableName: defaultTableNames(prefix).vendors,
+    });
     expect(out.next.action).toBe("deploy the expand phase");
   });
 
   it("an unreachable endpoint is reported per table, exit 0", async () => {
-    const run = await runCli(["status", "--table", "reports"], { AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9", AWS_MAX_ATTEMPTS: "1" });
+    const run = await runCli(["status", "--table", "reports"], {
+      AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9",
+      AWS_MAX_ATTEMPTS: "1",
+    });
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/error: .*ECONNREFUSED/);
     expect(run.stdout).toMatch(/next: fix access to sitelogix-reports/);

@@ -3,7 +3,11 @@ import { compareSequenceNumbers, decodeRecord, type Clients, type DecodedRecord 
 import { readStream } from "@sitelogix/core/local-esm";
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -15,5 +19,7 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
 
 /** Every record currently in a table's stream, decoded, in stream order. */
 export async function readStreamRecords(clients: Clients, tableName: string): Promise<DecodedRecord[]> {
-  return (await readStream(clients, tableName)).map(decodeRecord).sort((a, b) => compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber));
+  return (await readStream(clients, tableName))
+    .map(decodeRecord)
+    .sort((a, b) => compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber));
 }

@@ -6,11 +6,18 @@
 import { readStream } from "@sitelogix/core/local-esm";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 
-export type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void>;
+export type StreamHandler = (
+  event: DynamoDBStreamEvent,
+  context: Context,
+) => Promise<DynamoDBBatchResponse | undefined>;
 
 export { readStream };
 
-const context = { functionName: "audit-logger-test", getRemainingTimeInMillis: () => 60_000, awsRequestId: "test" } as unknown as Context;
+const context = {
+  functionName: "audit-logger-test",
+  getRemainingTimeInMillis: () => 60_000,
+  awsRequestId: "test",
+} as unknown as Context;
 
 export interface Delivery {
   invocations: number;
@@ -23,7 +30,11 @@ export interface Delivery {
  * is retried from its earliest failed record (records after it are delivered again); after
  * `maxRetries` retries the earliest failed record goes to on-failure and delivery moves on.
  */
-export async function deliver(records: DynamoDBRecord[], handler: StreamHandler, options: { batchSize?: number; maxRetries?: number } = {}): Promise<Delivery> {
+export async function deliver(
+  records: DynamoDBRecord[],
+  handler: StreamHandler,
+  options: { batchSize?: number; maxRetries?: number } = {},
+): Promise<Delivery> {
   const batchSize = options.batchSize ?? 100;
   const maxRetries = options.maxRetries ?? 2;
   const result: Delivery = { invocations: 0, onFailure: [] };

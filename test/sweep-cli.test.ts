@@ -44,7 +44,9 @@ const reload = () => loadDataset(t.clients.doc, t.names, rows, { inFlight: 2 });
 beforeAll(async () => {
   t = await createTestTables("legacy");
   env = { SITELOGIX_TABLE_PREFIX: t.prefix };
-  rows = [...generateDataset({ items: 1000, seed: 21, transcriptBytes: TRANSCRIPT, largeTranscripts: false })].filter((r) => r.table === "reports");
+  rows = [...generateDataset({ items: 1000, seed: 21, transcriptBytes: TRANSCRIPT, largeTranscripts: false })].filter(
+    (r) => r.table === "reports",
+  );
   await reload();
 });
 afterAll(async () => {
@@ -89,7 +91,11 @@ describe("sweep command", () => {
   it("stops gracefully on SIGINT (exit 130, checkpoints saved, run stopped) and --resume finishes it", async () => {
     await reload();
     const sweep = await startCli(SLOW, env, { timeoutMs: 180_000 });
-    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run", 60_000);
+    await waitFor(
+      async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1,
+      "a checkpoint of the new run",
+      60_000,
+    );
     sweep.child.kill("SIGINT");
     const stopped = await sweep.done;
     expect(stopped.code).toBe(130);
@@ -111,7 +117,11 @@ describe("sweep command", () => {
     // At most 30 of these reports a second, 4 at a time: the pause (a process of its own, slow to
     // start on a busy machine) lands before the sweep could finish, and what is in flight when it
     // does drains in well under a second.
-    const sweep = await startCli(["sweep", "--table", "reports", "--segments", "2", "--concurrency", "4", "--max-wcu", "600"], env, { timeoutMs: 180_000 });
+    const sweep = await startCli(
+      ["sweep", "--table", "reports", "--segments", "2", "--concurrency", "4", "--max-wcu", "600"],
+      env,
+      { timeoutMs: 180_000 },
+    );
     await waitFor(async () => (await migrated()) > 0, "first writes", 60_000);
     const pause = await runCli(["sweep", "--pause"], env);
     expect(pause.code).toBe(0);
@@ -139,12 +149,22 @@ describe("sweep command", () => {
   it("aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints for --resume", async () => {
     await reload();
     const proxy = await startLatencyProxy({ target: process.env.AWS_ENDPOINT_URL_DYNAMODB!, delayMs: 0 });
-    const sweep = await startCli(SLOW, { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" }, { timeoutMs: 180_000 });
-    await waitFor(async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1, "a checkpoint of the new run", 60_000);
+    const sweep = await startCli(
+      SLOW,
+      { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" },
+      { timeoutMs: 180_000 },
+    );
+    await waitFor(
+      async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1,
+      "a checkpoint of the new run",
+      60_000,
+    );
     await proxy.close();
     const failed = await sweep.done;
     expect(failed.code).toBe(1);
-    expect(failed.stderr.trim().split("\n").at(-1)).toMatch(/^sitelogix-migrate: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+ \(E[A-Z]+\)$/);
+    expect(failed.stderr.trim().split("\n").at(-1)).toMatch(
+      /^sitelogix-migrate: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+ \(E[A-Z]+\)$/,
+    );
     const pages = await checkpointedPages();
     expect(pages).toBeGreaterThanOrEqual(1);
 
@@ -157,21 +177,34 @@ describe("sweep command", () => {
   it("stops gracefully when its credentials are about to expire, records why, and --resume with fresh ones finishes it; each end reaches the topic", async () => {
     await reload();
     const sns = await startSnsRecorder();
-    const topic = { SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops", AWS_ENDPOINT_URL_SNS: sns.endpoint };
+    const topic = {
+      SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops",
+      AWS_ENDPOINT_URL_SNS: sns.endpoint,
+    };
     try {
       // Fixed session credentials, as `sst shell` hands a command, that expire in 70 s: the sweep
       // stops once fewer than 60 s are left (a refreshable provider would have renewed them by then).
       const expiresAt = new Date(Date.now() + 70_000).toISOString();
       const slow = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "200"];
-      const stopped = await runCli(slow, { ...env, ...topic, AWS_CREDENTIAL_EXPIRATION: expiresAt }, { timeoutMs: 120_000 });
+      const stopped = await runCli(
+        slow,
+        { ...env, ...topic, AWS_CREDENTIAL_EXPIRATION: expiresAt },
+        { timeoutMs: 120_000 },
+      );
       expect(stopped.code, stopped.stderr).toBe(1);
       const reason = `the AWS credentials expire at ${expiresAt} and were not renewed`;
-      expect(stopped.stderr).toContain(`reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`);
+      expect(stopped.stderr).toContain(
+        `reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`,
+      );
       const run = (await latestRun())!;
       expect(run).toMatchObject({ status: "stopped", error: reason });
       expect(await migrated()).toBeLessThan(rows.length);
 
-      const resumed = await runCli(["sweep", "--table", "reports", "--resume"], { ...env, ...topic }, { timeoutMs: 180_000 });
+      const resumed = await runCli(
+        ["sweep", "--table", "reports", "--resume"],
+        { ...env, ...topic },
+        { timeoutMs: 180_000 },
+      );
       expect(resumed.code, resumed.stderr).toBe(0);
       expect((await latestRun())!).toMatchObject({ sweepId: run.sweepId, status: "finished" });
       await expectAllNormalizedOnce(await reportsNow());
@@ -186,9 +219,14 @@ describe("sweep command", () => {
   });
 
   it("refuses to start with credentials that expire within the minute", async () => {
-    const run = await runCli(["sweep", "--table", "vendors"], { ...env, AWS_CREDENTIAL_EXPIRATION: new Date(Date.now() + 20_000).toISOString() });
+    const run = await runCli(["sweep", "--table", "vendors"], {
+      ...env,
+      AWS_CREDENTIAL_EXPIRATION: new Date(Date.now() + 20_000).toISOString(),
+    });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(README: long sweeps\)\n$/);
+    expect(run.stderr).toMatch(
+      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(README: long sweeps\)\n$/,
+    );
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });
 
@@ -223,7 +261,18 @@ describe("sweep command", () => {
     const help = await runCli(["sweep", "--help"], env);
     expect(help.code).toBe(0);
     const text = help.stdout.replace(/\s+/g, " ");
-    for (const option of ["--table", "--segments", "--concurrency", "--max-wcu", "--dry-run", "--resume", "--json", "--pause", "--unpause"]) expect(text).toContain(option);
+    for (const option of [
+      "--table",
+      "--segments",
+      "--concurrency",
+      "--max-wcu",
+      "--dry-run",
+      "--resume",
+      "--json",
+      "--pause",
+      "--unpause",
+    ])
+      expect(text).toContain(option);
     expect(text).toContain("(default: 8)");
     expect(text).toContain("(default: 32)");
     expect(text).toMatch(/default: no cap/);

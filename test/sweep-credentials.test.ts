@@ -4,7 +4,16 @@
 // fresh credentials continues it. Expired tokens are injected at the client (DynamoDB Local accepts any).
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createClients, destroyClients, expiredCredentials, Ledger, MIGRATOR_MARKER, planSweep, runSweep, type Clients } from "@sitelogix/core";
+import {
+  createClients,
+  destroyClients,
+  expiredCredentials,
+  Ledger,
+  MIGRATOR_MARKER,
+  planSweep,
+  runSweep,
+  type Clients,
+} from "@sitelogix/core";
 import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
 import { createTestTables, type TestTables } from "./helpers.js";
 import { ledgerOf, pendingWork, scanAll, sweepTable } from "./sweep-helpers.js";
@@ -15,7 +24,9 @@ const opened: Clients[] = [];
 
 beforeAll(async () => {
   t = await createTestTables("legacy");
-  rows = [...generateDataset({ items: 800, seed: 5, transcriptBytes: 4000, largeTranscripts: false })].filter((r) => r.table === "reports");
+  rows = [...generateDataset({ items: 800, seed: 5, transcriptBytes: 4000, largeTranscripts: false })].filter(
+    (r) => r.table === "reports",
+  );
 });
 afterEach(() => {
   for (const c of opened.splice(0)) destroyClients(c);
@@ -24,7 +35,13 @@ afterAll(() => t?.dispose());
 
 /** Clients whose credentials carry an expiry, as the SDK reports fixed session credentials. */
 function clientsExpiringAt(expiration: Date): Clients {
-  const clients = createClients({ credentials: async () => ({ accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY!, expiration }) });
+  const clients = createClients({
+    credentials: async () => ({
+      accessKeyId: process.env.AWS_ACCESS_KEY_ID!,
+      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY!,
+      expiration,
+    }),
+  });
   opened.push(clients);
   return clients;
 }
@@ -34,7 +51,11 @@ function expireTokenAfter(client: DynamoDBClient, after: number): void {
   let seen = 0;
   const middleware = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
     if (++seen > after) {
-      throw Object.assign(new Error("The security token included in the request is expired"), { name: "ExpiredTokenException", $fault: "client", $metadata: { httpStatusCode: 400 } });
+      throw Object.assign(new Error("The security token included in the request is expired"), {
+        name: "ExpiredTokenException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      });
     }
     return next(args);
   };
@@ -55,7 +76,11 @@ describe("a sweep whose credentials expire", () => {
     await loadDataset(t.clients.doc, t.names, rows);
     // 2.5 s of life left beyond the margin; capped at 100 WCU/s the sweep needs far longer.
     const expiration = new Date(Date.now() + 62_500);
-    const report = await sweepTable(t, "reports", { clients: clientsExpiringAt(expiration), maxWcu: 100, controlIntervalMs: 200 });
+    const report = await sweepTable(t, "reports", {
+      clients: clientsExpiringAt(expiration),
+      maxWcu: 100,
+      controlIntervalMs: 200,
+    });
     const reason = `the AWS credentials expire at ${expiration.toISOString()} and were not renewed`;
     expect(report).toMatchObject({ status: "stopped", stopReason: reason });
     expect(report.counts.applied).toBeGreaterThan(0);
@@ -71,7 +96,9 @@ describe("a sweep whose credentials expire", () => {
 
   it("refuses to start when they expire within the margin", async () => {
     const soon = new Date(Date.now() + 10_000);
-    await expect(sweepTable(t, "vendors", { clients: clientsExpiringAt(soon) })).rejects.toThrow(`the AWS credentials expire at ${soon.toISOString()}: get fresh ones before sweeping`);
+    await expect(sweepTable(t, "vendors", { clients: clientsExpiringAt(soon) })).rejects.toThrow(
+      `the AWS credentials expire at ${soon.toISOString()}: get fresh ones before sweeping`,
+    );
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });
 
@@ -85,9 +112,19 @@ describe("a sweep whose credentials expire", () => {
     const ledger = new Ledger(clients.doc, t.names.ledger);
     const plan = await planSweep(ledger, "reports", {});
     if (plan.action === "skip") throw new Error("nothing to sweep");
-    const report = await runSweep({ clients, ledger, table: "reports", tableName: t.names.reports, plan, segments: 4, concurrency: 16 });
+    const report = await runSweep({
+      clients,
+      ledger,
+      table: "reports",
+      tableName: t.names.reports,
+      plan,
+      segments: 4,
+      concurrency: 16,
+    });
     expect(report.status).toBe("stopped");
-    expect(report.stopReason).toBe("the AWS credentials expired (the ledger could not record it with them; --resume takes the run over)");
+    expect(report.stopReason).toBe(
+      "the AWS credentials expired (the ledger could not record it with them; --resume takes the run over)",
+    );
     expect(report.counts.applied).toBeLessThan(rows.length);
     // Still "running" with this process as owner: the run's heartbeat goes stale and --resume takes it over.
     const run = (await ledgerOf(t).latestSweep("reports"))!;
@@ -101,8 +138,12 @@ describe("a sweep whose credentials expire", () => {
 
 describe("expiredCredentials", () => {
   it("names expired tokens and credentials that could not be renewed, and nothing else", () => {
-    expect(expiredCredentials(Object.assign(new Error("x"), { name: "ExpiredTokenException" }))).toBe("the AWS credentials expired");
-    expect(expiredCredentials(Object.assign(new Error("Token is expired\nmore"), { name: "TokenProviderError" }))).toBe("the AWS credentials could not be renewed (Token is expired)");
+    expect(expiredCredentials(Object.assign(new Error("x"), { name: "ExpiredTokenException" }))).toBe(
+      "the AWS credentials expired",
+    );
+    expect(expiredCredentials(Object.assign(new Error("Token is expired\nmore"), { name: "TokenProviderError" }))).toBe(
+      "the AWS credentials could not be renewed (Token is expired)",
+    );
     expect(expiredCredentials(Object.assign(new Error("x"), { name: "AccessDeniedException" }))).toBeUndefined();
     expect(expiredCredentials(undefined)).toBeUndefined();
   });

@@ -1,7 +1,16 @@
 // Fixtures shared by the sweep and verify suites.
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { derivePatchFor, Ledger, planSweep, runSweep, type Item, type SiteLogixTable, type SweepOptions, type SweepReport } from "@sitelogix/core";
+import {
+  derivePatchFor,
+  Ledger,
+  planSweep,
+  runSweep,
+  type Item,
+  type SiteLogixTable,
+  type SweepOptions,
+  type SweepReport,
+} from "@sitelogix/core";
 import type { TestTables } from "./helpers.js";
 
 export const keyString = (key: { PK?: unknown; SK?: unknown }) => `${String(key.PK)}|${String(key.SK)}`;
@@ -9,7 +18,8 @@ export const keyString = (key: { PK?: unknown; SK?: unknown }) => `${String(key.
 /** Every item of a table, read consistently. */
 export async function scanAll(doc: DynamoDBDocumentClient, tableName: string): Promise<Item[]> {
   const items: Item[] = [];
-  for await (const page of paginateScan({ client: doc }, { TableName: tableName, ConsistentRead: true })) items.push(...((page.Items ?? []) as Item[]));
+  for await (const page of paginateScan({ client: doc }, { TableName: tableName, ConsistentRead: true }))
+    items.push(...((page.Items ?? []) as Item[]));
   return items;
 }
 
@@ -24,13 +34,25 @@ export const ledgerOf = (t: TestTables) => new Ledger(t.clients.doc, t.names.led
 export async function sweepTable(
   t: TestTables,
   table: SiteLogixTable,
-  options: Partial<Omit<SweepOptions, "table" | "tableName" | "ledger" | "plan">> & { resume?: boolean; dryRun?: boolean } = {},
+  options: Partial<Omit<SweepOptions, "table" | "tableName" | "ledger" | "plan">> & {
+    resume?: boolean;
+    dryRun?: boolean;
+  } = {},
 ): Promise<SweepReport> {
   const ledger = ledgerOf(t);
   const { resume, dryRun, ...rest } = options;
   const plan = await planSweep(ledger, table, { resume, dryRun });
   if (plan.action === "skip") throw new Error(`nothing to sweep on ${table}`);
-  return runSweep({ clients: t.clients, ledger, table, tableName: t.names[table], plan, segments: 4, concurrency: 16, ...rest });
+  return runSweep({
+    clients: t.clients,
+    ledger,
+    table,
+    tableName: t.names[table],
+    plan,
+    segments: 4,
+    concurrency: 16,
+    ...rest,
+  });
 }
 
 type Next = (args: { input: unknown }) => Promise<unknown>;

@@ -91,7 +91,9 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
 
   beforeAll(async () => {
     t = await createTestTables("legacy");
-    rows = [...generateDataset({ items: 700, seed: 8, transcriptBytes: 4000, largeTranscripts: false })].filter((r) => r.table === "reports");
+    rows = [...generateDataset({ items: 700, seed: 8, transcriptBytes: 4000, largeTranscripts: false })].filter(
+      (r) => r.table === "reports",
+    );
   });
   afterEach(async () => {
     for (const c of clientsToClose.splice(0)) destroyClients(c);
@@ -105,13 +107,29 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
    * `forMs` after the first one (the first `after` attempts pass): a burst of throttling, as a table
    * gets when it runs out of capacity.
    */
-  function injectThrottling(client: DynamoDBClient, operation: "UpdateExpression" | "Segment", every: number, forMs: number, name = "ThrottlingException", after = 0) {
+  function injectThrottling(
+    client: DynamoDBClient,
+    operation: "UpdateExpression" | "Segment",
+    every: number,
+    forMs: number,
+    name = "ThrottlingException",
+    after = 0,
+  ) {
     const state = { injected: 0, seen: 0, since: 0 };
     const middleware = (next: (args: { input: unknown }) => Promise<unknown>) => async (args: { input: unknown }) => {
       const inBurst = state.injected === 0 || performance.now() - state.since < forMs;
-      if ((args.input as Record<string, unknown>)[operation] !== undefined && inBurst && ++state.seen > after && state.seen % every === 0) {
+      if (
+        (args.input as Record<string, unknown>)[operation] !== undefined &&
+        inBurst &&
+        ++state.seen > after &&
+        state.seen % every === 0
+      ) {
         if (state.injected++ === 0) state.since = performance.now();
-        throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), { name, $fault: "client", $metadata: { httpStatusCode: 400 } });
+        throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
+          name,
+          $fault: "client",
+          $metadata: { httpStatusCode: 400 },
+        });
       }
       return next(args);
     };
@@ -135,9 +153,20 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
     const retried = createClients();
     clientsToClose.push(retried);
     // The burst starts after 30 writes: there is then a rate to cut, however slow this machine is today.
-    const writes = injectThrottling(retried.dynamodb, "UpdateExpression", 3, 600, "ProvisionedThroughputExceededException", 30);
+    const writes = injectThrottling(
+      retried.dynamodb,
+      "UpdateExpression",
+      3,
+      600,
+      "ProvisionedThroughputExceededException",
+      30,
+    );
     const limits: (number | null)[] = [];
-    const first = await sweepTable(t, "reports", { clients: retried, progressIntervalMs: 50, onProgress: (p: SweepProgress) => limits.push(p.wcuLimit) });
+    const first = await sweepTable(t, "reports", {
+      clients: retried,
+      progressIntervalMs: 50,
+      onProgress: (p: SweepProgress) => limits.push(p.wcuLimit),
+    });
     expect(writes.injected).toBeGreaterThan(0);
     expect(first.throttles).toBe(writes.injected);
     expect(limits.some((l) => l !== null)).toBe(true);

@@ -49,11 +49,14 @@ describe("dry run", () => {
     for (const [i, table] of LEGACY_TABLES.entries()) {
       const report = reports[i]!;
       let needsWork = 0;
-      for (const item of before[i]!) if ((await pendingWork(t.clients.doc, table, t.names[table], item)).length > 0) needsWork++;
+      for (const item of before[i]!)
+        if ((await pendingWork(t.clients.doc, table, t.names[table], item)).length > 0) needsWork++;
       expect(report).toMatchObject({ dryRun: true, status: "finished" });
       expect(report.sweepId).toBeUndefined();
       expect(report.counts).toMatchObject({ scanned: before[i]!.length, needsWork, applied: 0, consumedWcu: 0 });
-      expect(report.counts.scanned).toBe(report.counts.outOfScope + report.counts.alreadyNormalized + report.counts.needsWork);
+      expect(report.counts.scanned).toBe(
+        report.counts.outOfScope + report.counts.alreadyNormalized + report.counts.needsWork,
+      );
       expect(report.samples.diffs.length).toBe(Math.min(20, needsWork));
       for (const diff of report.samples.diffs) {
         expect(Object.keys(diff).sort()).toEqual(["key", "set"]);
@@ -63,7 +66,8 @@ describe("dry run", () => {
         }
         const item = original.get(`${table}|${keyString(diff.key)}`)!;
         const text = JSON.stringify(diff);
-        for (const attribute of PII) if (typeof item[attribute] === "string") expect(text).not.toContain(item[attribute]);
+        for (const attribute of PII)
+          if (typeof item[attribute] === "string") expect(text).not.toContain(item[attribute]);
       }
     }
   });
@@ -76,7 +80,9 @@ describe("under live application traffic", () => {
 
   beforeAll(async () => {
     // Reports without a pre-existing project_id copy: a stale copy written by the sweep would show.
-    const candidates = rows.filter((r) => r.table === "reports" && r.item.project_id === undefined && r.item.status === undefined).map((r) => r.item);
+    const candidates = rows
+      .filter((r) => r.table === "reports" && r.item.project_id === undefined && r.item.status === undefined)
+      .map((r) => r.item);
     for (const item of candidates.slice(0, 5)) raced.updated.set(item.PK as string, item);
     for (const item of candidates.slice(5, 10)) raced.deleted.set(item.PK as string, item);
 
@@ -91,7 +97,13 @@ describe("under live application traffic", () => {
             Key: { PK: pk, SK: item.SK },
             UpdateExpression: "SET projectId = :p, updatedAt = :u, lastModifiedBy = :by ADD version :one",
             ConditionExpression: "version = :v",
-            ExpressionAttributeValues: { ":p": "proj_raced", ":u": "2030-01-01T00:00:00.000Z", ":by": "app_race", ":one": 1, ":v": item.version },
+            ExpressionAttributeValues: {
+              ":p": "proj_raced",
+              ":u": "2030-01-01T00:00:00.000Z",
+              ":by": "app_race",
+              ":one": 1,
+              ":v": item.version,
+            },
           }),
         );
       });
@@ -103,9 +115,19 @@ describe("under live application traffic", () => {
     }
     interceptUpdates(sweepClients.dynamodb, interleaved);
 
-    traffic = new ApplicationTraffic(t.clients.doc, t.names, { opsPerSecond: 40, tables: ["reports", "constraints"], journal: true, derivedWrites: true, seed: 5 });
+    traffic = new ApplicationTraffic(t.clients.doc, t.names, {
+      opsPerSecond: 40,
+      tables: ["reports", "constraints"],
+      journal: true,
+      derivedWrites: true,
+      seed: 5,
+    });
     for (const r of rows) {
-      if ((r.table === "reports" || r.table === "constraints") && !raced.updated.has(r.item.PK as string) && !raced.deleted.has(r.item.PK as string)) {
+      if (
+        (r.table === "reports" || r.table === "constraints") &&
+        !raced.updated.has(r.item.PK as string) &&
+        !raced.deleted.has(r.item.PK as string)
+      ) {
         traffic.know(r.table, { PK: r.item.PK as string, SK: r.item.SK as string });
       }
     }
@@ -132,7 +154,12 @@ describe("under live application traffic", () => {
   it("invariant 1: no lost update — every application write survives, and one landing between the sweep's read and write wins", async () => {
     for (const [pk, item] of raced.updated) {
       const now = await get("reports", { PK: pk, SK: item.SK as string });
-      expect(now).toMatchObject({ projectId: "proj_raced", lastModifiedBy: "app_race", updatedAt: "2030-01-01T00:00:00.000Z", version: (item.version as number) + 1 });
+      expect(now).toMatchObject({
+        projectId: "proj_raced",
+        lastModifiedBy: "app_race",
+        updatedAt: "2030-01-01T00:00:00.000Z",
+        version: (item.version as number) + 1,
+      });
       // The sweep's copy of the old projectId was refused, not written.
       expect(now?.project_id).toBeUndefined();
     }
@@ -174,7 +201,9 @@ describe("under live application traffic", () => {
 
     // The application's own status values were never replaced by the default (where the traffic left them).
     const skip = touched();
-    for (const r of rows.filter((r) => r.table === "reports" && r.item.status === "draft" && !skip.has(`reports|${keyString(r.item)}`))) {
+    for (const r of rows.filter(
+      (r) => r.table === "reports" && r.item.status === "draft" && !skip.has(`reports|${keyString(r.item)}`),
+    )) {
       const now = await get("reports", { PK: r.item.PK as string, SK: r.item.SK as string });
       if (now) expect(now.status).toBe("draft");
     }
@@ -199,13 +228,21 @@ describe("under live application traffic", () => {
       }
     }
     // The dataset plants each kind: an application status, timestamp, dateLastSeen and vendor_type.
-    for (const kind of ["reports.status", "reports.timestamp", "personnel.status", "personnel.dateLastSeen", "vendors.vendor_type", "vendors.dateLastSeen"]) {
+    for (const kind of [
+      "reports.status",
+      "reports.timestamp",
+      "personnel.status",
+      "personnel.dateLastSeen",
+      "vendors.vendor_type",
+      "vendors.dateLastSeen",
+    ]) {
       expect(kept.get(kind), kind).toBeGreaterThan(0);
     }
   });
 
   it("invariant 2: no resurrection — an item deleted between the sweep's read and write stays deleted, as does every item the application deleted", async () => {
-    for (const [pk, item] of raced.deleted) expect(await get("reports", { PK: pk, SK: item.SK as string })).toBeUndefined();
+    for (const [pk, item] of raced.deleted)
+      expect(await get("reports", { PK: pk, SK: item.SK as string })).toBeUndefined();
     expect(reports.get("reports")!.counts.gone).toBeGreaterThanOrEqual(raced.deleted.size);
     const deletes = traffic.journal.filter((w) => w.op === "delete");
     expect(deletes.length).toBeGreaterThan(0);
@@ -218,7 +255,9 @@ describe("under live application traffic", () => {
     for (const table of LEGACY_TABLES) {
       for (const item of await scanAll(t.clients.doc, t.names[table])) {
         if (skip.has(`${table}|${keyString(item)}`)) continue;
-        expect(await pendingWork(t.clients.doc, table, t.names[table], item), `${table} ${keyString(item)}`).toEqual([]);
+        expect(await pendingWork(t.clients.doc, table, t.names[table], item), `${table} ${keyString(item)}`).toEqual(
+          [],
+        );
         untouched++;
       }
     }
@@ -230,7 +269,9 @@ describe("under live application traffic", () => {
       const v = await verifyTable({ doc: t.clients.doc, table, tableName: t.names[table] });
       expect(v.gaps, table).toBe(0);
       // What remains are the generator's constraints with an empty project_id and no projectId to copy.
-      for (const index of v.indexes) for (const s of index.sampleViolations) expect(s.violations).toEqual([expect.objectContaining({ attribute: "project_id", problem: "key-empty" })]);
+      for (const index of v.indexes)
+        for (const s of index.sampleViolations)
+          expect(s.violations).toEqual([expect.objectContaining({ attribute: "project_id", problem: "key-empty" })]);
     }
   });
 
@@ -244,8 +285,10 @@ describe("under live application traffic", () => {
         const id = `${table}|${keyString(item)}`;
         const before = original.get(id);
         if (!before || skip.has(id)) continue;
-        for (const [attribute, value] of Object.entries(before)) if (!targets.includes(attribute)) expect(item[attribute], `${id} ${attribute}`).toEqual(value);
-        for (const attribute of Object.keys(item)) if (!(attribute in before)) expect([...targets, ...markers], `${id} ${attribute}`).toContain(attribute);
+        for (const [attribute, value] of Object.entries(before))
+          if (!targets.includes(attribute)) expect(item[attribute], `${id} ${attribute}`).toEqual(value);
+        for (const attribute of Object.keys(item))
+          if (!(attribute in before)) expect([...targets, ...markers], `${id} ${attribute}`).toContain(attribute);
         compared++;
       }
     }
@@ -275,7 +318,9 @@ describe("pagination", () => {
   });
 
   it("sweeps every 1 MB page of 100 KB+ items with one write per item, and none on a second pass", async () => {
-    const items = [...generateDataset({ items: 120, seed: 3, transcriptBytes: 110_000 })].filter((r) => r.table === "reports");
+    const items = [...generateDataset({ items: 120, seed: 3, transcriptBytes: 110_000 })].filter(
+      (r) => r.table === "reports",
+    );
     expect(items.length).toBeGreaterThanOrEqual(36);
     await loadDataset(big.clients.doc, big.names, items, { inFlight: 2 });
 
@@ -292,6 +337,11 @@ describe("pagination", () => {
     }
 
     const second = await sweepTable(big, "reports", { segments: 2 });
-    expect(second.counts).toMatchObject({ scanned: items.length, alreadyNormalized: items.length, applied: 0, consumedWcu: 0 });
+    expect(second.counts).toMatchObject({
+      scanned: items.length,
+      alreadyNormalized: items.length,
+      applied: 0,
+      consumedWcu: 0,
+    });
   });
 });

@@ -2,13 +2,22 @@
 // written out by hand here (not read from the schema module, which is what is under test).
 import { DeleteTableCommand, DescribeTableCommand, DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, describe, expect, it } from "vitest";
-import { createClients, defaultTableNames, destroyClients, enableStreams, ensureTables, SITELOGIX_TABLES } from "@sitelogix/core";
+import {
+  createClients,
+  defaultTableNames,
+  destroyClients,
+  enableStreams,
+  ensureTables,
+  SITELOGIX_TABLES,
+} from "@sitelogix/core";
 import { runCli, uniquePrefix } from "./helpers.js";
 
 const clients = createClients();
 const created: string[] = [];
 afterAll(async () => {
-  await Promise.all(created.map((name) => clients.dynamodb.send(new DeleteTableCommand({ TableName: name })).catch(() => undefined)));
+  await Promise.all(
+    created.map((name) => clients.dynamodb.send(new DeleteTableCommand({ TableName: name })).catch(() => undefined)),
+  );
   destroyClients(clients);
 });
 
@@ -19,7 +28,10 @@ const LEGACY: Record<string, Gsis> = {
   "sitelogix-vendors": { "GSI1-CompanyIndex": "company_name" },
   "sitelogix-constraints": { "GSI1-CategoryIndex": "category,dateIdentified", "GSI2-StatusIndex": "status,severity" },
   "sitelogix-work-logs": { "GSI1-ProjectDateIndex": "project_id,report_date", "GSI2-TeamIndex": "team_id,report_date" },
-  "sitelogix-ai-analysis-cache": { "GSI1-TypeIndex": "analysisType,createdAt", "GSI2-ModelIndex": "modelUsed,createdAt" },
+  "sitelogix-ai-analysis-cache": {
+    "GSI1-TypeIndex": "analysisType,createdAt",
+    "GSI2-ModelIndex": "modelUsed,createdAt",
+  },
 };
 const TARGET: Record<string, Gsis> = {
   "sitelogix-reports": { ...LEGACY["sitelogix-reports"], "GSI3-StatusIndex": "status,timestamp" },
@@ -30,7 +42,11 @@ const TARGET: Record<string, Gsis> = {
   "sitelogix-ai-analysis-cache": LEGACY["sitelogix-ai-analysis-cache"]!,
 };
 const OWN: Record<string, { keys: string; gsis: Gsis; ttl?: string }> = {
-  "sitelogix-audit-log": { keys: "PK,SK", gsis: { "GSI1-ActorIndex": "actorShard,atSeq", "GSI2-TableIndex": "tableShard,atSeq" }, ttl: "expiresAt" },
+  "sitelogix-audit-log": {
+    keys: "PK,SK",
+    gsis: { "GSI1-ActorIndex": "actorShard,atSeq", "GSI2-TableIndex": "tableShard,atSeq" },
+    ttl: "expiresAt",
+  },
   "sitelogix-migration-ledger": { keys: "PK,SK", gsis: {} },
 };
 
@@ -38,15 +54,27 @@ async function describeAll(prefix: string, tables: string[]) {
   return Promise.all(
     tables.map(async (name) => {
       const table = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: `${prefix}${name}` }))).Table!;
-      const ttl = (await clients.dynamodb.send(new DescribeTimeToLiveCommand({ TableName: `${prefix}${name}` }))).TimeToLiveDescription;
-      const attrTypes = Object.fromEntries((table.AttributeDefinitions ?? []).map((a) => [a.AttributeName, a.AttributeType]));
+      const ttl = (await clients.dynamodb.send(new DescribeTimeToLiveCommand({ TableName: `${prefix}${name}` })))
+        .TimeToLiveDescription;
+      const attrTypes = Object.fromEntries(
+        (table.AttributeDefinitions ?? []).map((a) => [a.AttributeName, a.AttributeType]),
+      );
       return {
         name,
         status: table.TableStatus,
         keys: table.KeySchema!.map((k) => k.AttributeName).join(","),
-        gsis: Object.fromEntries((table.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.KeySchema!.map((k) => k.AttributeName).join(",")])),
+        gsis: Object.fromEntries(
+          (table.GlobalSecondaryIndexes ?? []).map((g) => [
+            g.IndexName,
+            g.KeySchema!.map((k) => k.AttributeName).join(","),
+          ]),
+        ),
         projections: [...new Set((table.GlobalSecondaryIndexes ?? []).map((g) => g.Projection?.ProjectionType))],
-        keyTypes: [...new Set((table.GlobalSecondaryIndexes ?? []).flatMap((g) => g.KeySchema!.map((k) => attrTypes[k.AttributeName!])))],
+        keyTypes: [
+          ...new Set(
+            (table.GlobalSecondaryIndexes ?? []).flatMap((g) => g.KeySchema!.map((k) => attrTypes[k.AttributeName!])),
+          ),
+        ],
         stream: table.StreamSpecification?.StreamEnabled ? table.StreamSpecification.StreamViewType : undefined,
         ttl: ttl?.TimeToLiveStatus === "ENABLED" ? ttl.AttributeName : undefined,
       };
@@ -71,7 +99,12 @@ describe.each([
 
     const app = await describeAll(prefix, Object.keys(expected));
     for (const table of app) {
-      expect(table, table.name).toMatchObject({ status: "ACTIVE", keys: "PK,SK", gsis: expected[table.name], stream: "NEW_AND_OLD_IMAGES" });
+      expect(table, table.name).toMatchObject({
+        status: "ACTIVE",
+        keys: "PK,SK",
+        gsis: expected[table.name],
+        stream: "NEW_AND_OLD_IMAGES",
+      });
       expect(table.projections).toEqual(["ALL"]);
       expect(table.keyTypes).toEqual(["S"]);
       expect(table.ttl).toBe(table.name === "sitelogix-ai-analysis-cache" ? "ttl" : undefined);
@@ -81,7 +114,13 @@ describe.each([
 
     for (const table of await describeAll(prefix, Object.keys(OWN))) {
       const own = OWN[table.name]!;
-      expect(table, table.name).toMatchObject({ status: "ACTIVE", keys: own.keys, gsis: own.gsis, stream: undefined, ttl: own.ttl });
+      expect(table, table.name).toMatchObject({
+        status: "ACTIVE",
+        keys: own.keys,
+        gsis: own.gsis,
+        stream: undefined,
+        ttl: own.ttl,
+      });
     }
   });
 
@@ -96,12 +135,16 @@ describe.each([
 describe("tables create errors", () => {
   it("a table that exists with another schema is an error naming the difference", async () => {
     const prefix = uniquePrefix();
-    const legacy = await runCli(["tables", "create", "--schema", "legacy", "--json"], { SITELOGIX_TABLE_PREFIX: prefix });
+    const legacy = await runCli(["tables", "create", "--schema", "legacy", "--json"], {
+      SITELOGIX_TABLE_PREFIX: prefix,
+    });
     created.push(...(JSON.parse(legacy.stdout) as { tables: { name: string }[] }).tables.map((t) => t.name));
     const run = await runCli(["tables", "create", "--schema", "target"], { SITELOGIX_TABLE_PREFIX: prefix });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`${prefix}sitelogix-reports (reports): missing GSI GSI3-StatusIndex`);
-    expect(run.stderr).toContain(`${prefix}sitelogix-personnel (personnel): missing GSI GSI2-StatusIndex; unexpected GSI GSI2-ProjectIndex`);
+    expect(run.stderr).toContain(
+      `${prefix}sitelogix-personnel (personnel): missing GSI GSI2-StatusIndex; unexpected GSI GSI2-ProjectIndex`,
+    );
     expect(run.stderr).not.toContain("sitelogix-work-logs");
   });
 
@@ -138,7 +181,10 @@ describe("rehearsing the expand phase", () => {
     await enableStreams(clients.dynamodb, names, SITELOGIX_TABLES);
     for (const table of SITELOGIX_TABLES) {
       const after = await clients.dynamodb.send(new DescribeTableCommand({ TableName: names[table] }));
-      expect(after.Table?.StreamSpecification, table).toMatchObject({ StreamEnabled: true, StreamViewType: "NEW_AND_OLD_IMAGES" });
+      expect(after.Table?.StreamSpecification, table).toMatchObject({
+        StreamEnabled: true,
+        StreamViewType: "NEW_AND_OLD_IMAGES",
+      });
       expect(after.Table?.LatestStreamArn).toBeTruthy();
     }
     // With their streams on they are exactly the legacy schema: a plain `tables create` accepts them.

@@ -101,7 +101,10 @@ function bundle(dir: string, handler: string) {
  */
 function unqualifiedLinks(links: Record<string, Record<string, unknown>>) {
   return Object.fromEntries(
-    Object.entries(links).map(([name, properties]) => [name, { ...properties, type: String(properties.type).replace(/^pulumi\.pulumi\.Stack\$/, "") }]),
+    Object.entries(links).map(([name, properties]) => [
+      name,
+      { ...properties, type: String(properties.type).replace(/^pulumi\.pulumi\.Stack\$/, "") },
+    ]),
   );
 }
 
@@ -119,7 +122,12 @@ async function startWorkspace(): Promise<Workspace> {
         res.end(JSON.stringify({ result, error: error ?? null }));
       };
       if (method === "Provider.Aws.Bootstrap") {
-        return reply({ asset: "sst-asset-test", assetEcrRegistryId: ACCOUNT, assetEcrUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/sst-asset`, state: "sst-state-test" });
+        return reply({
+          asset: "sst-asset-test",
+          assetEcrRegistryId: ACCOUNT,
+          assetEcrUrl: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/sst-asset`,
+          state: "sst-state-test",
+        });
       }
       if (method === "Runtime.Build") {
         builds.set(params[0].functionID, { handler: params[0].handler, links: unqualifiedLinks(params[0].links) });
@@ -146,13 +154,26 @@ function providerOutputs(type: string, name: string, inputs: Record<string, any>
   switch (type) {
     case "aws:dynamodb/table:Table": {
       const tableArn = arn("dynamodb", `table/${physical}`);
-      return { name: physical, arn: tableArn, ...(inputs.streamEnabled ? { streamArn: `${tableArn}/stream/2025-01-01T00:00:00.000` } : {}) };
+      return {
+        name: physical,
+        arn: tableArn,
+        ...(inputs.streamEnabled ? { streamArn: `${tableArn}/stream/2025-01-01T00:00:00.000` } : {}),
+      };
     }
     case "aws:sqs/queue:Queue":
-      return { name: physical, arn: arn("sqs", physical), url: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${physical}` };
+      return {
+        name: physical,
+        arn: arn("sqs", physical),
+        url: `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${physical}`,
+      };
     case "aws:lambda/function:Function": {
       const fnArn = arn("lambda", `function:${physical}`);
-      return { name: physical, arn: fnArn, qualifiedArn: `${fnArn}:$LATEST`, invokeArn: `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/${fnArn}/invocations` };
+      return {
+        name: physical,
+        arn: fnArn,
+        qualifiedArn: `${fnArn}:$LATEST`,
+        invokeArn: `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/${fnArn}/invocations`,
+      };
     }
     case "random:index/randomBytes:RandomBytes":
       return { base64: Buffer.alloc(32, 7).toString("base64"), hex: Buffer.alloc(32, 7).toString("hex") };
@@ -185,16 +206,21 @@ async function settled(recorded: readonly { resource: pulumi.Resource }[], label
   while (count !== recorded.length) {
     count = recorded.length;
     const pending = recorded.map((r) => resolved(r.resource.urn));
-    const timeout = new Promise<"timeout">((done) => setTimeout(() => done("timeout"), Math.max(0, deadline - Date.now())).unref());
+    const timeout = new Promise<"timeout">((done) =>
+      setTimeout(() => done("timeout"), Math.max(0, deadline - Date.now())).unref(),
+    );
     if ((await Promise.race([Promise.all(pending), timeout])) === "timeout") {
-      throw new Error(`program for ${label} did not finish: ${recorded.length} resources declared, some never registered`);
+      throw new Error(
+        `program for ${label} did not finish: ${recorded.length} resources declared, some never registered`,
+      );
     }
     // Internal in the typings, exported at runtime: what the CLI's language host awaits at the end.
     await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   }
 }
 
-const resolved = <T>(value: pulumi.Input<T>) => new Promise<pulumi.Unwrap<T>>((done) => pulumi.output(value).apply(done));
+const resolved = <T>(value: pulumi.Input<T>) =>
+  new Promise<pulumi.Unwrap<T>>((done) => pulumi.output(value).apply(done));
 
 /** Runs sst.config.ts for `stage` under Pulumi's mocks, as `sst deploy --stage <stage>` would. */
 export async function runProgram(stage: string): Promise<ProgramRun> {
@@ -218,19 +244,34 @@ async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
   const g = globalThis as any;
   // The shim is plain JavaScript without typings: the globals sst.config.ts and the platform use.
   Object.assign(g, await import(join(PLATFORM, "src/shim/run.js")));
-  const config = (await import("../../sst.config.ts")).default as { app(input: { stage: string }): any; run(): Promise<any> };
+  const config = (await import("../../sst.config.ts")).default as {
+    app(input: { stage: string }): any;
+    run(): Promise<any>;
+  };
   const app = await config.app({ stage });
   // Some platform modules read $app when they are loaded: set it before loading them.
-  g.$app = { name: app.name, stage, removal: app.removal ?? "retain", providers: app.providers ?? {}, protect: app.protect ?? false };
+  g.$app = {
+    name: app.name,
+    stage,
+    removal: app.removal ?? "retain",
+    providers: app.providers ?? {},
+    protect: app.protect ?? false,
+  };
   g.$dev = false;
-  g.$cli = { command: "deploy", rpc: process.env.SST_SERVER, paths: { home: dir, root: ROOT, work: dir, platform: PLATFORM }, state: { version: {} } };
+  g.$cli = {
+    command: "deploy",
+    rpc: process.env.SST_SERVER,
+    paths: { home: dir, root: ROOT, work: dir, platform: PLATFORM },
+    state: { version: {} },
+  };
   g.aws = await import("@pulumi/aws");
   g.sst = await import("../../.sst/platform/src/components/index.js");
 
   const inputsOf = new Map<string, Record<string, any>>();
   const providerState = new Map<string, Record<string, any>>();
   const importIds = new Map<string, string>();
-  const recorded: { type: string; name: string; opts: pulumi.ResourceOptions & Record<string, any>; resource: any }[] = [];
+  const recorded: { type: string; name: string; opts: pulumi.ResourceOptions & Record<string, any>; resource: any }[] =
+    [];
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -248,7 +289,12 @@ async function runProgramWithPlainStacks(stage: string): Promise<ProgramRun> {
           case "aws:index/getRegion:getRegion":
             return { id: REGION, name: REGION, region: REGION };
           case "aws:index/getCallerIdentity:getCallerIdentity":
-            return { id: ACCOUNT, accountId: ACCOUNT, arn: arn("iam", "user/deployer").replace(`:${REGION}:`, "::"), userId: "deployer" };
+            return {
+              id: ACCOUNT,
+              accountId: ACCOUNT,
+              arn: arn("iam", "user/deployer").replace(`:${REGION}:`, "::"),
+              userId: "deployer",
+            };
           case "aws:iam/getPolicyDocument:getPolicyDocument":
             return policyDocument(args.inputs);
           default:

@@ -24,7 +24,8 @@ export async function onTable<T>(physical: string, action: () => Promise<T>): Pr
   try {
     return await action();
   } catch (err) {
-    if ((err as { name?: string }).name === "ResourceNotFoundException") throw new CliError(`table ${physical} not found (${(err as Error).message})`);
+    if ((err as { name?: string }).name === "ResourceNotFoundException")
+      throw new CliError(`table ${physical} not found (${(err as Error).message})`);
     throw err;
   }
 }
@@ -38,7 +39,9 @@ export function parseAuditTime(value: string, bound: "from" | "to"): string {
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
   const ms = Date.parse(dateOnly ? `${value}T00:00:00.000Z` : value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) {
-    throw new Error(`--${bound} must be an ISO date or time in UTC (e.g. 2025-11-01 or 2025-11-01T08:00:00Z); got "${value}"`);
+    throw new Error(
+      `--${bound} must be an ISO date or time in UTC (e.g. 2025-11-01 or 2025-11-01T08:00:00Z); got "${value}"`,
+    );
   }
   return new Date(dateOnly && bound === "to" ? ms + 86_400_000 - 1 : ms).toISOString();
 }

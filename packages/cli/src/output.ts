@@ -29,11 +29,13 @@ const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "EC
 export function describeError(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string; $metadata?: unknown };
   if (e?.code && CONNECTION_ERRORS.has(e.code)) {
-    const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL ?? "the AWS regional endpoint";
+    const endpoint =
+      process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL ?? "the AWS regional endpoint";
     return `cannot reach DynamoDB at ${endpoint} (${e.code})`;
   }
   if (e?.name === "CredentialsProviderError") return `no AWS credentials: ${e.message}`;
-  if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken") return `the AWS credentials expired: get fresh ones and run the command again (a sweep: with --resume)`;
+  if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken")
+    return `the AWS credentials expired: get fresh ones and run the command again (a sweep: with --resume)`;
   if (e?.name === "AccessDeniedException") return `access denied: ${e.message}`;
   if (e?.name === "ResourceNotFoundException") return `table not found: ${e.message}`;
   return e?.message ?? String(err);

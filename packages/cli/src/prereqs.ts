@@ -24,6 +24,8 @@ export function assertJava(): void {
     );
   }
   if (major < MIN_JAVA) {
-    throw new Error(`Java ${MIN_JAVA}+ is required to run DynamoDB Local, but \`java\` is version ${major}. Install Java ${MIN_JAVA} or newer.`);
+    throw new Error(
+      `Java ${MIN_JAVA}+ is required to run DynamoDB Local, but \`java\` is version ${major}. Install Java ${MIN_JAVA} or newer.`,
+    );
   }
 }

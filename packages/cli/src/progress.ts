@@ -13,7 +13,11 @@ const PLAIN_EVERY_MS = 10_000;
 function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
   const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+    : s >= 60
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+      : `${s}s`;
 }
 
 /** A progress display for one task; `startAt` is where a resumed task starts (it does not count toward the rate). */
@@ -53,7 +57,9 @@ export function createProgress(label: string, startAt = 0, stream: NodeJS.WriteS
       lastLine = performance.now();
       const shownTotal = Math.max(total, done);
       const percent = shownTotal > 0 ? Math.floor((100 * done) / shownTotal) : 0;
-      stream.write(`${label} ${done}/~${shownTotal} (${percent}%), ${Math.round(rate(done))}/s, ETA ${eta(done, shownTotal)}${info ? `, ${info}` : ""}\n`);
+      stream.write(
+        `${label} ${done}/~${shownTotal} (${percent}%), ${Math.round(rate(done))}/s, ETA ${eta(done, shownTotal)}${info ? `, ${info}` : ""}\n`,
+      );
     },
     stop() {},
   };

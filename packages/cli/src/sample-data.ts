@@ -1,7 +1,14 @@
 // A realistic, deterministic SiteLogix dataset (as the old application code wrote it: camelCase,
 // with the hard cases of production) and a simulator of live application traffic. Local mode, the
 // tests and the benchmarks share them.
-import { BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchWriteCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from "@aws-sdk/lib-dynamodb";
 import type { Item, SiteLogixTable, TableNames } from "@sitelogix/core";
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same dataset. */
@@ -36,16 +43,41 @@ export interface DatasetOptions {
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 const pad = (n: number, width = 5) => String(n).padStart(width, "0");
 const day = (rnd: () => number) => `2025-${pad(1 + Math.floor(rnd() * 11), 2)}-${pad(1 + Math.floor(rnd() * 28), 2)}`;
-const iso = (date: string, rnd: () => number) => `${date}T${pad(6 + Math.floor(rnd() * 12), 2)}:${pad(Math.floor(rnd() * 60), 2)}:00.000Z`;
+const iso = (date: string, rnd: () => number) =>
+  `${date}T${pad(6 + Math.floor(rnd() * 12), 2)}:${pad(Math.floor(rnd() * 60), 2)}:00.000Z`;
 const text = (rnd: () => number, bytes: number) => {
-  const words = ["pour", "rebar", "inspection", "crane", "delay", "weather", "crew", "formwork", "slab", "permit", "safety", "delivery"];
+  const words = [
+    "pour",
+    "rebar",
+    "inspection",
+    "crane",
+    "delay",
+    "weather",
+    "crew",
+    "formwork",
+    "slab",
+    "permit",
+    "safety",
+    "delivery",
+  ];
   let s = "";
   while (s.length < bytes) s += `${pick(rnd, words)} `;
   return s.slice(0, bytes);
 };
 
 const FIRST = ["Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "Edsger", "Barbara", "Dennis", "Frances"];
-const LAST = ["Lovelace", "Hopper", "Turing", "Johnson", "Torvalds", "Hamilton", "Dijkstra", "Liskov", "Ritchie", "Allen"];
+const LAST = [
+  "Lovelace",
+  "Hopper",
+  "Turing",
+  "Johnson",
+  "Torvalds",
+  "Hamilton",
+  "Dijkstra",
+  "Liskov",
+  "Ritchie",
+  "Allen",
+];
 const EMPLOYMENT = ["active", "active", "active", "on_leave", "inactive", "terminated"] as const;
 const VENDOR_TYPES = ["supplier", "subcontractor", "rental", "consultant"] as const;
 
@@ -62,7 +94,12 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
   const vendors = Math.round(n * 0.05);
   // A person has a profile and about 0.7 HISTORY# items; a vendor a profile and 2 DELIVERY# items.
   const constraints = Math.max(0, n - reports - Math.round(people * 1.67) - vendors * 3);
-  const audit = (createdAt: string) => ({ createdAt, updatedAt: createdAt, version: 1, lastModifiedBy: `user_${Math.floor(rnd() * 50)}` });
+  const audit = (createdAt: string) => ({
+    createdAt,
+    updatedAt: createdAt,
+    version: 1,
+    lastModifiedBy: `user_${Math.floor(rnd() * 50)}`,
+  });
 
   for (let i = 0; i < reports; i++) {
     const reportDate = day(rnd);
@@ -81,7 +118,8 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
     if (i % 25 === 4) item.status = ""; // empty counts as absent
     if (i % 7 === 5) item.status = "draft"; // the application's own status: never overwritten
     // The application's own timestamp (not createdAt): a derived value the migrator never rewrites.
-    if (i % 13 === 8 && typeof item.createdAt === "string") item.timestamp = new Date(Date.parse(item.createdAt) + 1_800_000).toISOString();
+    if (i % 13 === 8 && typeof item.createdAt === "string")
+      item.timestamp = new Date(Date.parse(item.createdAt) + 1_800_000).toISOString();
     if (i % 5 === 1) item.project_id = item.projectId; // already copied by an earlier script
     if (i % 50 === 2) item.project_id = "proj_stale"; // a stale copy: follows its source
     yield { table: "reports", item };
@@ -115,7 +153,13 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
       const reportDate = day(rnd);
       yield {
         table: "personnel",
-        item: { PK: pk, SK: `HISTORY#${reportDate}#r${pad(Math.floor(rnd() * reports))}`, reportDate, hoursWorked: 4 + Math.floor(rnd() * 8), projectId: `proj_${pad(Math.floor(rnd() * 40), 3)}` },
+        item: {
+          PK: pk,
+          SK: `HISTORY#${reportDate}#r${pad(Math.floor(rnd() * reports))}`,
+          reportDate,
+          hoursWorked: 4 + Math.floor(rnd() * 8),
+          projectId: `proj_${pad(Math.floor(rnd() * 40), 3)}`,
+        },
       };
     }
   }
@@ -136,7 +180,15 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
     yield { table: "vendors", item };
     for (let d = 0; d < 2; d++) {
       const date = day(rnd);
-      yield { table: "vendors", item: { PK: pk, SK: `DELIVERY#${date}#${d}`, deliveredAt: iso(date, rnd), amount: Math.round(rnd() * 100000) / 100 } };
+      yield {
+        table: "vendors",
+        item: {
+          PK: pk,
+          SK: `DELIVERY#${date}#${d}`,
+          deliveredAt: iso(date, rnd),
+          amount: Math.round(rnd() * 100000) / 100,
+        },
+      };
     }
   }
 
@@ -161,11 +213,18 @@ export function* generateDataset(options: DatasetOptions): Generator<SampleRow> 
 }
 
 /** Writes rows with BatchWriteItem (25 per request, several in flight), retrying unprocessed items. */
-export async function loadDataset(doc: DynamoDBDocumentClient, names: TableNames, rows: Iterable<SampleRow>, options: { inFlight?: number } = {}): Promise<number> {
+export async function loadDataset(
+  doc: DynamoDBDocumentClient,
+  names: TableNames,
+  rows: Iterable<SampleRow>,
+  options: { inFlight?: number } = {},
+): Promise<number> {
   let written = 0;
   const inFlight = new Set<Promise<void>>();
   const writeBatch = async (table: SiteLogixTable, items: Item[]) => {
-    let requests: Record<string, { PutRequest: { Item: Item } }[]> = { [names[table]]: items.map((Item) => ({ PutRequest: { Item } })) };
+    let requests: Record<string, { PutRequest: { Item: Item } }[]> = {
+      [names[table]]: items.map((Item) => ({ PutRequest: { Item } })),
+    };
     for (let attempt = 0; Object.keys(requests).length > 0; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
       const out = await doc.send(new BatchWriteCommand({ RequestItems: requests }));
@@ -310,15 +369,60 @@ export class ApplicationTraffic {
     const base = { createdAt: now, updatedAt: now, version: 1, lastModifiedBy: `app_${Math.floor(this.rnd() * 20)}` };
     const project = `proj_${pad(Math.floor(this.rnd() * 40), 3)}`;
     const items: Record<SiteLogixTable, Item> = {
-      reports: { PK: `REPORT#${id}`, SK: "METADATA", projectId: project, managerId: "mgr_01", reportDate: now.slice(0, 10), transcript: "live report", ...base },
-      personnel: { PK: `PERSON#${id}`, SK: "PROFILE", fullName: `${pick(this.rnd, FIRST)} ${pick(this.rnd, LAST)}`, employmentStatus: pick(this.rnd, EMPLOYMENT), ...base },
-      vendors: { PK: `VENDOR#${id}`, SK: "PROFILE", companyName: `Live Vendor ${id}`, vendorType: pick(this.rnd, VENDOR_TYPES), ...base },
-      constraints: { PK: `PROJECT#${project}`, SK: `CONSTRAINT#${id}`, projectId: project, reportDate: now.slice(0, 10), category: "labor", dateIdentified: now.slice(0, 10), status: "open", severity: "low", ...base },
-      "work-logs": { PK: `WORKLOG#${id}`, SK: "ENTRY", projectId: project, reportDate: now.slice(0, 10), teamId: "team_1", ...base },
-      "ai-analysis-cache": { PK: `ANALYSIS#${id}`, SK: "RESULT", analysisType: "summary", modelUsed: "model-a", ...base },
+      reports: {
+        PK: `REPORT#${id}`,
+        SK: "METADATA",
+        projectId: project,
+        managerId: "mgr_01",
+        reportDate: now.slice(0, 10),
+        transcript: "live report",
+        ...base,
+      },
+      personnel: {
+        PK: `PERSON#${id}`,
+        SK: "PROFILE",
+        fullName: `${pick(this.rnd, FIRST)} ${pick(this.rnd, LAST)}`,
+        employmentStatus: pick(this.rnd, EMPLOYMENT),
+        ...base,
+      },
+      vendors: {
+        PK: `VENDOR#${id}`,
+        SK: "PROFILE",
+        companyName: `Live Vendor ${id}`,
+        vendorType: pick(this.rnd, VENDOR_TYPES),
+        ...base,
+      },
+      constraints: {
+        PK: `PROJECT#${project}`,
+        SK: `CONSTRAINT#${id}`,
+        projectId: project,
+        reportDate: now.slice(0, 10),
+        category: "labor",
+        dateIdentified: now.slice(0, 10),
+        status: "open",
+        severity: "low",
+        ...base,
+      },
+      "work-logs": {
+        PK: `WORKLOG#${id}`,
+        SK: "ENTRY",
+        projectId: project,
+        reportDate: now.slice(0, 10),
+        teamId: "team_1",
+        ...base,
+      },
+      "ai-analysis-cache": {
+        PK: `ANALYSIS#${id}`,
+        SK: "RESULT",
+        analysisType: "summary",
+        modelUsed: "model-a",
+        ...base,
+      },
     };
     const item = items[table];
-    await this.doc.send(new PutCommand({ TableName: this.names[table], Item: item, ConditionExpression: "attribute_not_exists(PK)" }));
+    await this.doc.send(
+      new PutCommand({ TableName: this.names[table], Item: item, ConditionExpression: "attribute_not_exists(PK)" }),
+    );
     const key = { PK: item.PK as string, SK: item.SK as string };
     this.know(table, key);
     this.record({ op: "insert", table, key, attributes: item, version: 1 });
@@ -331,13 +435,27 @@ export class ApplicationTraffic {
     if (!current) return;
     const change: Record<SiteLogixTable, Item> = {
       reports: { projectId: `proj_${pad(Math.floor(this.rnd() * 40), 3)}` },
-      personnel: key.SK === "PROFILE" ? { employmentStatus: pick(this.rnd, EMPLOYMENT), fullName: `${pick(this.rnd, FIRST)} ${pick(this.rnd, LAST)}` } : { hoursWorked: 8 },
+      personnel:
+        key.SK === "PROFILE"
+          ? {
+              employmentStatus: pick(this.rnd, EMPLOYMENT),
+              fullName: `${pick(this.rnd, FIRST)} ${pick(this.rnd, LAST)}`,
+            }
+          : { hoursWorked: 8 },
       vendors: key.SK === "PROFILE" ? { vendorType: pick(this.rnd, VENDOR_TYPES) } : { amount: 10 },
-      constraints: { reportDate: new Date().toISOString().slice(0, 10), severity: pick(this.rnd, ["low", "medium", "high"]) },
+      constraints: {
+        reportDate: new Date().toISOString().slice(0, 10),
+        severity: pick(this.rnd, ["low", "medium", "high"]),
+      },
       "work-logs": { teamId: `team_${Math.floor(this.rnd() * 5)}` },
       "ai-analysis-cache": { analysisType: "risk" },
     };
-    const fields = { ...change[table], ...this.derivedWrite(table, key), updatedAt: new Date().toISOString(), lastModifiedBy: `app_${Math.floor(this.rnd() * 20)}` };
+    const fields = {
+      ...change[table],
+      ...this.derivedWrite(table, key),
+      updatedAt: new Date().toISOString(),
+      lastModifiedBy: `app_${Math.floor(this.rnd() * 20)}`,
+    };
     const names: Record<string, string> = { "#version": "version" };
     const values: Record<string, unknown> = { ":one": 1 };
     const sets = Object.entries(fields).map(([k, v], i) => {
@@ -352,12 +470,20 @@ export class ApplicationTraffic {
         TableName: this.names[table],
         Key: key,
         UpdateExpression: `SET ${sets.join(", ")} ADD #version :one`,
-        ConditionExpression: hasVersion ? "#version = :expected" : "attribute_exists(PK) AND attribute_not_exists(#version)",
+        ConditionExpression: hasVersion
+          ? "#version = :expected"
+          : "attribute_exists(PK) AND attribute_not_exists(#version)",
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       }),
     );
-    this.record({ op: "update", table, key, attributes: fields, ...(hasVersion ? { version: Number(current.version) + 1 } : {}) });
+    this.record({
+      op: "update",
+      table,
+      key,
+      attributes: fields,
+      ...(hasVersion ? { version: Number(current.version) + 1 } : {}),
+    });
   }
 
   /** What new application code sets of the derived attributes in an update (nothing without `derivedWrites`). */
@@ -365,8 +491,12 @@ export class ApplicationTraffic {
     if (!this.options.derivedWrites || this.rnd() >= 1 / 3) return {};
     const now = new Date().toISOString();
     const profile = key.SK === "PROFILE";
-    if (table === "reports") return this.rnd() < 0.5 ? { status: pick(this.rnd, ["draft", "in_review", "archived"]) } : { timestamp: now };
-    if (table === "personnel" && profile) return this.rnd() < 0.5 ? { status: pick(this.rnd, ["active", "inactive", "archived"]) } : { dateLastSeen: now.slice(0, 10) };
+    if (table === "reports")
+      return this.rnd() < 0.5 ? { status: pick(this.rnd, ["draft", "in_review", "archived"]) } : { timestamp: now };
+    if (table === "personnel" && profile)
+      return this.rnd() < 0.5
+        ? { status: pick(this.rnd, ["active", "inactive", "archived"]) }
+        : { dateLastSeen: now.slice(0, 10) };
     if (table === "vendors" && profile) return { dateLastSeen: now.slice(0, 10) };
     return {};
   }
@@ -390,12 +520,19 @@ export class ApplicationTraffic {
     const unknown = new Set(["timestamp", "dateLastSeen", ...(table === "personnel" ? ["status"] : [])]);
     const oldModel = Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && !unknown.has(k)));
     const version = current.version;
-    const item = { ...oldModel, ...key, updatedAt: new Date().toISOString(), version: typeof version === "object" || typeof version === "number" ? Number(version) + 1 : 1 };
+    const item = {
+      ...oldModel,
+      ...key,
+      updatedAt: new Date().toISOString(),
+      version: typeof version === "object" || typeof version === "number" ? Number(version) + 1 : 1,
+    };
     await this.doc.send(
       new PutCommand({
         TableName: this.names[table],
         Item: item,
-        ...(version !== undefined ? { ConditionExpression: "version = :v", ExpressionAttributeValues: { ":v": version } } : {}),
+        ...(version !== undefined
+          ? { ConditionExpression: "version = :v", ExpressionAttributeValues: { ":v": version } }
+          : {}),
       }),
     );
     this.record({ op: "fullPut", table, key, attributes: item, version: item.version });

@@ -18,16 +18,22 @@ export type LiveEncryption =
 /** Who manages a KMS key (KMS DescribeKey's KeyManager). */
 export type KeyManager = "AWS" | "CUSTOMER";
 
-const keyList = (keys: { AttributeName?: string; KeyType?: string }[] = []) => keys.map((k) => `${k.AttributeName} ${k.KeyType}`).join(", ");
-const declaredKeys = (hash: string, range?: string) => keyList([{ AttributeName: hash, KeyType: "HASH" }, ...(range ? [{ AttributeName: range, KeyType: "RANGE" }] : [])]);
+const keyList = (keys: { AttributeName?: string; KeyType?: string }[] = []) =>
+  keys.map((k) => `${k.AttributeName} ${k.KeyType}`).join(", ");
+const declaredKeys = (hash: string, range?: string) =>
+  keyList([{ AttributeName: hash, KeyType: "HASH" }, ...(range ? [{ AttributeName: range, KeyType: "RANGE" }] : [])]);
 
 /** The GSI the schema declares under `name` in any phase (the schema's index names are unique per table). */
-const knownGsi = (table: LogicalTable, name: string): GsiDef | undefined => TABLES[table].gsis.find((g) => g.name === name);
+const knownGsi = (table: LogicalTable, name: string): GsiDef | undefined =>
+  TABLES[table].gsis.find((g) => g.name === name);
 
 /** The type the schema gives an attribute in any phase: primary keys per table, every GSI key S. */
 function schemaType(table: LogicalTable, attribute: string): "S" | "N" | undefined {
   const def = TABLES[table];
-  return def.keyTypes[attribute] ?? (def.gsis.some((g) => g.hashKey === attribute || g.rangeKey === attribute) ? "S" : undefined);
+  return (
+    def.keyTypes[attribute] ??
+    (def.gsis.some((g) => g.hashKey === attribute || g.rangeKey === attribute) ? "S" : undefined)
+  );
 }
 
 /**
@@ -40,12 +46,17 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
   const def = TABLES[table];
   const name = described.TableName ?? def.defaultName;
   const problems: string[] = [];
-  const problem = (what: string, consequence: string, todo: string) => problems.push(`${name}: ${what}: ${consequence}. ${todo}`);
+  const problem = (what: string, consequence: string, todo: string) =>
+    problems.push(`${name}: ${what}: ${consequence}. ${todo}`);
 
   const liveKeys = keyList(described.KeySchema);
   const expectedKeys = declaredKeys(def.hashKey, def.rangeKey);
   if (liveKeys !== expectedKeys) {
-    problem(`key schema is (${liveKeys}), the schema says (${expectedKeys})`, "the deploy would replace the table", "The table cannot be adopted as it is: check that the right table is named");
+    problem(
+      `key schema is (${liveKeys}), the schema says (${expectedKeys})`,
+      "the deploy would replace the table",
+      "The table cannot be adopted as it is: check that the right table is named",
+    );
   }
 
   const billing = described.BillingModeSummary?.BillingMode ?? "PROVISIONED";
@@ -72,7 +83,11 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
   for (const gsi of described.GlobalSecondaryIndexes ?? []) {
     const known = knownGsi(table, gsi.IndexName ?? "");
     if (!known) {
-      problem(`has GSI ${gsi.IndexName}, which the schema does not know`, "the deploy would delete it", "Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first");
+      problem(
+        `has GSI ${gsi.IndexName}, which the schema does not know`,
+        "the deploy would delete it",
+        "Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first",
+      );
       continue;
     }
     const live = `${keyList(gsi.KeySchema)}; ${gsi.Projection?.ProjectionType ?? "?"}${gsi.Projection?.NonKeyAttributes?.length ? ` ${gsi.Projection.NonKeyAttributes.join(", ")}` : ""}`;
@@ -112,7 +127,9 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
     );
   }
 
-  const stream = described.StreamSpecification?.StreamEnabled ? described.StreamSpecification.StreamViewType : undefined;
+  const stream = described.StreamSpecification?.StreamEnabled
+    ? described.StreamSpecification.StreamViewType
+    : undefined;
   if (stream && stream !== def.streamView) {
     problem(
       `has a stream of view type ${stream}, the stacks declare ${def.streamView ?? "no stream"}`,
@@ -128,15 +145,24 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
       "the table cannot be read or updated",
       `Restore access to ${sse.KMSMasterKeyArn ?? "the key"} first`,
     );
-  } else if (sse && sse.Status && sse.Status !== "ENABLED") {
-    problem(`encryption at rest is ${sse.Status}`, "the deploy would race the change in progress", "Wait until it is ENABLED, then deploy");
+  } else if (sse?.Status && sse.Status !== "ENABLED") {
+    problem(
+      `encryption at rest is ${sse.Status}`,
+      "the deploy would race the change in progress",
+      "Wait until it is ENABLED, then deploy",
+    );
   }
   return problems;
 }
 
 /** The live table's encryption; `keyManager` tells an AWS-managed key from a customer-managed one. */
-export async function liveEncryption(described: TableDescription, keyManager: (keyArn: string) => Promise<KeyManager>): Promise<LiveEncryption> {
+export async function liveEncryption(
+  described: TableDescription,
+  keyManager: (keyArn: string) => Promise<KeyManager>,
+): Promise<LiveEncryption> {
   const keyArn = described.SSEDescription?.SSEType === "KMS" ? described.SSEDescription.KMSMasterKeyArn : undefined;
   if (!keyArn) return { kind: "owned" };
-  return (await keyManager(keyArn)) === "CUSTOMER" ? { kind: "customer-managed", keyArn } : { kind: "aws-managed", keyArn };
+  return (await keyManager(keyArn)) === "CUSTOMER"
+    ? { kind: "customer-managed", keyArn }
+    : { kind: "aws-managed", keyArn };
 }

@@ -72,14 +72,18 @@ function condition(expr: Expression, a: Assignment): string {
     const entry = `${expr.name(OWNERSHIP_ATTRIBUTE)}.${expr.name(a.attribute)}`;
     parts.push(`${target} = ${expr.value(a.current)}`, `${entry} = ${expr.value(ownershipHash(a.current))}`);
   }
-  if (a.basis.kind === "mirror" || a.basis.kind === "derived") parts.push(`${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)}`);
+  if (a.basis.kind === "mirror" || a.basis.kind === "derived")
+    parts.push(`${expr.name(a.basis.source)} = ${expr.value(a.basis.sourceValue)}`);
   for (const source of a.absentSources ?? []) parts.push(absent(expr.name(source)));
   return parts.join(" AND ");
 }
 
 export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWriter) {
   const expr = new Expression();
-  const conditions = [`attribute_exists(${expr.name(TABLES[patch.table].hashKey)})`, ...patch.set.map((a) => condition(expr, a))];
+  const conditions = [
+    `attribute_exists(${expr.name(TABLES[patch.table].hashKey)})`,
+    ...patch.set.map((a) => condition(expr, a)),
+  ];
   const sets = patch.set.map((a) => `${expr.name(a.attribute)} = ${expr.value(a.value)}`);
   sets.push(`${expr.name(MIGRATOR_MARKER.by)} = ${expr.value(MIGRATOR_ACTORS[writer])}`);
   // Ownership of each derived value written is recorded in the same write.
@@ -91,7 +95,9 @@ export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWri
       for (const a of owned) sets.push(`${record}.${expr.name(a.attribute)} = ${expr.value(ownershipHash(a.value))}`);
     } else {
       conditions.push(`(attribute_not_exists(${record}) OR NOT attribute_type(${record}, ${expr.value("M")}))`);
-      sets.push(`${record} = ${expr.value(Object.fromEntries(owned.map((a) => [a.attribute, ownershipHash(a.value)])))}`);
+      sets.push(
+        `${record} = ${expr.value(Object.fromEntries(owned.map((a) => [a.attribute, ownershipHash(a.value)])))}`,
+      );
     }
   }
   return {

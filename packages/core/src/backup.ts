@@ -7,14 +7,19 @@ import type { SiteLogixTable } from "./schema.js";
 
 export class BackupsUnsupportedError extends Error {
   constructor(endpoint: string) {
-    super(`this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); run \`backup\` against AWS`);
+    super(
+      `this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); run \`backup\` against AWS`,
+    );
     this.name = "BackupsUnsupportedError";
   }
 }
 
 /** `<table>-<phase>-<yyyymmddThhmmssZ>`: names allow [A-Za-z0-9_.-], 3 to 255 characters. */
 export function backupName(tableName: string, phase: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
   return `${tableName}-${phase}-${stamp}`.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 255);
 }
 
@@ -31,14 +36,22 @@ export interface BackupOptions {
   onProgress?: (line: string) => void;
 }
 
-const isUnsupported = (err: unknown) => ["UnknownOperationException", "UnrecognizedClientException"].includes((err as { name?: string }).name ?? "");
+const isUnsupported = (err: unknown) =>
+  ["UnknownOperationException", "UnrecognizedClientException"].includes((err as { name?: string }).name ?? "");
 
-async function waitUntilAvailable(dynamodb: DynamoDBClient, backupArn: string, maxWaitMs: number, pollMs: number): Promise<{ status: string; sizeBytes?: number }> {
+async function waitUntilAvailable(
+  dynamodb: DynamoDBClient,
+  backupArn: string,
+  maxWaitMs: number,
+  pollMs: number,
+): Promise<{ status: string; sizeBytes?: number }> {
   const deadline = Date.now() + maxWaitMs;
   for (let delay = pollMs; ; delay = Math.min(delay * 2, 30_000)) {
-    const details = (await dynamodb.send(new DescribeBackupCommand({ BackupArn: backupArn }))).BackupDescription?.BackupDetails;
+    const details = (await dynamodb.send(new DescribeBackupCommand({ BackupArn: backupArn }))).BackupDescription
+      ?.BackupDetails;
     const status = details?.BackupStatus ?? "UNKNOWN";
-    if (status !== "CREATING") return { status, ...(details?.BackupSizeBytes !== undefined ? { sizeBytes: details.BackupSizeBytes } : {}) };
+    if (status !== "CREATING")
+      return { status, ...(details?.BackupSizeBytes !== undefined ? { sizeBytes: details.BackupSizeBytes } : {}) };
     if (Date.now() + delay > deadline) return { status: "TIMED_OUT" };
     await new Promise((r) => setTimeout(r, delay));
   }
@@ -56,10 +69,16 @@ export async function backupTables(options: BackupOptions): Promise<BackupRecord
     const name = backupName(tableName, await options.phaseOf(table), createdAt);
     let record: BackupRecord;
     try {
-      const details = (await options.dynamodb.send(new CreateBackupCommand({ TableName: tableName, BackupName: name }))).BackupDetails;
+      const details = (await options.dynamodb.send(new CreateBackupCommand({ TableName: tableName, BackupName: name })))
+        .BackupDetails;
       if (!details?.BackupArn) throw new Error(`CreateBackup for ${tableName} returned no backup ARN`);
       options.onProgress?.(`${tableName}: backup ${name} started, waiting until AVAILABLE`);
-      const outcome = await waitUntilAvailable(options.dynamodb, details.BackupArn, options.maxWaitMs ?? 3_600_000, options.pollMs ?? 2_000);
+      const outcome = await waitUntilAvailable(
+        options.dynamodb,
+        details.BackupArn,
+        options.maxWaitMs ?? 3_600_000,
+        options.pollMs ?? 2_000,
+      );
       record = {
         table,
         tableName,
@@ -72,12 +91,23 @@ export async function backupTables(options: BackupOptions): Promise<BackupRecord
       };
     } catch (err) {
       if (isUnsupported(err)) {
-        throw new BackupsUnsupportedError(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL ?? "default");
+        throw new BackupsUnsupportedError(
+          process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL ?? "default",
+        );
       }
-      record = { table, tableName, backupName: name, createdAt: createdAt.toISOString(), status: "FAILED", error: (err as Error).message };
+      record = {
+        table,
+        tableName,
+        backupName: name,
+        createdAt: createdAt.toISOString(),
+        status: "FAILED",
+        error: (err as Error).message,
+      };
     }
     await options.ledger.recordBackup(record);
-    options.onProgress?.(`${tableName}: ${record.status}${record.backupArn ? ` ${record.backupArn}` : ""}${record.error ? ` (${record.error})` : ""}`);
+    options.onProgress?.(
+      `${tableName}: ${record.status}${record.backupArn ? ` ${record.backupArn}` : ""}${record.error ? ` (${record.error})` : ""}`,
+    );
     results.push(record);
   }
   return results;

@@ -12,7 +12,8 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 export function expiredCredentials(err: unknown): string | undefined {
   const e = err as { name?: string; message?: string } | undefined;
   if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken") return "the AWS credentials expired";
-  if (e?.name === "CredentialsProviderError" || e?.name === "TokenProviderError") return `the AWS credentials could not be renewed (${e.message?.split("\n")[0]})`;
+  if (e?.name === "CredentialsProviderError" || e?.name === "TokenProviderError")
+    return `the AWS credentials could not be renewed (${e.message?.split("\n")[0]})`;
   return undefined;
 }
 

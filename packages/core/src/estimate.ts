@@ -26,7 +26,8 @@ const utf8 = (s: string) => Buffer.byteLength(s, "utf8");
 /** DynamoDB's size of a value (AWS's published rules: names and values, numbers ~1 byte per 2 digits). */
 function valueSize(value: unknown): number {
   if (typeof value === "string") return utf8(value);
-  if (typeof value === "number" || typeof value === "bigint" || value instanceof NumberValue) return Math.ceil(String(value).replace(/[-.]/g, "").length / 2) + 1;
+  if (typeof value === "number" || typeof value === "bigint" || value instanceof NumberValue)
+    return Math.ceil(String(value).replace(/[-.]/g, "").length / 2) + 1;
   if (typeof value === "boolean" || value === null || value === undefined) return 1;
   if (value instanceof Uint8Array) return value.byteLength;
   if (value instanceof Set) return [...value].reduce<number>((n, v) => n + valueSize(v), 0);
@@ -43,10 +44,17 @@ export function itemSizeBytes(item: Item): number {
 export const writeUnits = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024));
 
 /** A sample spread over the key space: the first page of each of `segments` parallel-scan segments. */
-async function sampleItems(doc: DynamoDBDocumentClient, tableName: string, size: number, segments = 16): Promise<Item[]> {
+async function sampleItems(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  size: number,
+  segments = 16,
+): Promise<Item[]> {
   const perSegment = Math.max(1, Math.ceil(size / segments));
   const pages = await Promise.all(
-    Array.from({ length: segments }, (_, segment) => doc.send(new ScanCommand({ TableName: tableName, Segment: segment, TotalSegments: segments, Limit: perSegment }))),
+    Array.from({ length: segments }, (_, segment) =>
+      doc.send(new ScanCommand({ TableName: tableName, Segment: segment, TotalSegments: segments, Limit: perSegment })),
+    ),
   );
   return pages.flatMap((p) => (p.Items ?? []) as Item[]);
 }
@@ -61,7 +69,12 @@ export interface WriteRate {
  * Writes per day from CloudWatch's ConsumedWriteCapacityUnits over the last 24 hours, divided by the
  * average write units of an item (from the sample). Metrics exist only for tables on AWS.
  */
-export async function writeRateFromCloudWatch(cloudwatch: CloudWatchClient, tableName: string, avgWriteUnits: number, now = new Date()): Promise<WriteRate> {
+export async function writeRateFromCloudWatch(
+  cloudwatch: CloudWatchClient,
+  tableName: string,
+  avgWriteUnits: number,
+  now = new Date(),
+): Promise<WriteRate> {
   try {
     const out = await cloudwatch.send(
       new GetMetricStatisticsCommand({
@@ -129,12 +142,23 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
     const size = itemSizeBytes(item);
     sampleBytes += size;
     if (needsLatestHistory(table, item)) historyQueries++;
-    const patch = await derivePatchFor(options.doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true });
+    const patch = await derivePatchFor(
+      options.doc,
+      table,
+      tableName,
+      item,
+      { mode: "sweep" },
+      { retryThrottling: true },
+    );
     if (patch.violations.length > 0) violations++;
     if (patch.set.length > 0) {
       needsWork++;
       // An update is billed on the larger of the item before and after.
-      const added = patch.set.reduce((n, a) => n + utf8(a.attribute) + utf8(a.value) - (a.current !== undefined ? utf8(a.attribute) + utf8(a.current) : 0), 60);
+      const added = patch.set.reduce(
+        (n, a) =>
+          n + utf8(a.attribute) + utf8(a.value) - (a.current !== undefined ? utf8(a.attribute) + utf8(a.current) : 0),
+        60,
+      );
       sweepWriteUnitsInSample += writeUnits(size + Math.max(0, added));
     }
   }
@@ -162,7 +186,9 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
       normalizerWriteUnits: Math.round(normalizerWrites * avgWriteUnits),
       auditEntries: Math.round(auditEntries),
       // The entry is written to the table in a transaction (twice the units) and to each of its GSIs (projection ALL).
-      auditWriteUnits: Math.round(auditEntries * (writeUnits(auditEntryBytes) * (2 + auditIndexes) + AUDIT_SMALL_WRITES)),
+      auditWriteUnits: Math.round(
+        auditEntries * (writeUnits(auditEntryBytes) * (2 + auditIndexes) + AUDIT_SMALL_WRITES),
+      ),
       auditBytes: Math.round(auditEntries * auditEntryBytes * (1 + auditIndexes)),
     };
   }
@@ -206,10 +232,20 @@ const HOURS_PER_MONTH = 730;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Prices write and read units at on-demand rates and at provisioned rates (capacity held at the target utilization). */
-function price(pricing: Pricing, item: string, units: { write: number; read: number }, spreadOverHours: number): CostLine {
-  const onDemand = (units.write * pricing.onDemand.perMillionWriteRequestUnits + units.read * pricing.onDemand.perMillionReadRequestUnits) / 1e6;
+function price(
+  pricing: Pricing,
+  item: string,
+  units: { write: number; read: number },
+  spreadOverHours: number,
+): CostLine {
+  const onDemand =
+    (units.write * pricing.onDemand.perMillionWriteRequestUnits +
+      units.read * pricing.onDemand.perMillionReadRequestUnits) /
+    1e6;
   const perHour = (u: number) => u / (spreadOverHours * 3600) / pricing.provisioned.targetUtilization;
-  const provisioned = (perHour(units.write) * pricing.provisioned.perWcuHour + perHour(units.read) * pricing.provisioned.perRcuHour) * spreadOverHours;
+  const provisioned =
+    (perHour(units.write) * pricing.provisioned.perWcuHour + perHour(units.read) * pricing.provisioned.perRcuHour) *
+    spreadOverHours;
   return { item, onDemand: round2(onDemand), provisioned: round2(provisioned) };
 }
 
@@ -225,16 +261,24 @@ export async function estimate(options: EstimateOptions, pricing: Pricing): Prom
   const known = tables.every((t) => t.perDay);
   if (!known) return { pricing, tables, oneTime, budget: { perMonth: pricing.budgetPerMonth } };
 
-  const perMonth = (f: (p: NonNullable<TableEstimate["perDay"]>) => number) => sum((t) => f(t.perDay!)) * DAYS_PER_MONTH;
+  const perMonth = (f: (p: NonNullable<TableEstimate["perDay"]>) => number) =>
+    sum((t) => f(t.perDay!)) * DAYS_PER_MONTH;
   const auditGb = perMonth((p) => p.auditBytes) / 1e9;
-  const storage = { item: "audit storage growth (+PITR)", onDemand: round2(auditGb * (pricing.storagePerGbMonth + pricing.pitrPerGbMonth)), provisioned: 0 };
+  const storage = {
+    item: "audit storage growth (+PITR)",
+    onDemand: round2(auditGb * (pricing.storagePerGbMonth + pricing.pitrPerGbMonth)),
+    provisioned: 0,
+  };
   storage.provisioned = storage.onDemand;
   const monthly = [
     price(pricing, "normalizer writes", { write: perMonth((p) => p.normalizerWriteUnits), read: 0 }, HOURS_PER_MONTH),
     price(pricing, "audit writes", { write: perMonth((p) => p.auditWriteUnits), read: 0 }, HOURS_PER_MONTH),
     storage,
   ];
-  const monthlyTotal = { onDemand: round2(monthly.reduce((n, l) => n + l.onDemand, 0)), provisioned: round2(monthly.reduce((n, l) => n + l.provisioned, 0)) };
+  const monthlyTotal = {
+    onDemand: round2(monthly.reduce((n, l) => n + l.onDemand, 0)),
+    provisioned: round2(monthly.reduce((n, l) => n + l.provisioned, 0)),
+  };
   const dominant = [...monthly].sort((a, b) => b.onDemand - a.onDemand)[0]!;
   return {
     pricing,
@@ -242,6 +286,10 @@ export async function estimate(options: EstimateOptions, pricing: Pricing): Prom
     oneTime,
     monthly,
     monthlyTotal,
-    budget: { perMonth: pricing.budgetPerMonth, withinOnDemand: monthlyTotal.onDemand <= pricing.budgetPerMonth, dominant: dominant.item },
+    budget: {
+      perMonth: pricing.budgetPerMonth,
+      withinOnDemand: monthlyTotal.onDemand <= pricing.budgetPerMonth,
+      dominant: dominant.item,
+    },
   };
 }

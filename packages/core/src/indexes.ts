@@ -1,6 +1,11 @@
 // The index and contract phases on an endpoint (local rehearsal; in AWS the stacks do it), and the
 // checks that a built index holds exactly the items it should.
-import { DescribeTableCommand, UpdateTableCommand, type DynamoDBClient, type GlobalSecondaryIndexUpdate } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeTableCommand,
+  UpdateTableCommand,
+  type DynamoDBClient,
+  type GlobalSecondaryIndexUpdate,
+} from "@aws-sdk/client-dynamodb";
 import { paginateQuery, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
 import { gsisIn, TABLES, type GsiDef, type LogicalTable, type Phase, type SiteLogixTable } from "./schema.js";
@@ -21,13 +26,19 @@ export function indexChanges(table: LogicalTable, present: readonly string[], ph
   ];
 }
 
-function gsiUpdate(gsi: GsiDef): { update: GlobalSecondaryIndexUpdate; attributes: { AttributeName: string; AttributeType: "S" }[] } {
+function gsiUpdate(gsi: GsiDef): {
+  update: GlobalSecondaryIndexUpdate;
+  attributes: { AttributeName: string; AttributeType: "S" }[];
+} {
   const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
   return {
     update: {
       Create: {
         IndexName: gsi.name,
-        KeySchema: keys.map((AttributeName, i) => ({ AttributeName, KeyType: i === 0 ? ("HASH" as const) : ("RANGE" as const) })),
+        KeySchema: keys.map((AttributeName, i) => ({
+          AttributeName,
+          KeyType: i === 0 ? ("HASH" as const) : ("RANGE" as const),
+        })),
         Projection: { ProjectionType: "ALL" },
       },
     },
@@ -36,13 +47,21 @@ function gsiUpdate(gsi: GsiDef): { update: GlobalSecondaryIndexUpdate; attribute
 }
 
 /** Waits until the table and every GSI are ACTIVE and no GSI is being deleted. */
-export async function waitForIndexes(dynamodb: DynamoDBClient, tableName: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<void> {
+export async function waitForIndexes(
+  dynamodb: DynamoDBClient,
+  tableName: string,
+  options: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 600_000);
   for (;;) {
     const table = (await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table;
-    const busy = table?.TableStatus !== "ACTIVE" || (table.GlobalSecondaryIndexes ?? []).some((g) => g.IndexStatus !== "ACTIVE");
+    const busy =
+      table?.TableStatus !== "ACTIVE" || (table.GlobalSecondaryIndexes ?? []).some((g) => g.IndexStatus !== "ACTIVE");
     if (!busy) return;
-    if (Date.now() > deadline) throw new Error(`${tableName}: indexes still not ACTIVE after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${tableName}: indexes still not ACTIVE after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
+      );
     await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
   }
 }
@@ -60,15 +79,28 @@ export async function applyIndexPhase(
 ): Promise<IndexChange[]> {
   const tableName = names[table];
   await waitForIndexes(dynamodb, tableName);
-  const present = ((await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.GlobalSecondaryIndexes ?? []).map((g) => g.IndexName!);
+  const present = (
+    (await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.GlobalSecondaryIndexes ?? []
+  ).map((g) => g.IndexName!);
   const changes = indexChanges(table, present, phase);
   for (const change of changes) {
     onChange?.(change);
     if (change.action === "create") {
       const { update, attributes } = gsiUpdate(TABLES[table].gsis.find((g) => g.name === change.index)!);
-      await dynamodb.send(new UpdateTableCommand({ TableName: tableName, AttributeDefinitions: attributes, GlobalSecondaryIndexUpdates: [update] }));
+      await dynamodb.send(
+        new UpdateTableCommand({
+          TableName: tableName,
+          AttributeDefinitions: attributes,
+          GlobalSecondaryIndexUpdates: [update],
+        }),
+      );
     } else {
-      await dynamodb.send(new UpdateTableCommand({ TableName: tableName, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: change.index } }] }));
+      await dynamodb.send(
+        new UpdateTableCommand({
+          TableName: tableName,
+          GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: change.index } }],
+        }),
+      );
     }
     await waitForIndexes(dynamodb, tableName);
   }
@@ -95,13 +127,24 @@ export interface IndexContentCheck {
  * Compares an index with its table: scans the table for the items the index should hold, then
  * queries the index once per distinct hash key value and compares the two sets of keys.
  */
-export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames, table: SiteLogixTable, gsi: GsiDef): Promise<IndexContentCheck> {
+export async function checkIndex(
+  doc: DynamoDBDocumentClient,
+  names: TableNames,
+  table: SiteLogixTable,
+  gsi: GsiDef,
+): Promise<IndexContentCheck> {
   const tableName = names[table];
   const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
-  const projection = { ProjectionExpression: ["PK", "SK", ...keys].map((_, i) => `#a${i}`).join(", "), ExpressionAttributeNames: Object.fromEntries(["PK", "SK", ...keys].map((a, i) => [`#a${i}`, a])) };
+  const projection = {
+    ProjectionExpression: ["PK", "SK", ...keys].map((_, i) => `#a${i}`).join(", "),
+    ExpressionAttributeNames: Object.fromEntries(["PK", "SK", ...keys].map((a, i) => [`#a${i}`, a])),
+  };
   const expected = new Set<string>();
   const hashValues = new Set<string>();
-  for await (const page of paginateScan({ client: doc }, { TableName: tableName, ConsistentRead: true, ...projection })) {
+  for await (const page of paginateScan(
+    { client: doc },
+    { TableName: tableName, ConsistentRead: true, ...projection },
+  )) {
     for (const item of page.Items ?? []) {
       if (keys.every((k) => isKey(item[k]))) {
         expected.add(keyOf(item));
@@ -113,14 +156,29 @@ export async function checkIndex(doc: DynamoDBDocumentClient, names: TableNames,
   for (const value of hashValues) {
     const pages = paginateQuery(
       { client: doc },
-      { TableName: tableName, IndexName: gsi.name, KeyConditionExpression: "#h = :h", ExpressionAttributeNames: { "#h": gsi.hashKey }, ExpressionAttributeValues: { ":h": value }, ProjectionExpression: "PK, SK" },
+      {
+        TableName: tableName,
+        IndexName: gsi.name,
+        KeyConditionExpression: "#h = :h",
+        ExpressionAttributeNames: { "#h": gsi.hashKey },
+        ExpressionAttributeValues: { ":h": value },
+        ProjectionExpression: "PK, SK",
+      },
     );
     for await (const page of pages) for (const item of page.Items ?? []) indexed.add(keyOf(item));
   }
   const missing = [...expected].filter((k) => !indexed.has(k));
   const unexpected = [...indexed].filter((k) => !expected.has(k));
   const sample = (xs: string[]) => xs.slice(0, 10).map((k) => k.replace("\u0000", " / "));
-  return { table, index: gsi.name, expected: expected.size, indexed: indexed.size, missing: sample(missing), unexpected: sample(unexpected), ok: missing.length === 0 && unexpected.length === 0 };
+  return {
+    table,
+    index: gsi.name,
+    expected: expected.size,
+    indexed: indexed.size,
+    missing: sample(missing),
+    unexpected: sample(unexpected),
+    ok: missing.length === 0 && unexpected.length === 0,
+  };
 }
 
 export interface AccessPattern {
@@ -142,7 +200,12 @@ export const ACCESS_PATTERNS: readonly AccessPattern[] = [
   { name: "reports of a manager, newest first", table: "reports", index: "GSI2-ManagerIndex", newestFirst: true },
   { name: "report workflow queue: reports in a status, oldest first", table: "reports", index: "GSI3-StatusIndex" },
   { name: "find a person by name", table: "personnel", index: "GSI1-NameIndex" },
-  { name: "personnel in a status, most recently seen first", table: "personnel", index: "GSI2-StatusIndex", newestFirst: true },
+  {
+    name: "personnel in a status, most recently seen first",
+    table: "personnel",
+    index: "GSI2-StatusIndex",
+    newestFirst: true,
+  },
   { name: "vendors of a type, most recently seen first", table: "vendors", index: "GSI2-TypeIndex", newestFirst: true },
   { name: "a project's constraints in report-date order", table: "constraints", index: "GSI3-ProjectDateIndex" },
 ];
@@ -161,11 +224,24 @@ export interface AccessPatternResult {
  * Runs an access pattern as the application would: one Query on its index for a hash key value taken
  * from the table, and checks that results match the key condition and come in the promised order.
  */
-export async function runAccessPattern(doc: DynamoDBDocumentClient, names: TableNames, pattern: AccessPattern): Promise<AccessPatternResult> {
+export async function runAccessPattern(
+  doc: DynamoDBDocumentClient,
+  names: TableNames,
+  pattern: AccessPattern,
+): Promise<AccessPatternResult> {
   const gsi = TABLES[pattern.table].gsis.find((g) => g.name === pattern.index)!;
-  const result = (ok: boolean, items: number, extra: Partial<AccessPatternResult> = {}): AccessPatternResult => ({ name: pattern.name, index: pattern.index, items, ok, ...extra });
+  const result = (ok: boolean, items: number, extra: Partial<AccessPatternResult> = {}): AccessPatternResult => ({
+    name: pattern.name,
+    index: pattern.index,
+    items,
+    ok,
+    ...extra,
+  });
   let sample: Record<string, unknown> | undefined;
-  for await (const page of paginateScan({ client: doc }, { TableName: names[pattern.table], IndexName: pattern.index, Limit: 25 })) {
+  for await (const page of paginateScan(
+    { client: doc },
+    { TableName: names[pattern.table], IndexName: pattern.index, Limit: 25 },
+  )) {
     sample = page.Items?.find((i) => isKey(i[gsi.hashKey]));
     if (sample) break;
   }
@@ -187,13 +263,25 @@ export async function runAccessPattern(doc: DynamoDBDocumentClient, names: Table
   );
   for await (const page of pages) items.push(...(page.Items ?? []));
   if (items.length === 0) return result(false, 0, { value, problem: "no items returned" });
-  const wrong = items.find((i) => i[gsi.hashKey] !== value || (range && !(String(i[gsi.rangeKey!]) >= range.from && String(i[gsi.rangeKey!]) <= range.to)));
-  if (wrong) return result(false, items.length, { value, problem: `an item outside the key condition: ${keyOf(wrong).replace("\u0000", " / ")}` });
+  const wrong = items.find(
+    (i) =>
+      i[gsi.hashKey] !== value ||
+      (range && !(String(i[gsi.rangeKey!]) >= range.from && String(i[gsi.rangeKey!]) <= range.to)),
+  );
+  if (wrong)
+    return result(false, items.length, {
+      value,
+      problem: `an item outside the key condition: ${keyOf(wrong).replace("\u0000", " / ")}`,
+    });
   if (gsi.rangeKey) {
     const order = items.map((i) => String(i[gsi.rangeKey!]));
     const sorted = [...order].sort();
     if (pattern.newestFirst) sorted.reverse();
-    if (order.join("\n") !== sorted.join("\n")) return result(false, items.length, { value, problem: `not in ${pattern.newestFirst ? "descending" : "ascending"} ${gsi.rangeKey} order` });
+    if (order.join("\n") !== sorted.join("\n"))
+      return result(false, items.length, {
+        value,
+        problem: `not in ${pattern.newestFirst ? "descending" : "ascending"} ${gsi.rangeKey} order`,
+      });
   }
   return result(true, items.length, { value });
 }

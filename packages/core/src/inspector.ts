@@ -27,7 +27,10 @@ export function verifyAttributes(table: SiteLogixTable): string[] {
 }
 
 /** A ProjectionExpression naming every attribute through a placeholder (reserved words: status, timestamp). */
-export function projection(attributes: string[]): { ProjectionExpression: string; ExpressionAttributeNames: Record<string, string> } {
+export function projection(attributes: string[]): {
+  ProjectionExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+} {
   const names = Object.fromEntries(attributes.map((a, i) => [`#p${i}`, a]));
   return { ProjectionExpression: Object.keys(names).join(", "), ExpressionAttributeNames: names };
 }
@@ -123,7 +126,8 @@ export function inspectItem(table: SiteLogixTable, item: Item, patch: Patch): In
       if (written.has(attribute)) continue;
       const value = item[attribute];
       if (value === undefined) continue;
-      if (typeof value !== "string") finding.violations.push({ attribute, problem: "key-not-string", at: attribute, type: dynamoType(value) });
+      if (typeof value !== "string")
+        finding.violations.push({ attribute, problem: "key-not-string", at: attribute, type: dynamoType(value) });
       else if (value === "") finding.violations.push({ attribute, problem: "key-empty", at: attribute, type: "S" });
     }
     for (const v of patch.violations) {
@@ -132,7 +136,8 @@ export function inspectItem(table: SiteLogixTable, item: Item, patch: Patch): In
         finding.violations.push({ attribute: v.attribute, problem: v.problem, at: v.at, type: v.type });
       }
     }
-    if (finding.gapAttributes.length > 0 || finding.violations.length > 0 || finding.disagreements.length > 0) findings.push(finding);
+    if (finding.gapAttributes.length > 0 || finding.violations.length > 0 || finding.disagreements.length > 0)
+      findings.push(finding);
   }
   return findings;
 }
@@ -189,11 +194,13 @@ class GateTally {
       }
       if (f.violations.length > 0) {
         check.violations++;
-        if (check.sampleViolations.length < this.sampleLimit) check.sampleViolations.push({ key, violations: f.violations });
+        if (check.sampleViolations.length < this.sampleLimit)
+          check.sampleViolations.push({ key, violations: f.violations });
       }
       if (f.disagreements.length > 0) {
         check.disagreements++;
-        if (check.sampleDisagreements.length < this.sampleLimit) check.sampleDisagreements.push({ key, attributes: f.disagreements });
+        if (check.sampleDisagreements.length < this.sampleLimit)
+          check.sampleDisagreements.push({ key, attributes: f.disagreements });
       }
     }
   }
@@ -250,7 +257,14 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
   let scanned = 0;
 
   const check = async (item: Item) => {
-    const patch = await derivePatchFor(doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true, ...(signal ? { signal } : {}) });
+    const patch = await derivePatchFor(
+      doc,
+      table,
+      tableName,
+      item,
+      { mode: "sweep" },
+      { retryThrottling: true, ...(signal ? { signal } : {}) },
+    );
     return { key: patch.key, findings: inspectItem(table, item, patch) };
   };
 
@@ -285,7 +299,16 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
       [...flagged.values()].map((key) =>
         limit.run(async () => {
           const out = await retryThrottled(() =>
-            doc.send(new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true, ProjectionExpression, ExpressionAttributeNames }), { abortSignal: signal }),
+            doc.send(
+              new GetCommand({
+                TableName: tableName,
+                Key: key,
+                ConsistentRead: true,
+                ProjectionExpression,
+                ExpressionAttributeNames,
+              }),
+              { abortSignal: signal },
+            ),
           );
           rechecked++;
           if (!out.Item) return;

@@ -10,7 +10,14 @@
 //   STREAM#<subscriber>#<logical> / FAILURE#<shard id>#<first seq>    its on-failure sink (batch info, no images)
 //   CONTROL / PAUSE                            operator's pause flag for running sweeps
 // The index gate (may a deploy build a table's target GSIs?) is decided from STATE, SWEEP# and GATE#.
-import { GetCommand, paginateQuery, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import {
+  GetCommand,
+  paginateQuery,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from "@aws-sdk/lib-dynamodb";
 import type { Outcome } from "./applier.js";
 import { tablesWithRules, type Violation } from "./rules.js";
 import { itemKey, type LogicalTable, type SiteLogixTable } from "./schema.js";
@@ -144,7 +151,10 @@ export interface IndexCheck {
   gaps: number;
   violations: number;
   sampleGaps: { key: Record<string, string>; attributes: string[] }[];
-  sampleViolations: { key: Record<string, string>; violations: { attribute: string; problem: string; at: string; type: string }[] }[];
+  sampleViolations: {
+    key: Record<string, string>;
+    violations: { attribute: string; problem: string; at: string; type: string }[];
+  }[];
   /** Items whose application-owned key attributes (named) differ from the rules' derivation. */
   disagreements: number;
   sampleDisagreements: { key: Record<string, string>; attributes: string[] }[];
@@ -168,7 +178,9 @@ export interface NormalizerViolation {
 
 export const normalizerViolationKey = (table: SiteLogixTable, key: Record<string, string>) => ({
   PK: `TABLE#${table}`,
-  SK: `VIOLATION#${Object.entries(itemKey(table, key)).map(([name, value]) => `${name}=${value}`).join("#")}`,
+  SK: `VIOLATION#${Object.entries(itemKey(table, key))
+    .map(([name, value]) => `${name}=${value}`)
+    .join("#")}`,
 });
 
 // --- stream runner checkpoints and on-failure sink ---
@@ -222,7 +234,10 @@ export interface StreamFailure {
 export const streamKeys = {
   pk: (subscriber: string, table: LogicalTable) => `STREAM#${subscriber}#${table}`,
   mapping: (subscriber: string, table: LogicalTable) => ({ PK: streamKeys.pk(subscriber, table), SK: "MAPPING" }),
-  shard: (subscriber: string, table: LogicalTable, shardId: string) => ({ PK: streamKeys.pk(subscriber, table), SK: `SHARD#${shardId}` }),
+  shard: (subscriber: string, table: LogicalTable, shardId: string) => ({
+    PK: streamKeys.pk(subscriber, table),
+    SK: `SHARD#${shardId}`,
+  }),
   failure: (subscriber: string, table: LogicalTable, shardId: string, startSequenceNumber: string) => ({
     PK: streamKeys.pk(subscriber, table),
     SK: `FAILURE#${shardId}#${startSequenceNumber}`,
@@ -322,7 +337,8 @@ export class Ledger {
           TableName: this.tableName,
           Key: ledgerKeys.sweep(table, sweepId),
           UpdateExpression: "SET #status = :running, #owner = :owner REMOVE stoppedAt, #error",
-          ConditionExpression: "attribute_exists(PK) AND (#status <> :running OR attribute_not_exists(#owner) OR #owner.heartbeatAt < :stale)",
+          ConditionExpression:
+            "attribute_exists(PK) AND (#status <> :running OR attribute_not_exists(#owner) OR #owner.heartbeatAt < :stale)",
           ExpressionAttributeNames: { "#status": "status", "#owner": "owner", "#error": "error" },
           ExpressionAttributeValues: { ":running": "running", ":owner": owner, ":stale": staleBefore },
         }),
@@ -374,7 +390,9 @@ export class Ledger {
 
   /** Every segment checkpoint of a run, by segment number. */
   async checkpoints(table: LogicalTable, sweepId: string): Promise<SweepCheckpoint[]> {
-    return (await this.queryAll<SweepCheckpoint>(`TABLE#${table}`, `SWEEPSEG#${sweepId}#`)).sort((x, y) => x.segment - y.segment);
+    return (await this.queryAll<SweepCheckpoint>(`TABLE#${table}`, `SWEEPSEG#${sweepId}#`)).sort(
+      (x, y) => x.segment - y.segment,
+    );
   }
 
   /** Sets or clears the operator's pause flag; running sweeps read it every few seconds. */
@@ -432,12 +450,19 @@ export class Ledger {
 
   /** Keyed by shard and first sequence number, so a batch sunk twice (crash in between) is one entry. */
   async recordStreamFailure(failure: StreamFailure): Promise<void> {
-    await this.put(streamKeys.failure(failure.subscriber, failure.table, failure.shardId, failure.startSequenceNumber), failure);
+    await this.put(
+      streamKeys.failure(failure.subscriber, failure.table, failure.shardId, failure.startSequenceNumber),
+      failure,
+    );
   }
 
   async streamFailures(subscriber: string, table: LogicalTable): Promise<StreamFailure[]> {
     // Numbers come back wrapped (the document client keeps them exact).
-    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map((f) => ({ ...stripKey(f), batchSize: Number(f.batchSize), attempts: Number(f.attempts) }));
+    return (await this.queryAll<StreamFailure>(streamKeys.pk(subscriber, table), "FAILURE#")).map((f) => ({
+      ...stripKey(f),
+      batchSize: Number(f.batchSize),
+      attempts: Number(f.attempts),
+    }));
   }
 
   private async queryAll<T>(pk: string, prefix: string): Promise<T[]> {
@@ -469,7 +494,11 @@ export class Ledger {
   // --- index gate ---
   /** Whether a deploy may build `table`'s target GSIs now; when not, every reason why. */
   async indexGate(table: LogicalTable): Promise<IndexGateDecision> {
-    const [gate, sweep, state] = await Promise.all([this.latestGate(table), this.latestSweep(table), this.tableState(table)]);
+    const [gate, sweep, state] = await Promise.all([
+      this.latestGate(table),
+      this.latestSweep(table),
+      this.tableState(table),
+    ]);
     return decideIndexGate(table, { gate, sweep, normalizerLiveAt: state.normalizerLiveAt });
   }
 }
@@ -495,17 +524,25 @@ export function decideIndexGate(
   const reasons: string[] = [];
   const time = (iso: string) => Date.parse(iso);
   const normalized = (tablesWithRules() as LogicalTable[]).includes(table);
-  if (normalized && !normalizerLiveAt) reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
+  if (normalized && !normalizerLiveAt)
+    reasons.push("the ledger has no record of the normalizer going live on this table (deploy the expand phase first)");
   if (!sweep) reasons.push(`no sweep has run (run \`sitelogix-migrate sweep --table ${table}\`)`);
   else if (sweep.status !== "finished" || !sweep.finishedAt)
-    reasons.push(`the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`);
+    reasons.push(
+      `the latest sweep ${sweep.sweepId} has not finished (${sweep.status}) (run \`sitelogix-migrate sweep --table ${table} --resume\`)`,
+    );
   if (!gate) reasons.push(`no verify result is recorded (run \`sitelogix-migrate verify --table ${table}\`)`);
   else {
-    if (!gate.green) reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
+    if (!gate.green)
+      reasons.push(`the latest verify (${gate.at}) is not green: ${gate.gaps} gaps, ${gate.violations} violations`);
     if (sweep?.finishedAt && time(gate.at) <= time(sweep.finishedAt))
-      reasons.push(`the latest verify (${gate.at}) started before the latest sweep finished (${sweep.finishedAt}): run verify again`);
+      reasons.push(
+        `the latest verify (${gate.at}) started before the latest sweep finished (${sweep.finishedAt}): run verify again`,
+      );
     if (normalized && normalizerLiveAt && time(gate.at) <= time(normalizerLiveAt))
-      reasons.push(`the latest verify (${gate.at}) started before the normalizer went live (${normalizerLiveAt}): run verify again`);
+      reasons.push(
+        `the latest verify (${gate.at}) started before the normalizer went live (${normalizerLiveAt}): run verify again`,
+      );
   }
   return { table, allowed: reasons.length === 0, reasons };
 }

@@ -7,9 +7,7 @@ import { TABLES, type LogicalTable } from "./schema.js";
 export type TableNames = Record<LogicalTable, string>;
 
 export function defaultTableNames(prefix = ""): TableNames {
-  return Object.fromEntries(
-    Object.values(TABLES).map((t) => [t.logical, `${prefix}${t.defaultName}`]),
-  ) as TableNames;
+  return Object.fromEntries(Object.values(TABLES).map((t) => [t.logical, `${prefix}${t.defaultName}`])) as TableNames;
 }
 
 function linkedName(linkName: string): string | undefined {
@@ -29,7 +27,9 @@ export function resolveTableNames(env: NodeJS.ProcessEnv = process.env): TableNa
 export function parseTableArg(arg: string, names: TableNames): LogicalTable {
   const logical = (Object.keys(names) as LogicalTable[]).find((l) => l === arg || names[l] === arg);
   if (!logical) {
-    const known = Object.entries(names).map(([l, p]) => `${l} (${p})`).join(", ");
+    const known = Object.entries(names)
+      .map(([l, p]) => `${l} (${p})`)
+      .join(", ");
     throw new Error(`unknown table "${arg}"; expected one of: ${known}`);
   }
   return logical;

@@ -69,7 +69,8 @@ export function isMigratorWrite(record: DecodedRecord): boolean {
   return record.eventName === "MODIFY" && revision(record.newImage) > revision(record.oldImage);
 }
 
-const isHistory = (table: SiteLogixTable, key: Record<string, unknown>) => table === "personnel" && typeof key.SK === "string" && key.SK.startsWith("HISTORY#");
+const isHistory = (table: SiteLogixTable, key: Record<string, unknown>) =>
+  table === "personnel" && typeof key.SK === "string" && key.SK.startsWith("HISTORY#");
 
 /** The SiteLogix table a record comes from; a table the normalizer does not serve is a wiring error. */
 export function normalizerTableOf(names: TableNames, record: DecodedRecord): SiteLogixTable {
@@ -85,13 +86,28 @@ export function normalizerTableOf(names: TableNames, record: DecodedRecord): Sit
  * are recorded in the ledger) are returned; errors a retry can fix (throttling after the SDK's
  * retries, 5xx, timeouts) are thrown, and so is a malformed record.
  */
-export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecord, options: { abortSignal?: AbortSignal } = {}): Promise<NormalizeResult> {
+export async function normalizeRecord(
+  deps: NormalizerDeps,
+  record: DecodedRecord,
+  options: { abortSignal?: AbortSignal } = {},
+): Promise<NormalizeResult> {
   const table = normalizerTableOf(deps.names, record);
-  const skipped = (key: Record<string, string>): NormalizeResult => ({ table, key, outcome: "skipped", written: [], violations: [], reported: false });
+  const skipped = (key: Record<string, string>): NormalizeResult => ({
+    table,
+    key,
+    outcome: "skipped",
+    written: [],
+    violations: [],
+    reported: false,
+  });
   const visit = isHistory(table, record.keys);
   if (record.eventName === "REMOVE" && !visit) return skipped(record.keys);
   if (!record.newImage && !visit) {
-    throw new MalformedRecordError(`${record.eventName} record ${record.eventId} has no NewImage (the stream must be NEW_AND_OLD_IMAGES)`, record.eventId, record.sequenceNumber);
+    throw new MalformedRecordError(
+      `${record.eventName} record ${record.eventId} has no NewImage (the stream must be NEW_AND_OLD_IMAGES)`,
+      record.eventId,
+      record.sequenceNumber,
+    );
   }
   // A migrator write's own record is processed like any other: it normally derives nothing
   // (invariant 4), but a write derived from an older image may have landed on a state that an
@@ -103,7 +119,12 @@ export async function normalizeRecord(deps: NormalizerDeps, record: DecodedRecor
     // A visit written, changed or deleted moves the person's latest HISTORY# date (back, for a
     // deleted latest visit): re-derive the PROFILE as it is now.
     const pk = record.keys.PK!;
-    const profile = (await deps.doc.send(new GetCommand({ TableName: physical, Key: { PK: pk, SK: "PROFILE" }, ConsistentRead: true }), options)).Item;
+    const profile = (
+      await deps.doc.send(
+        new GetCommand({ TableName: physical, Key: { PK: pk, SK: "PROFILE" }, ConsistentRead: true }),
+        options,
+      )
+    ).Item;
     if (!profile) return skipped({ PK: pk, SK: "PROFILE" });
     item = profile;
   } else {

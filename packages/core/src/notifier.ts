@@ -5,7 +5,14 @@
 import { PublishCommand, SNSClient, type SNSClientConfig } from "@aws-sdk/client-sns";
 import { migratorLink } from "./stage.js";
 
-export type PhaseEventKind = "gate-green" | "gate-red" | "sweep-finished" | "sweep-failed" | "sweep-stopped" | "index-active" | "index-deleted";
+export type PhaseEventKind =
+  | "gate-green"
+  | "gate-red"
+  | "sweep-finished"
+  | "sweep-failed"
+  | "sweep-stopped"
+  | "index-active"
+  | "index-deleted";
 
 export interface PhaseEvent {
   kind: PhaseEventKind;
@@ -61,5 +68,9 @@ export class Notifier {
 export function stageNotifier(env: NodeJS.ProcessEnv = process.env, config: SNSClientConfig = {}): Notifier {
   const link = migratorLink();
   const topicArn = link?.topicArn || env.SITELOGIX_NOTIFY_TOPIC_ARN || undefined;
-  return new Notifier(topicArn, topicArn ? new SNSClient(config) : undefined, link ? `sitelogix-migrator ${link.stage}` : undefined);
+  return new Notifier(
+    topicArn,
+    topicArn ? new SNSClient(config) : undefined,
+    link ? `sitelogix-migrator ${link.stage}` : undefined,
+  );
 }

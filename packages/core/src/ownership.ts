@@ -15,7 +15,11 @@ export function ownershipHash(value: string): string {
 /** The record as read (undefined when the item has none, or something that is not a map). */
 export function ownershipRecord(item: Record<string, unknown>): Record<string, unknown> | undefined {
   const record = item[OWNERSHIP_ATTRIBUTE];
-  return record !== null && typeof record === "object" && !Array.isArray(record) && !(record instanceof Set) && !(record instanceof Uint8Array)
+  return record !== null &&
+    typeof record === "object" &&
+    !Array.isArray(record) &&
+    !(record instanceof Set) &&
+    !(record instanceof Uint8Array)
     ? (record as Record<string, unknown>)
     : undefined;
 }

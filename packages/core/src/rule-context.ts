@@ -60,10 +60,16 @@ export async function ruleContext(
 ): Promise<RuleContext> {
   if (!needsLatestHistory(table, item)) return base;
   const pk = String(item[TABLES[table].hashKey]);
-  const read = { ...(options.consistentRead ? { consistentRead: true } : {}), ...(options.signal ? { abortSignal: options.signal } : {}) };
+  const read = {
+    ...(options.consistentRead ? { consistentRead: true } : {}),
+    ...(options.signal ? { abortSignal: options.signal } : {}),
+  };
   const query = () => latestHistoryReportDate(doc, tableName, pk, read);
   const latest = options.retryThrottling
-    ? await retryThrottled(query, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onThrottle ? { onThrottle: options.onThrottle } : {}) })
+    ? await retryThrottled(query, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onThrottle ? { onThrottle: options.onThrottle } : {}),
+      })
     : await query();
   return latest === undefined ? base : { ...base, latestHistoryReportDate: latest };
 }

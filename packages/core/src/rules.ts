@@ -145,7 +145,11 @@ interface TableRules {
 }
 
 const mirror = (attribute: string, source: string): TargetRule => ({ attribute, mirrorOf: source });
-const attribute = (name: string, map?: Record<string, string>): Candidate => ({ from: "attribute", name, ...(map ? { map } : {}) });
+const attribute = (name: string, map?: Record<string, string>): Candidate => ({
+  from: "attribute",
+  name,
+  ...(map ? { map } : {}),
+});
 const constant = (value: string): Candidate => ({ from: "constant", value });
 const isProfile = (item: Item) => item.SK === "PROFILE";
 const everyItem = () => true;
@@ -181,8 +185,16 @@ const RULES: Record<SiteLogixTable, TableRules> = {
     scope: isProfile,
     targets: [
       mirror("full_name", "fullName"),
-      { attribute: "status", required: true, derived: [attribute("employmentStatus", EMPLOYMENT_STATUS_TO_STATUS), constant("active")] },
-      { attribute: "dateLastSeen", required: true, derived: [{ from: "latestHistoryReportDate" }, attribute("updatedAt"), attribute("createdAt")] },
+      {
+        attribute: "status",
+        required: true,
+        derived: [attribute("employmentStatus", EMPLOYMENT_STATUS_TO_STATUS), constant("active")],
+      },
+      {
+        attribute: "dateLastSeen",
+        required: true,
+        derived: [{ from: "latestHistoryReportDate" }, attribute("updatedAt"), attribute("createdAt")],
+      },
     ],
   },
   vendors: {
@@ -259,7 +271,8 @@ function resolve(candidate: Candidate, item: Item, ctx: RuleContext): Resolution
     case "attribute": {
       const raw = item[candidate.name];
       if (!isPresent(raw)) return undefined;
-      if (typeof raw !== "string") return { violation: { problem: "source-not-string", at: candidate.name, type: dynamoType(raw) } };
+      if (typeof raw !== "string")
+        return { violation: { problem: "source-not-string", at: candidate.name, type: dynamoType(raw) } };
       const value = candidate.map ? candidate.map[raw] : raw;
       if (value === undefined) return { violation: { problem: "unmapped-value", at: candidate.name, type: "S" } };
       return { value, basis: { kind: "derived", source: candidate.name, sourceValue: raw } };
@@ -290,7 +303,14 @@ function resolveChain(target: TargetRule, item: Item, ctx: RuleContext, follow: 
  * Anything else the rules cannot fix is a violation.
  */
 export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext): Patch {
-  const patch: Patch = { table, key: itemKey(table, item), set: [], violations: [], disagreements: [], ownershipRecord: ownershipRecord(item) !== undefined };
+  const patch: Patch = {
+    table,
+    key: itemKey(table, item),
+    set: [],
+    violations: [],
+    disagreements: [],
+    ownershipRecord: ownershipRecord(item) !== undefined,
+  };
   if (!inScope(table, item)) return patch;
 
   for (const target of RULES[table].targets) {
@@ -311,7 +331,8 @@ export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext)
 
     if (target.mirrorOf && isPresent(item[target.mirrorOf])) {
       const raw = item[target.mirrorOf];
-      if (typeof raw !== "string") violation({ problem: "source-not-string", at: target.mirrorOf, type: dynamoType(raw) });
+      if (typeof raw !== "string")
+        violation({ problem: "source-not-string", at: target.mirrorOf, type: dynamoType(raw) });
       else if (current !== raw) assign(raw, { kind: "mirror", source: target.mirrorOf, sourceValue: raw });
       continue;
     }
@@ -321,13 +342,15 @@ export function derivePatch(table: SiteLogixTable, item: Item, ctx: RuleContext)
     if (present && !owned) {
       // The application's value: never written; a different derivation is only worth reporting.
       const { resolution } = resolveChain(target, item, ctx, false);
-      if (resolution && "value" in resolution && resolution.value !== current) patch.disagreements.push(target.attribute);
+      if (resolution && "value" in resolution && resolution.value !== current)
+        patch.disagreements.push(target.attribute);
       continue;
     }
     const { resolution, absentSources } = resolveChain(target, item, ctx, owned);
     if (resolution === undefined) {
       if (current === "") violation({ problem: "target-empty", at: target.attribute, type: "S" });
-      else if (current === undefined && target.required) violation({ problem: "no-source", at: target.attribute, type: "NULL" });
+      else if (current === undefined && target.required)
+        violation({ problem: "no-source", at: target.attribute, type: "NULL" });
       continue;
     }
     if ("violation" in resolution) {

@@ -15,11 +15,16 @@ export interface MigratorLink {
 export function migratorLink(): MigratorLink | undefined {
   if (!("Migrator" in Resource)) return undefined;
   const link = (Resource as unknown as Record<string, Partial<MigratorLink>>).Migrator;
-  return typeof link?.region === "string" && typeof link.stage === "string" && typeof link.topicArn === "string" ? (link as MigratorLink) : undefined;
+  return typeof link?.region === "string" && typeof link.stage === "string" && typeof link.topicArn === "string"
+    ? (link as MigratorLink)
+    : undefined;
 }
 
 /** Why acting in `region` would be wrong for the linked stage; undefined when it is right (or no stage is linked). */
-export function regionProblem(region: string | undefined, link: MigratorLink | undefined = migratorLink()): string | undefined {
+export function regionProblem(
+  region: string | undefined,
+  link: MigratorLink | undefined = migratorLink(),
+): string | undefined {
   if (!link || region === link.region) return undefined;
   const source = process.env.AWS_REGION ? `AWS_REGION=${process.env.AWS_REGION}` : "the AWS profile's region";
   return (

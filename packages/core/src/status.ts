@@ -2,13 +2,29 @@
 // the operator should take. Everything is read, nothing is written; a table or endpoint that cannot
 // be read is reported in the view, not thrown.
 import { DescribeContinuousBackupsCommand, type DynamoDBClient, type TableDescription } from "@aws-sdk/client-dynamodb";
-import { decideIndexGate, type BackupRecord, type GateResult, type Ledger, type SweepRun, type TableState } from "./ledger.js";
+import {
+  decideIndexGate,
+  type BackupRecord,
+  type GateResult,
+  type Ledger,
+  type SweepRun,
+  type TableState,
+} from "./ledger.js";
 import type { TableNames } from "./names.js";
 import { gsisIn, targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
 import { describeTable } from "./tables.js";
 
 /** Migration phases of one table, in order. */
-export const TABLE_PHASES = ["absent", "legacy", "expand", "swept", "gated", "indexing", "indexed", "contracted"] as const;
+export const TABLE_PHASES = [
+  "absent",
+  "legacy",
+  "expand",
+  "swept",
+  "gated",
+  "indexing",
+  "indexed",
+  "contracted",
+] as const;
 export type TablePhase = (typeof TABLE_PHASES)[number];
 
 export interface GsiStatus {
@@ -70,8 +86,11 @@ export function tablePhase(table: SiteLogixTable, facts: Facts): TablePhase {
   if (!description) return "absent";
   const present = new Map((description.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.IndexStatus]));
   const target = targetGsis(table).map((g) => g.name);
-  const retiring = gsisIn(table, "index").filter((g) => !target.includes(g.name)).map((g) => g.name);
-  if (target.every((name) => present.get(name) === "ACTIVE")) return retiring.some((name) => present.has(name)) ? "indexed" : "contracted";
+  const retiring = gsisIn(table, "index")
+    .filter((g) => !target.includes(g.name))
+    .map((g) => g.name);
+  if (target.every((name) => present.get(name) === "ACTIVE"))
+    return retiring.some((name) => present.has(name)) ? "indexed" : "contracted";
   if (target.some((name) => present.get(name) === "CREATING")) return "indexing";
   if (!description.StreamSpecification?.StreamEnabled || !state?.normalizerLiveAt) return "legacy";
   if (gateIsCurrent(table, facts)) return "gated";
@@ -79,7 +98,10 @@ export function tablePhase(table: SiteLogixTable, facts: Facts): TablePhase {
   return "expand";
 }
 
-function gsiStatuses(table: SiteLogixTable, description: TableDescription): { gsis: GsiStatus[]; missingGsis: string[] } {
+function gsiStatuses(
+  table: SiteLogixTable,
+  description: TableDescription,
+): { gsis: GsiStatus[]; missingGsis: string[] } {
   const target = new Set(targetGsis(table).map((g) => g.name));
   const known = new Set(TABLES[table].gsis.map((g) => g.name));
   const gsis = (description.GlobalSecondaryIndexes ?? []).map((g) => {
@@ -89,7 +111,11 @@ function gsiStatuses(table: SiteLogixTable, description: TableDescription): { gs
       state: g.IndexStatus ?? "?",
       ...(g.Backfilling !== undefined ? { backfilling: g.Backfilling } : {}),
       ...(progress !== undefined ? { progress } : {}),
-      role: target.has(g.IndexName ?? "") ? ("target" as const) : known.has(g.IndexName ?? "") ? ("retiring" as const) : ("extra" as const),
+      role: target.has(g.IndexName ?? "")
+        ? ("target" as const)
+        : known.has(g.IndexName ?? "")
+          ? ("retiring" as const)
+          : ("extra" as const),
     };
   });
   const present = new Set(gsis.map((g) => g.name));
@@ -99,15 +125,24 @@ function gsiStatuses(table: SiteLogixTable, description: TableDescription): { gs
 async function pitrOf(dynamodb: DynamoDBClient, tableName: string): Promise<TableStatus["pitr"]> {
   try {
     const out = await dynamodb.send(new DescribeContinuousBackupsCommand({ TableName: tableName }));
-    return out.ContinuousBackupsDescription?.PointInTimeRecoveryDescription?.PointInTimeRecoveryStatus === "ENABLED" ? "ENABLED" : "DISABLED";
+    return out.ContinuousBackupsDescription?.PointInTimeRecoveryDescription?.PointInTimeRecoveryStatus === "ENABLED"
+      ? "ENABLED"
+      : "DISABLED";
   } catch (err) {
-    return (err as { name?: string }).name === "UnknownOperationException" ? "not supported by this endpoint" : "unknown";
+    return (err as { name?: string }).name === "UnknownOperationException"
+      ? "not supported by this endpoint"
+      : "unknown";
   }
 }
 
 const message = (err: unknown) => `${(err as { name?: string }).name ?? "Error"}: ${(err as Error).message}`;
 
-export async function tableStatus(dynamodb: DynamoDBClient, ledger: Ledger | undefined, names: TableNames, table: SiteLogixTable): Promise<TableStatus> {
+export async function tableStatus(
+  dynamodb: DynamoDBClient,
+  ledger: Ledger | undefined,
+  names: TableNames,
+  table: SiteLogixTable,
+): Promise<TableStatus> {
   const tableName = names[table];
   const facts: Facts = {};
   let error: string | undefined;
@@ -153,48 +188,88 @@ export async function tableStatus(dynamodb: DynamoDBClient, ledger: Ledger | und
 export function nextStep(tables: TableStatus[]): NextStep {
   const first = (phase: TablePhase) => tables.find((t) => t.phase === phase);
   const unreadable = tables.find((t) => t.error);
-  if (unreadable) return { table: unreadable.table, action: `fix access to ${unreadable.tableName}`, why: unreadable.error! };
+  if (unreadable)
+    return { table: unreadable.table, action: `fix access to ${unreadable.tableName}`, why: unreadable.error! };
   const absent = first("absent");
-  if (absent) return { table: absent.table, action: "deploy the expand phase", why: `${absent.tableName} does not exist` };
+  if (absent)
+    return { table: absent.table, action: "deploy the expand phase", why: `${absent.tableName} does not exist` };
   const existing = tables.filter((t) => TABLES[t.table].existing);
   const unbacked = existing.find((t) => !t.latestBackup);
-  if (unbacked && existing.every((t) => t.phase === "legacy")) return { table: unbacked.table, action: "sitelogix-migrate backup", why: `${unbacked.tableName} has no backup on record` };
+  if (unbacked && existing.every((t) => t.phase === "legacy"))
+    return {
+      table: unbacked.table,
+      action: "sitelogix-migrate backup",
+      why: `${unbacked.tableName} has no backup on record`,
+    };
   const legacy = first("legacy");
   if (legacy)
     return {
       table: legacy.table,
       action: "deploy the expand phase (streams, normalizer, audit logger)",
-      why: legacy.stream === "off" ? `${legacy.tableName} has no stream` : `the normalizer has not processed ${legacy.tableName}'s stream yet`,
+      why:
+        legacy.stream === "off"
+          ? `${legacy.tableName} has no stream`
+          : `the normalizer has not processed ${legacy.tableName}'s stream yet`,
     };
   const expand = first("expand");
   if (expand)
     return {
       table: expand.table,
       action: `sitelogix-migrate sweep --table ${expand.table}`,
-      why: expand.lastSweep && expand.lastSweep.status !== "finished" ? `its last sweep is ${expand.lastSweep.status} (resume it with --resume)` : "no finished sweep since the normalizer went live",
+      why:
+        expand.lastSweep && expand.lastSweep.status !== "finished"
+          ? `its last sweep is ${expand.lastSweep.status} (resume it with --resume)`
+          : "no finished sweep since the normalizer went live",
     };
   const swept = first("swept");
   if (swept)
     return {
       table: swept.table,
       action: `sitelogix-migrate verify --table ${swept.table}`,
-      why: swept.lastGate && !swept.lastGate.green ? `its last gate is red (${swept.lastGate.gaps} gaps, ${swept.lastGate.violations} violations)` : "no green gate since the sweep finished",
+      why:
+        swept.lastGate && !swept.lastGate.green
+          ? `its last gate is red (${swept.lastGate.gaps} gaps, ${swept.lastGate.violations} violations)`
+          : "no green gate since the sweep finished",
     };
   const gated = first("gated");
-  if (gated) return { table: gated.table, action: "deploy the index phase", why: `${gated.tableName} is gated green but lacks ${gated.missingGsis.join(", ")}` };
+  if (gated)
+    return {
+      table: gated.table,
+      action: "deploy the index phase",
+      why: `${gated.tableName} is gated green but lacks ${gated.missingGsis.join(", ")}`,
+    };
   const indexing = first("indexing");
-  if (indexing) return { table: indexing.table, action: "wait for the new GSIs to become ACTIVE", why: `${indexing.tableName} is building ${indexing.gsis.filter((g) => g.state === "CREATING").map((g) => g.name).join(", ")}` };
+  if (indexing)
+    return {
+      table: indexing.table,
+      action: "wait for the new GSIs to become ACTIVE",
+      why: `${indexing.tableName} is building ${indexing.gsis
+        .filter((g) => g.state === "CREATING")
+        .map((g) => g.name)
+        .join(", ")}`,
+    };
   const indexed = first("indexed");
   if (indexed)
     return {
       table: indexed.table,
       action: "deploy the contract phase once the application no longer uses the retiring GSIs",
-      why: `${indexed.tableName} still has ${indexed.gsis.filter((g) => g.role === "retiring").map((g) => g.name).join(", ")}`,
+      why: `${indexed.tableName} still has ${indexed.gsis
+        .filter((g) => g.role === "retiring")
+        .map((g) => g.name)
+        .join(", ")}`,
     };
-  return { action: "nothing: every table is in its end state", why: "all target GSIs are ACTIVE and retired ones are gone" };
+  return {
+    action: "nothing: every table is in its end state",
+    why: "all target GSIs are ACTIVE and retired ones are gone",
+  };
 }
 
-export async function migrationStatus(dynamodb: DynamoDBClient, ledger: Ledger, names: TableNames, tables: SiteLogixTable[]): Promise<MigrationStatus> {
+export async function migrationStatus(
+  dynamodb: DynamoDBClient,
+  ledger: Ledger,
+  names: TableNames,
+  tables: SiteLogixTable[],
+): Promise<MigrationStatus> {
   // The ledger may not exist yet (before the expand deploy): report that, and show DynamoDB's view.
   let ledgerError: string | undefined;
   try {
@@ -202,6 +277,8 @@ export async function migrationStatus(dynamodb: DynamoDBClient, ledger: Ledger, 
   } catch (err) {
     ledgerError = message(err);
   }
-  const statuses = await Promise.all(tables.map((t) => tableStatus(dynamodb, ledgerError ? undefined : ledger, names, t)));
+  const statuses = await Promise.all(
+    tables.map((t) => tableStatus(dynamodb, ledgerError ? undefined : ledger, names, t)),
+  );
   return { tables: statuses, ...(ledgerError ? { ledgerError } : {}), next: nextStep(statuses) };
 }

@@ -49,7 +49,11 @@ export class MalformedRecordError extends Error {
 /** Throws the MalformedRecordError of a record, saying why (never with its images). */
 export function malformedRecord(record: DynamoDBRecord, why: string): never {
   const eventId = record.eventID;
-  throw new MalformedRecordError(`malformed stream record${eventId ? ` ${eventId}` : ""}: ${why}`, eventId, record.dynamodb?.SequenceNumber);
+  throw new MalformedRecordError(
+    `malformed stream record${eventId ? ` ${eventId}` : ""}: ${why}`,
+    eventId,
+    record.dynamodb?.SequenceNumber,
+  );
 }
 
 /** Numeric order of two sequence numbers (decimal strings of varying length on AWS). */
@@ -119,12 +123,19 @@ export function recordEnvelope(record: DynamoDBRecord): RecordEnvelope {
   if (!eventId) return fail("no eventID");
   if (!sequenceNumber) return fail("no SequenceNumber");
   const eventName = record.eventName;
-  if (eventName !== "INSERT" && eventName !== "MODIFY" && eventName !== "REMOVE") return fail(`unknown eventName ${String(eventName)}`);
+  if (eventName !== "INSERT" && eventName !== "MODIFY" && eventName !== "REMOVE")
+    return fail(`unknown eventName ${String(eventName)}`);
   if (!record.eventSourceARN) return fail("no eventSourceARN");
   const tableName = tableNameFromStreamArn(record.eventSourceARN);
   const created = record.dynamodb?.ApproximateCreationDateTime;
   if (typeof created !== "number" || !Number.isFinite(created)) return fail("no ApproximateCreationDateTime");
-  return { tableName, eventName, eventId, sequenceNumber, approximateCreationTime: new Date(created * 1000).toISOString() };
+  return {
+    tableName,
+    eventName,
+    eventId,
+    sequenceNumber,
+    approximateCreationTime: new Date(created * 1000).toISOString(),
+  };
 }
 
 /** A record with its keys and images unmarshalled (numbers wrapped): what the normalizer works on. */
@@ -146,10 +157,17 @@ export function decodeRecord(record: DynamoDBRecord): DecodedRecord {
 }
 
 /** The fields of a record that identify it in logs and failure reports: never its images. */
-export function recordRef(record: DynamoDBRecord): { tableName?: string; keys: Record<string, string>; eventName?: string; eventId?: string; sequenceNumber?: string } {
+export function recordRef(record: DynamoDBRecord): {
+  tableName?: string;
+  keys: Record<string, string>;
+  eventName?: string;
+  eventId?: string;
+  sequenceNumber?: string;
+} {
   const keys: Record<string, string> = {};
   try {
-    for (const [name, v] of Object.entries(normalizeImage((record.dynamodb?.Keys ?? {}) as RawImage))) keys[name] = keyString(v, name);
+    for (const [name, v] of Object.entries(normalizeImage((record.dynamodb?.Keys ?? {}) as RawImage)))
+      keys[name] = keyString(v, name);
   } catch {
     // Keys that cannot be read are left out; the event id and sequence number still identify the record.
   }

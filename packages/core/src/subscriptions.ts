@@ -17,8 +17,12 @@ export type FilterValue = string | { readonly prefix: string };
 export function matchesFilter(pattern: FilterPattern, record: unknown): boolean {
   return Object.entries(pattern).every(([field, rule]) => {
     const value = (record as Record<string, unknown> | undefined)?.[field];
-    if (!Array.isArray(rule)) return typeof value === "object" && value !== null && matchesFilter(rule as FilterPattern, value);
-    return typeof value === "string" && (rule as readonly FilterValue[]).some((v) => (typeof v === "string" ? value === v : value.startsWith(v.prefix)));
+    if (!Array.isArray(rule))
+      return typeof value === "object" && value !== null && matchesFilter(rule as FilterPattern, value);
+    return (
+      typeof value === "string" &&
+      (rule as readonly FilterValue[]).some((v) => (typeof v === "string" ? value === v : value.startsWith(v.prefix)))
+    );
   });
 }
 

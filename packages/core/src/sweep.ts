@@ -44,7 +44,8 @@ export const SWEEP_DEFAULTS = {
  * (the SDK's default of 50 sockets would otherwise cap the concurrency and queue requests).
  */
 export function sweepClientConfig(options: { concurrency?: number; segments?: number } = {}): DynamoDBClientConfig {
-  const maxSockets = (options.concurrency ?? SWEEP_DEFAULTS.concurrency) + (options.segments ?? SWEEP_DEFAULTS.segments) + 4;
+  const maxSockets =
+    (options.concurrency ?? SWEEP_DEFAULTS.concurrency) + (options.segments ?? SWEEP_DEFAULTS.segments) + 4;
   return { requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } } };
 }
 
@@ -79,7 +80,11 @@ export class SweepBusyError extends Error {
   }
 }
 
-export async function planSweep(ledger: Ledger, table: SiteLogixTable, options: { resume?: boolean; dryRun?: boolean }): Promise<SweepPlan> {
+export async function planSweep(
+  ledger: Ledger,
+  table: SiteLogixTable,
+  options: { resume?: boolean; dryRun?: boolean },
+): Promise<SweepPlan> {
   if (options.dryRun) return { action: "dry-run" };
   const latest = await ledger.latestSweep(table);
   const unfinished = latest !== undefined && latest.status !== "finished";
@@ -171,7 +176,11 @@ function isProcessAlive(pid: number): boolean {
 }
 
 function describeAssignment(a: Assignment): SweepDiff["set"][number] {
-  return { attribute: a.attribute, was: a.current === undefined ? "absent" : a.current === "" ? "empty" : "stale", from: describeBasis(a.basis) };
+  return {
+    attribute: a.attribute,
+    was: a.current === undefined ? "absent" : a.current === "" ? "empty" : "stale",
+    from: describeBasis(a.basis),
+  };
 }
 
 /** Waits while the operator's pause flag is set. */
@@ -195,7 +204,10 @@ class PauseGate {
 
   async wait(signal: AbortSignal): Promise<void> {
     while (this.resume && !signal.aborted) {
-      await Promise.race([this.resume.promise, new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }))]);
+      await Promise.race([
+        this.resume.promise,
+        new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true })),
+      ]);
     }
   }
 }
@@ -222,7 +234,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const credentialsMarginMs = options.credentialsMarginMs ?? SWEEP_DEFAULTS.credentialsMarginMs;
   const expiresAt = await credentialsExpiration(clients.dynamodb);
   if (expiresAt && expiresAt.getTime() - Date.now() < credentialsMarginMs) {
-    throw new Error(`the AWS credentials expire at ${expiresAt.toISOString()}: get fresh ones before sweeping (README: long sweeps)`);
+    throw new Error(
+      `the AWS credentials expire at ${expiresAt.toISOString()}: get fresh ones before sweeping (README: long sweeps)`,
+    );
   }
 
   const owner: SweepOwner = { host: hostname(), pid: process.pid, heartbeatAt: new Date().toISOString() };
@@ -245,14 +259,19 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     const previous = run.owner;
     // A dead process on this host holds no lease; a live one, or one elsewhere, until its heartbeat is stale.
     const ownerIsDead = previous?.host === owner.host && previous.pid !== process.pid && !isProcessAlive(previous.pid);
-    const staleBefore = ownerIsDead ? "9999" : new Date(Date.now() - (options.leaseMs ?? SWEEP_DEFAULTS.leaseMs)).toISOString();
-    if (!(await ledger.claimSweep(table, run.sweepId, owner, staleBefore))) throw new SweepBusyError((await ledger.latestSweep(table)) ?? run);
+    const staleBefore = ownerIsDead
+      ? "9999"
+      : new Date(Date.now() - (options.leaseMs ?? SWEEP_DEFAULTS.leaseMs)).toISOString();
+    if (!(await ledger.claimSweep(table, run.sweepId, owner, staleBefore)))
+      throw new SweepBusyError((await ledger.latestSweep(table)) ?? run);
     checkpoints = await ledger.checkpoints(table, run.sweepId);
   }
   const totalSegments = run?.totalSegments ?? options.segments ?? SWEEP_DEFAULTS.segments;
   const bySegment = new Map(checkpoints.map((c) => [c.segment, c]));
   /** Per segment: the counts up to its checkpoint (what the ledger knows). */
-  const segmentCounts = Array.from({ length: totalSegments }, (_, s) => ({ ...(bySegment.get(s)?.counts ?? emptySweepCounts()) }));
+  const segmentCounts = Array.from({ length: totalSegments }, (_, s) => ({
+    ...(bySegment.get(s)?.counts ?? emptySweepCounts()),
+  }));
   const scannedBefore = segmentCounts.reduce((n, c) => n + c.scanned, 0);
   const ledgerTotals = () => segmentCounts.reduce((sum, c) => addSweepCounts(sum, c), emptySweepCounts());
 
@@ -313,7 +332,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
       }
     }
   })();
-  const progressTimer = options.onProgress ? setInterval(() => options.onProgress!(progress()), options.progressIntervalMs ?? 1000) : undefined;
+  const progressTimer = options.onProgress
+    ? setInterval(() => options.onProgress!(progress()), options.progressIntervalMs ?? 1000)
+    : undefined;
 
   const record = (pageCounts: SweepCounts, item: Item, patch: Patch, result?: ApplyResult) => {
     const key = patch.key;
@@ -333,14 +354,24 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
       else if (result.outcome === "gone") c.gone++;
       else if (result.outcome === "rejected") c.rejected++;
     }
-    if (patch.violations.length > 0 && samples.violations.length < sampleLimit) samples.violations.push({ key, violations: patch.violations });
-    if (result?.outcome === "rejected" && samples.rejected.length < sampleLimit) samples.rejected.push({ key, reason: result.reason ?? "" });
-    if (dryRun && patch.set.length > 0 && samples.diffs.length < sampleLimit) samples.diffs.push({ key, set: patch.set.map(describeAssignment) });
+    if (patch.violations.length > 0 && samples.violations.length < sampleLimit)
+      samples.violations.push({ key, violations: patch.violations });
+    if (result?.outcome === "rejected" && samples.rejected.length < sampleLimit)
+      samples.rejected.push({ key, reason: result.reason ?? "" });
+    if (dryRun && patch.set.length > 0 && samples.diffs.length < sampleLimit)
+      samples.diffs.push({ key, set: patch.set.map(describeAssignment) });
   };
 
   /** Derives and applies one item's patch; false when stopped before its write. */
   const processItem = async (item: Item, pageCounts: SweepCounts): Promise<boolean> => {
-    const patch = await derivePatchFor(doc, table, tableName, item, { mode: "sweep" }, { retryThrottling: true, onThrottle });
+    const patch = await derivePatchFor(
+      doc,
+      table,
+      tableName,
+      item,
+      { mode: "sweep" },
+      { retryThrottling: true, onThrottle },
+    );
     if (patch.set.length === 0 || dryRun) {
       record(pageCounts, item, patch);
       return true;
@@ -348,15 +379,19 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     const estimate = throttler.estimate();
     await throttler.acquire(estimate, stop.signal);
     if (stop.signal.aborted) return false;
-    const result = await retryThrottled(async () => {
-      try {
-        return await applyPatch(doc, tableName, patch, "sweep");
-      } catch (err) {
-        // The item is in a transaction of the application: its write wins, like any other conflict.
-        if ((err as { name?: string }).name === "TransactionConflictException") return { outcome: "conflict", key: patch.key, consumedWcu: 0 } satisfies ApplyResult;
-        throw err;
-      }
-    }, { onThrottle });
+    const result = await retryThrottled(
+      async () => {
+        try {
+          return await applyPatch(doc, tableName, patch, "sweep");
+        } catch (err) {
+          // The item is in a transaction of the application: its write wins, like any other conflict.
+          if ((err as { name?: string }).name === "TransactionConflictException")
+            return { outcome: "conflict", key: patch.key, consumedWcu: 0 } satisfies ApplyResult;
+          throw err;
+        }
+      },
+      { onThrottle },
+    );
     throttler.settle(estimate, result.consumedWcu);
     record(pageCounts, item, patch, result);
     return true;

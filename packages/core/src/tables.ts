@@ -51,7 +51,9 @@ export function shapeOf(description: TableDescription, ttlAttribute?: string): T
         projection: g.Projection?.ProjectionType ?? "",
       }))
       .sort((a, b) => a.name.localeCompare(b.name)),
-    ...(description.StreamSpecification?.StreamEnabled ? { streamView: description.StreamSpecification.StreamViewType } : {}),
+    ...(description.StreamSpecification?.StreamEnabled
+      ? { streamView: description.StreamSpecification.StreamViewType }
+      : {}),
     ...(ttlAttribute ? { ttlAttribute } : {}),
   };
 }
@@ -59,22 +61,30 @@ export function shapeOf(description: TableDescription, ttlAttribute?: string): T
 /** Human-readable differences between what a table should be and what it is; empty when equal. */
 export function diffShape(expected: TableShape, actual: TableShape): string[] {
   const diffs: string[] = [];
-  if (expected.keys.join(",") !== actual.keys.join(",")) diffs.push(`key schema is (${actual.keys.join(", ")}), expected (${expected.keys.join(", ")})`);
+  if (expected.keys.join(",") !== actual.keys.join(","))
+    diffs.push(`key schema is (${actual.keys.join(", ")}), expected (${expected.keys.join(", ")})`);
   const actualGsis = new Map(actual.gsis.map((g) => [g.name, g]));
   for (const g of expected.gsis) {
     const a = actualGsis.get(g.name);
     if (!a) diffs.push(`missing GSI ${g.name}`);
     else if (a.keys.join(",") !== g.keys.join(",") || a.projection !== g.projection)
-      diffs.push(`GSI ${g.name} is (${a.keys.join(", ")}; ${a.projection}), expected (${g.keys.join(", ")}; ${g.projection})`);
+      diffs.push(
+        `GSI ${g.name} is (${a.keys.join(", ")}; ${a.projection}), expected (${g.keys.join(", ")}; ${g.projection})`,
+      );
     actualGsis.delete(g.name);
   }
   for (const extra of actualGsis.keys()) diffs.push(`unexpected GSI ${extra}`);
-  if (expected.streamView !== actual.streamView) diffs.push(`stream is ${actual.streamView ?? "off"}, expected ${expected.streamView ?? "off"}`);
-  if (expected.ttlAttribute !== actual.ttlAttribute) diffs.push(`TTL is ${actual.ttlAttribute ?? "off"}, expected ${expected.ttlAttribute ?? "off"}`);
+  if (expected.streamView !== actual.streamView)
+    diffs.push(`stream is ${actual.streamView ?? "off"}, expected ${expected.streamView ?? "off"}`);
+  if (expected.ttlAttribute !== actual.ttlAttribute)
+    diffs.push(`TTL is ${actual.ttlAttribute ?? "off"}, expected ${expected.ttlAttribute ?? "off"}`);
   return diffs;
 }
 
-export async function describeTable(dynamodb: DynamoDBClient, tableName: string): Promise<TableDescription | undefined> {
+export async function describeTable(
+  dynamodb: DynamoDBClient,
+  tableName: string,
+): Promise<TableDescription | undefined> {
   try {
     return (await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table;
   } catch (err) {
@@ -89,7 +99,12 @@ async function ttlAttributeOf(dynamodb: DynamoDBClient, tableName: string): Prom
   return ttl?.TimeToLiveStatus === "ENABLED" || ttl?.TimeToLiveStatus === "ENABLING" ? ttl.AttributeName : undefined;
 }
 
-export function createTableInput(table: LogicalTable, tableName: string, phase: Phase, streams = true): CreateTableCommandInput {
+export function createTableInput(
+  table: LogicalTable,
+  tableName: string,
+  phase: Phase,
+  streams = true,
+): CreateTableCommandInput {
   const def = TABLES[table];
   const gsis = gsisIn(table, phase);
   const keySchema = (hash: string, range?: string) => [
@@ -100,7 +115,10 @@ export function createTableInput(table: LogicalTable, tableName: string, phase: 
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
     KeySchema: keySchema(def.hashKey, def.rangeKey),
-    AttributeDefinitions: Object.entries(attributeDefinitions(table, phase)).map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+    AttributeDefinitions: Object.entries(attributeDefinitions(table, phase)).map(([AttributeName, AttributeType]) => ({
+      AttributeName,
+      AttributeType,
+    })),
     ...(gsis.length > 0
       ? {
           GlobalSecondaryIndexes: gsis.map((g) => ({
@@ -110,7 +128,9 @@ export function createTableInput(table: LogicalTable, tableName: string, phase: 
           })),
         }
       : {}),
-    ...(def.streamView && streams ? { StreamSpecification: { StreamEnabled: true, StreamViewType: def.streamView } } : {}),
+    ...(def.streamView && streams
+      ? { StreamSpecification: { StreamEnabled: true, StreamViewType: def.streamView } }
+      : {}),
   };
 }
 
@@ -136,7 +156,12 @@ export class SchemaMismatchError extends Error {
  * `streams: false` creates the SiteLogix tables as production has them before the expand phase
  * (a rehearsal then turns the streams on with `enableStreams`, so old items have no stream records).
  */
-export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, schema: SchemaName, options: { streams?: boolean } = {}): Promise<EnsureResult[]> {
+export async function ensureTables(
+  dynamodb: DynamoDBClient,
+  names: TableNames,
+  schema: SchemaName,
+  options: { streams?: boolean } = {},
+): Promise<EnsureResult[]> {
   const streams = options.streams ?? true;
   const phase = SCHEMA_PHASE[schema];
   const results: EnsureResult[] = [];
@@ -157,7 +182,10 @@ export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, 
       await waitUntilTableExists({ client: dynamodb, maxWaitTime: 300, minDelay: 1, maxDelay: 5 }, { TableName: name });
       if (def.ttlAttribute) {
         await dynamodb.send(
-          new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { Enabled: true, AttributeName: def.ttlAttribute } }),
+          new UpdateTimeToLiveCommand({
+            TableName: name,
+            TimeToLiveSpecification: { Enabled: true, AttributeName: def.ttlAttribute },
+          }),
         );
       }
       results.push({ table: def.logical, name, action: "created" });
@@ -168,12 +196,24 @@ export async function ensureTables(dynamodb: DynamoDBClient, names: TableNames, 
 }
 
 /** Turns on NEW_AND_OLD_IMAGES streams where they are off (the expand phase of a rehearsal). */
-export async function enableStreams(dynamodb: DynamoDBClient, names: TableNames, tables: readonly LogicalTable[]): Promise<void> {
+export async function enableStreams(
+  dynamodb: DynamoDBClient,
+  names: TableNames,
+  tables: readonly LogicalTable[],
+): Promise<void> {
   for (const table of tables) {
     const view = TABLES[table].streamView;
     const current = await describeTable(dynamodb, names[table]);
     if (!view || current?.StreamSpecification?.StreamEnabled) continue;
-    await dynamodb.send(new UpdateTableCommand({ TableName: names[table], StreamSpecification: { StreamEnabled: true, StreamViewType: view } }));
-    await waitUntilTableExists({ client: dynamodb, maxWaitTime: 300, minDelay: 1, maxDelay: 5 }, { TableName: names[table] });
+    await dynamodb.send(
+      new UpdateTableCommand({
+        TableName: names[table],
+        StreamSpecification: { StreamEnabled: true, StreamViewType: view },
+      }),
+    );
+    await waitUntilTableExists(
+      { client: dynamodb, maxWaitTime: 300, minDelay: 1, maxDelay: 5 },
+      { TableName: names[table] },
+    );
   }
 }

@@ -13,8 +13,15 @@ const THROTTLING_ERRORS = new Set([
 ]);
 
 export function isThrottlingError(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: { throttling?: boolean } } | null;
-  return !!e && (THROTTLING_ERRORS.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true);
+  const e = err as {
+    name?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: { throttling?: boolean };
+  } | null;
+  return (
+    !!e &&
+    (THROTTLING_ERRORS.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true)
+  );
 }
 
 /** Sleeps `ms`, or less when `signal` aborts (never rejects). */
@@ -80,7 +87,8 @@ export class Throttler {
   private averageCost = 1;
 
   constructor(options: ThrottlerOptions = {}) {
-    if (options.maxWcu !== undefined && !(options.maxWcu > 0)) throw new Error(`max WCU must be positive, got ${options.maxWcu}`);
+    if (options.maxWcu !== undefined && !(options.maxWcu > 0))
+      throw new Error(`max WCU must be positive, got ${options.maxWcu}`);
     this.cap = options.maxWcu ?? Infinity;
     this.burstSeconds = options.burstSeconds ?? 0.5;
     this.now = options.now ?? (() => performance.now());
@@ -91,7 +99,11 @@ export class Throttler {
   }
 
   get stats(): ThrottlerStats {
-    return { throttles: this.throttles, slowdowns: this.slowdowns, limit: Number.isFinite(this.limit) ? this.limit : null };
+    return {
+      throttles: this.throttles,
+      slowdowns: this.slowdowns,
+      limit: Number.isFinite(this.limit) ? this.limit : null,
+    };
   }
 
   /** The estimate to pass to `acquire` and `settle` for the next write. */
@@ -167,7 +179,10 @@ export class Throttler {
   private adjust(): void {
     const now = this.now();
     if (Number.isFinite(this.limit)) {
-      this.tokens = Math.min(this.tokens + ((now - this.refilledAt) / 1000) * this.limit, Math.max(this.limit * this.burstSeconds, 1));
+      this.tokens = Math.min(
+        this.tokens + ((now - this.refilledAt) / 1000) * this.limit,
+        Math.max(this.limit * this.burstSeconds, 1),
+      );
     }
     this.refilledAt = now;
     if (this.limit < this.cap && now - this.lastRecovery >= RECOVER_EVERY_MS) {
@@ -175,7 +190,11 @@ export class Throttler {
       this.lastRecovery += steps * RECOVER_EVERY_MS;
       this.limit = this.limit * 1.15 ** steps + steps;
       // Without a cap, a limit far above what is being consumed no longer limits anything.
-      if (this.limit >= this.cap || (!Number.isFinite(this.cap) && this.limit > 4 * Math.max(this.achievedRate(), MIN_RATE))) this.limit = this.cap;
+      if (
+        this.limit >= this.cap ||
+        (!Number.isFinite(this.cap) && this.limit > 4 * Math.max(this.achievedRate(), MIN_RATE))
+      )
+        this.limit = this.cap;
     }
   }
 }
@@ -196,7 +215,11 @@ export function observeThrottling(client: DynamoDBClient, onThrottle: () => void
     }
   };
   type Middleware = Parameters<DynamoDBClient["middlewareStack"]["addRelativeTo"]>[0];
-  client.middlewareStack.addRelativeTo(observer as unknown as Middleware, { relation: "after", toMiddleware: "retryMiddleware", name });
+  client.middlewareStack.addRelativeTo(observer as unknown as Middleware, {
+    relation: "after",
+    toMiddleware: "retryMiddleware",
+    name,
+  });
   return () => void client.middlewareStack.remove(name);
 }
 let observers = 0;
@@ -241,7 +264,10 @@ export class ConcurrencyLimit {
  * then): reports each throttle and backs off exponentially with jitter, up to 10 s. Other errors,
  * and an abort, end it.
  */
-export async function retryThrottled<T>(attempt: () => Promise<T>, options: { onThrottle?: () => void; signal?: AbortSignal } = {}): Promise<T> {
+export async function retryThrottled<T>(
+  attempt: () => Promise<T>,
+  options: { onThrottle?: () => void; signal?: AbortSignal } = {},
+): Promise<T> {
   for (let retries = 0; ; retries++) {
     try {
       return await attempt();

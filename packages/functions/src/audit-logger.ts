@@ -25,7 +25,9 @@ export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
   // The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE; the defaults are the same names.
   const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-audit-logger";
   const logger = deps.logger ?? new Logger({ serviceName });
-  const metrics = deps.metrics ?? new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
+  const metrics =
+    deps.metrics ??
+    new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
   const processor = new BatchProcessor(EventType.DynamoDBStreams);
   // Created on first use, so that a configuration error fails invocations (records are retried),
   // not the module load.
@@ -53,7 +55,11 @@ export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
       // The trail's batch processor already runs the records (items concurrently, each item's records
       // in stream order); Powertools collects their outcomes in order. A whole batch failing is
       // reported like any partial failure, so Lambda retries from the first failed record.
-      return await processPartialResponse(event, recordHandler, processor, { context, processInParallel: false, throwOnFullBatchFailure: false });
+      return await processPartialResponse(event, recordHandler, processor, {
+        context,
+        processInParallel: false,
+        throwOnFullBatchFailure: false,
+      });
     } finally {
       metrics.addMetric("AuditEntriesWritten", MetricUnit.Count, counts.appended);
       metrics.addMetric("AuditDuplicatesSkipped", MetricUnit.Count, counts.duplicate);

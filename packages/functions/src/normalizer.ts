@@ -11,7 +11,14 @@ import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEven
 import { createClients } from "@sitelogix/core/clients";
 import { Ledger } from "@sitelogix/core/ledger";
 import { resolveTableNames } from "@sitelogix/core/names";
-import { liveFrom, normalizeRecord, NORMALIZER_BATCH_CONCURRENCY, normalizerOrderKey, type NormalizeResult, type NormalizerDeps } from "@sitelogix/core/normalizer";
+import {
+  liveFrom,
+  normalizeRecord,
+  NORMALIZER_BATCH_CONCURRENCY,
+  normalizerOrderKey,
+  type NormalizeResult,
+  type NormalizerDeps,
+} from "@sitelogix/core/normalizer";
 import type { SiteLogixTable } from "@sitelogix/core/schema";
 import { decodeRecord, inItemOrder, MalformedRecordError, recordRef } from "@sitelogix/core/streams";
 
@@ -28,7 +35,10 @@ export interface NormalizerHandlerOptions {
 // The stacks set POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE to these same values.
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-normalizer";
 const logger = new Logger({ serviceName });
-const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator", serviceName });
+const metrics = new Metrics({
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator",
+  serviceName,
+});
 
 function defaultDeps(): NormalizerDeps {
   const { doc } = createClients();
@@ -45,9 +55,15 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
     const remaining = context.getRemainingTimeInMillis();
     if (remaining < DEADLINE_MARGIN_MS) throw new Error("function timeout near: record left for redelivery");
     const decoded = decodeRecord(record);
-    metrics.addMetric("lag", MetricUnit.Milliseconds, Math.max(0, Date.now() - Date.parse(decoded.approximateCreationTime)));
+    metrics.addMetric(
+      "lag",
+      MetricUnit.Milliseconds,
+      Math.max(0, Date.now() - Date.parse(decoded.approximateCreationTime)),
+    );
     const d = (deps ??= defaultDeps());
-    const result = await normalizeRecord(d, decoded, { abortSignal: AbortSignal.timeout(remaining - DEADLINE_MARGIN_MS / 2) });
+    const result = await normalizeRecord(d, decoded, {
+      abortSignal: AbortSignal.timeout(remaining - DEADLINE_MARGIN_MS / 2),
+    });
     if (!markedLive.has(result.table)) {
       await d.ledger.markNormalizerLive(result.table, liveFrom(decoded));
       markedLive.add(result.table);
@@ -56,7 +72,11 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
     const fields = { table: result.table, keys: result.key, eventID: decoded.eventId, outcome: result.outcome };
     if (result.reported) {
       metrics.addMetric("reported", MetricUnit.Count, 1);
-      logger.warn("data problem recorded in the ledger", { ...fields, violations: result.violations, reason: result.reason });
+      logger.warn("data problem recorded in the ledger", {
+        ...fields,
+        violations: result.violations,
+        reason: result.reason,
+      });
     } else {
       logger.debug("record normalized", { ...fields, written: result.written });
     }
@@ -89,10 +109,14 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
       // Items concurrently, each item's records in stream order (inItemOrder); Powertools collects
       // the outcomes record by record.
       const outcomeOf = inItemOrder(event.Records, normalizerOrderKey, recordHandler, NORMALIZER_BATCH_CONCURRENCY);
-      const response = await processPartialResponse(event, outcomeOf, new BatchProcessor(EventType.DynamoDBStreams), { context, processInParallel: false });
+      const response = await processPartialResponse(event, outcomeOf, new BatchProcessor(EventType.DynamoDBStreams), {
+        context,
+        processInParallel: false,
+      });
       // A failed record without a sequence number cannot be reported per item (Powertools would leave
       // it out, i.e. drop it): fail the invocation, so Lambda bisects, retries, then sends it on.
-      if (unidentifiable) throw new Error("a failed record has no SequenceNumber; failing the whole batch so it is retried");
+      if (unidentifiable)
+        throw new Error("a failed record has no SequenceNumber; failing the whole batch so it is retried");
       logger.info("batch done", { records: event.Records.length, failed: response.batchItemFailures.length });
       return response;
     } finally {

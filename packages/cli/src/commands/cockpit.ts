@@ -1,7 +1,7 @@
 // The operator's cockpit: where the migration stands, backups before it starts, and what it will cost.
 import { readFileSync } from "node:fs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { Command } from "commander";
+import type { Command } from "commander";
 import { integerAtLeast, positiveInt } from "../args.js";
 import {
   backupTables,
@@ -26,7 +26,9 @@ import { CliError, printJson, say } from "../output.js";
 const DEFAULT_PRICING = new URL("../../../core/pricing.json", import.meta.url);
 const EXISTING_TABLES = SITELOGIX_TABLES.filter((t) => TABLES[t].existing);
 
-async function withClients<T>(work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>): Promise<T> {
+async function withClients<T>(
+  work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>,
+): Promise<T> {
   const clients = createClients();
   try {
     return await work(clients, new Ledger(clients.doc, resolveTableNames().ledger));
@@ -52,16 +54,26 @@ function renderStatus(status: MigrationStatus): string {
       `  table ${t.tableStatus}, ~${t.itemCount ?? "?"} items, stream ${t.stream}, PITR ${t.pitr}, deletion protection ${t.deletionProtection ? "on" : "off"}`,
     );
     for (const g of t.gsis) {
-      const building = g.state === "CREATING" ? ` (${g.progress !== undefined ? `${g.progress}%` : g.backfilling ? "backfilling" : "building"})` : "";
+      const building =
+        g.state === "CREATING"
+          ? ` (${g.progress !== undefined ? `${g.progress}%` : g.backfilling ? "backfilling" : "building"})`
+          : "";
       lines.push(`  GSI ${g.name}: ${g.state}${building}${g.role === "target" ? "" : ` [${g.role}]`}`);
     }
     for (const name of t.missingGsis) lines.push(`  GSI ${name}: missing (target)`);
     lines.push(`  normalizer: ${t.normalizerLiveAt ? `live since ${t.normalizerLiveAt}` : "not live"}`);
     const s = t.lastSweep;
-    lines.push(`  last sweep: ${s ? `${s.status}, started ${s.startedAt}${s.finishedAt ? `, finished ${s.finishedAt}` : s.status !== "finished" ? " (resumable with --resume)" : ""}` : "none"}`);
+    lines.push(
+      `  last sweep: ${s ? `${s.status}, started ${s.startedAt}${s.finishedAt ? `, finished ${s.finishedAt}` : s.status !== "finished" ? " (resumable with --resume)" : ""}` : "none"}`,
+    );
     const g = t.lastGate;
-    lines.push(`  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations${g.disagreements ? `, ${g.disagreements} disagreements` : ""})` : "none"}`);
-    lines.push(`  latest backup: ${t.latestBackup ? `${t.latestBackup.backupArn} (${t.latestBackup.createdAt})` : "none"}`, "");
+    lines.push(
+      `  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations${g.disagreements ? `, ${g.disagreements} disagreements` : ""})` : "none"}`,
+    );
+    lines.push(
+      `  latest backup: ${t.latestBackup ? `${t.latestBackup.backupArn} (${t.latestBackup.createdAt})` : "none"}`,
+      "",
+    );
   }
   lines.push(`next: ${status.next.action}`, `  why: ${status.next.why}`);
   return lines.join("\n");
@@ -80,11 +92,15 @@ function renderEstimate(e: Estimate): string {
     );
   }
   lines.push("", "one-time            on-demand  provisioned");
-  for (const l of e.oneTime) lines.push(`  ${l.item.padEnd(18)}${money(l.onDemand).padStart(9)}  ${money(l.provisioned).padStart(11)}`);
+  for (const l of e.oneTime)
+    lines.push(`  ${l.item.padEnd(18)}${money(l.onDemand).padStart(9)}  ${money(l.provisioned).padStart(11)}`);
   if (e.monthly && e.monthlyTotal) {
     lines.push("per month");
-    for (const l of e.monthly) lines.push(`  ${l.item.padEnd(30)}${money(l.onDemand).padStart(9)}  ${money(l.provisioned).padStart(11)}`);
-    lines.push(`  ${"total".padEnd(30)}${money(e.monthlyTotal.onDemand).padStart(9)}  ${money(e.monthlyTotal.provisioned).padStart(11)}`);
+    for (const l of e.monthly)
+      lines.push(`  ${l.item.padEnd(30)}${money(l.onDemand).padStart(9)}  ${money(l.provisioned).padStart(11)}`);
+    lines.push(
+      `  ${"total".padEnd(30)}${money(e.monthlyTotal.onDemand).padStart(9)}  ${money(e.monthlyTotal.provisioned).padStart(11)}`,
+    );
     lines.push(
       "",
       `budget ${money(e.budget.perMonth)}/month: ${e.budget.withinOnDemand ? "within" : "OVER"} on-demand; ${e.budget.dominant} dominate${e.budget.dominant?.endsWith("s") ? "" : "s"} the monthly cost`,
@@ -98,19 +114,25 @@ function renderEstimate(e: Estimate): string {
 export function registerCockpit(program: Command): void {
   program
     .command("status")
-    .description("one view of the migration per table: existence, stream, PITR, deletion protection, GSIs against the target, item count, phase, last sweep, last gate, latest backup; then the next step and why")
+    .description(
+      "one view of the migration per table: existence, stream, PITR, deletion protection, GSIs against the target, item count, phase, last sweep, last gate, latest backup; then the next step and why",
+    )
     .addOption(tableOption())
     .option("--json", "print the view as JSON on stdout")
     .action(async (opts: { table?: string[]; json?: boolean }) => {
       const names = resolveTableNames();
-      const status = await withClients(({ dynamodb }, ledger) => migrationStatus(dynamodb, ledger, names, selectTables(opts.table, names)));
+      const status = await withClients(({ dynamodb }, ledger) =>
+        migrationStatus(dynamodb, ledger, names, selectTables(opts.table, names)),
+      );
       if (opts.json) printJson(status);
       else process.stdout.write(`${renderStatus(status)}\n`);
     });
 
   program
     .command("backup")
-    .description("take an on-demand backup of each table (named <table>-<phase>-<time>), wait until AVAILABLE and record its ARN in the ledger; exit 1 unless every backup completed")
+    .description(
+      "take an on-demand backup of each table (named <table>-<phase>-<time>), wait until AVAILABLE and record its ARN in the ledger; exit 1 unless every backup completed",
+    )
     .addOption(tableOption("tables to back up (default: the four existing tables)"))
     .option("--max-wait <minutes>", "how long to wait for each backup to become AVAILABLE", positiveInt, 60)
     .option("--json", "print the results as JSON on stdout")
@@ -135,7 +157,10 @@ export function registerCockpit(program: Command): void {
       });
       if (opts.json) printJson({ backups: results });
       const failed = results.filter((r) => r.status !== "AVAILABLE");
-      if (failed.length > 0) throw new CliError(`${failed.length} of ${results.length} backups did not complete: ${failed.map((f) => `${f.tableName} (${f.error})`).join("; ")}`);
+      if (failed.length > 0)
+        throw new CliError(
+          `${failed.length} of ${results.length} backups did not complete: ${failed.map((f) => `${f.tableName} (${f.error})`).join("; ")}`,
+        );
     });
 
   program
@@ -146,37 +171,46 @@ export function registerCockpit(program: Command): void {
     )
     .addOption(tableOption())
     .option("--sample <items>", "items sampled per table (spread over 16 scan segments)", positiveInt, 1000)
-    .option("--writes-per-day <n>", "application writes per day per table (default: from CloudWatch's ConsumedWriteCapacityUnits over 24 h, on AWS)", integerAtLeast(0))
+    .option(
+      "--writes-per-day <n>",
+      "application writes per day per table (default: from CloudWatch's ConsumedWriteCapacityUnits over 24 h, on AWS)",
+      integerAtLeast(0),
+    )
     .option("--pricing <file>", "prices as JSON (see packages/core/pricing.json)")
     .option("--json", "print the estimate as JSON on stdout")
-    .action(async (opts: { table?: string[]; sample: number; writesPerDay?: number; pricing?: string; json?: boolean }) => {
-      const names = resolveTableNames();
-      const pricing = JSON.parse(readFileSync(opts.pricing ?? DEFAULT_PRICING, "utf8")) as Pricing;
-      const cloudwatch = new CloudWatchClient({});
-      try {
-        const result = await withClients(({ dynamodb, doc }) =>
-          estimate(
-            {
-              dynamodb,
-              doc,
-              names,
-              tables: selectTables(opts.table, names),
-              sampleSize: opts.sample,
-              ...(opts.writesPerDay !== undefined ? { writesPerDay: opts.writesPerDay } : {}),
-              // CloudWatch describes tables on AWS only: with another DynamoDB endpoint its numbers would be
-              // those of a same-named production table.
-              writeRate: async (tableName, avgWriteUnits) =>
-                process.env.AWS_ENDPOINT_URL_DYNAMODB && !process.env.AWS_ENDPOINT_URL_CLOUDWATCH
-                  ? { source: "unknown", note: "no CloudWatch metrics for a custom DynamoDB endpoint: pass --writes-per-day" }
-                  : writeRateFromCloudWatch(cloudwatch, tableName, avgWriteUnits),
-            },
-            pricing,
-          ),
-        );
-        if (opts.json) printJson(result);
-        else process.stdout.write(`${renderEstimate(result)}\n`);
-      } finally {
-        cloudwatch.destroy();
-      }
-    });
+    .action(
+      async (opts: { table?: string[]; sample: number; writesPerDay?: number; pricing?: string; json?: boolean }) => {
+        const names = resolveTableNames();
+        const pricing = JSON.parse(readFileSync(opts.pricing ?? DEFAULT_PRICING, "utf8")) as Pricing;
+        const cloudwatch = new CloudWatchClient({});
+        try {
+          const result = await withClients(({ dynamodb, doc }) =>
+            estimate(
+              {
+                dynamodb,
+                doc,
+                names,
+                tables: selectTables(opts.table, names),
+                sampleSize: opts.sample,
+                ...(opts.writesPerDay !== undefined ? { writesPerDay: opts.writesPerDay } : {}),
+                // CloudWatch describes tables on AWS only: with another DynamoDB endpoint its numbers would be
+                // those of a same-named production table.
+                writeRate: async (tableName, avgWriteUnits) =>
+                  process.env.AWS_ENDPOINT_URL_DYNAMODB && !process.env.AWS_ENDPOINT_URL_CLOUDWATCH
+                    ? {
+                        source: "unknown",
+                        note: "no CloudWatch metrics for a custom DynamoDB endpoint: pass --writes-per-day",
+                      }
+                    : writeRateFromCloudWatch(cloudwatch, tableName, avgWriteUnits),
+              },
+              pricing,
+            ),
+          );
+          if (opts.json) printJson(result);
+          else process.stdout.write(`${renderEstimate(result)}\n`);
+        } finally {
+          cloudwatch.destroy();
+        }
+      },
+    );
 }

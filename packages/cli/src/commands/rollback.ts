@@ -2,7 +2,7 @@
 // first (and refuses with the reason), shows the plan, asks for confirmation on a terminal (`--yes`
 // for scripts), then acts, waits, records the rollback in the ledger and prints what to do next.
 import { createInterface } from "node:readline/promises";
-import { Command } from "commander";
+import type { Command } from "commander";
 import {
   createClients,
   destroyClients,
@@ -45,7 +45,9 @@ async function confirm(what: string, expected: string, opts: Common): Promise<vo
 }
 
 /** Runs a rollback step with the CLI's clients and ledger; a refusal is one line and exit 1. */
-async function withRollback<T>(work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>): Promise<T> {
+async function withRollback<T>(
+  work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>,
+): Promise<T> {
   const clients = createClients();
   try {
     return await work(clients, new Ledger(clients.doc, resolveTableNames().ledger));
@@ -74,7 +76,9 @@ const tableOf = (arg: string) => {
 export function registerRollback(program: Command): void {
   const rollback = program
     .command("rollback")
-    .description("the runbook's rollback procedures: delete a target GSI (`index`), restore a table into a new one (`restore`)");
+    .description(
+      "the runbook's rollback procedures: delete a target GSI (`index`), restore a table into a new one (`restore`)",
+    );
 
   rollback
     .command("index")
@@ -94,17 +98,24 @@ export function registerRollback(program: Command): void {
       const { table, tableName } = tableOf(opts.table);
       await withRollback(async ({ dynamodb }, ledger) => {
         const plan = await planIndexRollback(dynamodb, table, tableName, opts.index);
-        say(`plan: delete GSI ${plan.index} (${plan.state}${plan.itemCount !== undefined ? `, ~${plan.itemCount} items` : ""}) on ${tableName}; the table stays online`);
+        say(
+          `plan: delete GSI ${plan.index} (${plan.state}${plan.itemCount !== undefined ? `, ~${plan.itemCount} items` : ""}) on ${tableName}; the table stays online`,
+        );
         if (opts.dryRun) {
           if (opts.json) printJson({ plan, dryRun: true });
           return;
         }
         await confirm(`delete GSI ${plan.index} on ${tableName}`, plan.index, opts);
         const result = await rollbackIndex(dynamodb, ledger, plan, { maxWaitMs: opts.maxWait * 60_000 });
-        say(`${tableName}: GSI ${plan.index} ${result.record.status === "done" ? "deleted" : `still being deleted after ${opts.maxWait} min`}`);
+        say(
+          `${tableName}: GSI ${plan.index} ${result.record.status === "done" ? "deleted" : `still being deleted after ${opts.maxWait} min`}`,
+        );
         if (result.record.status === "done") {
           const notifier = stageNotifier();
-          const sent = await notifier.notify({ kind: "index-deleted", summary: `index deleted (rollback): ${tableName} ${plan.index}` });
+          const sent = await notifier.notify({
+            kind: "index-deleted",
+            summary: `index deleted (rollback): ${tableName} ${plan.index}`,
+          });
           notifier.close();
           if (sent.error) say(`warning: the phase event was not sent (${sent.error})`);
         }
@@ -120,15 +131,24 @@ export function registerRollback(program: Command): void {
         "The live table is never replaced. Exit 0 when restored (or --dry-run), 1 when refused or not finished, 2 for a usage error.",
     )
     .requiredOption("--table <table>", "the table to restore: logical (reports) or physical (sitelogix-reports) name")
-    .option("--to <iso>", "the point in time to restore (UTC, e.g. 2025-11-20T09:00:00Z), within the table's PITR window")
+    .option(
+      "--to <iso>",
+      "the point in time to restore (UTC, e.g. 2025-11-20T09:00:00Z), within the table's PITR window",
+    )
     .option("--backup <arn>", "the on-demand backup to restore")
     .option("--target <name>", "the new table's name (default: <table>-restored-<time>)")
     .option("--dry-run", "show what would be restored and stop")
     .option("--yes", "do not ask for confirmation (scripts)")
-    .option("--max-wait <minutes>", "how long to wait for the new table (large tables take hours; it goes on anyway)", positiveInt, 60)
+    .option(
+      "--max-wait <minutes>",
+      "how long to wait for the new table (large tables take hours; it goes on anyway)",
+      positiveInt,
+      60,
+    )
     .option("--json", "print the plan and the result as JSON on stdout")
     .action(async (opts: Common & { to?: string; backup?: string; target?: string; maxWait: number }) => {
-      if ((opts.to === undefined) === (opts.backup === undefined)) throw new CliError("give exactly one of --to ISO and --backup ARN", EXIT.usage);
+      if ((opts.to === undefined) === (opts.backup === undefined))
+        throw new CliError("give exactly one of --to ISO and --backup ARN", EXIT.usage);
       const { table, tableName } = tableOf(opts.table);
       await withRollback(async ({ dynamodb }, ledger) => {
         const plan = await planRestore(dynamodb, {
@@ -138,14 +158,21 @@ export function registerRollback(program: Command): void {
           ...(opts.backup ? { backupArn: opts.backup } : {}),
           ...(opts.target ? { targetTableName: opts.target } : {}),
         });
-        say(`plan: restore ${tableName} ${plan.to ? `as of ${plan.to}` : `from backup ${plan.backupArn}`} into the new table ${plan.targetTableName}`);
+        say(
+          `plan: restore ${tableName} ${plan.to ? `as of ${plan.to}` : `from backup ${plan.backupArn}`} into the new table ${plan.targetTableName}`,
+        );
         if (opts.dryRun) {
           if (opts.json) printJson({ plan, dryRun: true });
           return;
         }
         await confirm(`restore ${tableName} into ${plan.targetTableName}`, plan.targetTableName, opts);
-        const result = await restoreTable(dynamodb, ledger, plan, { maxWaitMs: opts.maxWait * 60_000, onProgress: say });
-        say(`${plan.targetTableName}: ${result.record.status === "done" ? "restored, ACTIVE" : `not ACTIVE after ${opts.maxWait} min`}`);
+        const result = await restoreTable(dynamodb, ledger, plan, {
+          maxWaitMs: opts.maxWait * 60_000,
+          onProgress: say,
+        });
+        say(
+          `${plan.targetTableName}: ${result.record.status === "done" ? "restored, ACTIVE" : `not ACTIVE after ${opts.maxWait} min`}`,
+        );
         report(result, restoreFollowUp(plan, result.record.status), opts.json, plan);
       });
     });

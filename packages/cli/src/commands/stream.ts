@@ -1,10 +1,9 @@
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import {
   createClients,
   destroyClients,
   isSiteLogixTable,
   Ledger,
-  parseTableArg,
   resolveTableNames,
   SUBSCRIPTIONS,
   type SiteLogixTable,
@@ -12,6 +11,7 @@ import {
 } from "@sitelogix/core";
 import { StreamRunner, type RunnerEvent, type SubscriberName } from "@sitelogix/core/local-esm";
 import { CliError, EXIT, say } from "../output.js";
+import { tableArg } from "../options.js";
 
 interface StreamOptions {
   table?: string[];
@@ -29,7 +29,9 @@ function describeEvent(e: RunnerEvent): string | undefined {
     case "shardFinished":
       return `${e.subscriber} <- ${e.table}: shard ${e.shardId} closed and fully processed`;
     case "invocation":
-      return e.result === "ok" ? undefined : `${e.subscriber} <- ${e.table}: batch of ${e.records} failed (${e.result}): ${e.error}`;
+      return e.result === "ok"
+        ? undefined
+        : `${e.subscriber} <- ${e.table}: batch of ${e.records} failed (${e.result}): ${e.error}`;
     case "sunk": {
       const f = e.failure;
       return `${f.subscriber} <- ${f.table}: ON-FAILURE ${f.condition}: shard ${f.shardId} records ${f.startSequenceNumber}..${f.endSequenceNumber} (${f.batchSize}) after ${f.attempts} invocation(s), recorded in the ledger: ${f.error}`;
@@ -48,23 +50,29 @@ export function registerStream(program: Command): void {
         "per shard in the ledger, until SIGINT/SIGTERM. The handlers' own logs (JSON, as in CloudWatch) go to stdout.",
     )
     .option("--table <table...>", "tables whose streams to read (logical or physical name; default: all six)")
-    .addOption(new Option("--subscriber <name...>", "subscribers to run (default: all)").choices(SUBSCRIPTIONS.map((s) => s.name)))
     .addOption(
-      new Option("--from <position>", "where a new mapping starts; an existing mapping resumes from its checkpoints").choices(["trim-horizon", "latest"]).default("trim-horizon"),
+      new Option("--subscriber <name...>", "subscribers to run (default: all)").choices(
+        SUBSCRIPTIONS.map((s) => s.name),
+      ),
+    )
+    .addOption(
+      new Option("--from <position>", "where a new mapping starts; an existing mapping resumes from its checkpoints")
+        .choices(["trim-horizon", "latest"])
+        .default("trim-horizon"),
     )
     .option("--poll-interval <ms>", "pause between polls of a shard that had no new records", "250")
     .action(async (opts: StreamOptions) => {
       const pollIntervalMs = Number(opts.pollInterval);
-      if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 0) throw new CliError(`--poll-interval must be a whole number of milliseconds, got ${opts.pollInterval}`, EXIT.usage);
+      if (!Number.isInteger(pollIntervalMs) || pollIntervalMs < 0)
+        throw new CliError(
+          `--poll-interval must be a whole number of milliseconds, got ${opts.pollInterval}`,
+          EXIT.usage,
+        );
       const names = resolveTableNames();
       const tables = opts.table?.map((arg): SiteLogixTable => {
-        let logical;
-        try {
-          logical = parseTableArg(arg, names);
-        } catch (err) {
-          throw new CliError((err as Error).message, EXIT.usage);
-        }
-        if (!isSiteLogixTable(logical)) throw new CliError(`${arg} is a migrator table; it has no stream to follow`, EXIT.usage);
+        const logical = tableArg(arg, names);
+        if (!isSiteLogixTable(logical))
+          throw new CliError(`${arg} is a migrator table; it has no stream to follow`, EXIT.usage);
         return logical;
       });
       const clients = createClients();
@@ -84,7 +92,9 @@ export function registerStream(program: Command): void {
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         if (++signals > 1) process.exit(130);
-        say(`${signal}: stopping after the invocations in flight (send it again to quit at once; records are redelivered on the next start)`);
+        say(
+          `${signal}: stopping after the invocations in flight (send it again to quit at once; records are redelivered on the next start)`,
+        );
         runner.stop();
       };
       process.on("SIGINT", onSignal);
@@ -92,7 +102,9 @@ export function registerStream(program: Command): void {
       try {
         const stats = await runner.run();
         for (const [subscriber, s] of Object.entries(stats)) {
-          say(`${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations (${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`);
+          say(
+            `${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations (${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`,
+          );
         }
       } finally {
         process.off("SIGINT", onSignal);

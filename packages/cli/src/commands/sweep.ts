@@ -1,5 +1,5 @@
 import { hostname, userInfo } from "node:os";
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import {
   createClients,
   destroyClients,
@@ -54,7 +54,13 @@ function progressInfo(p: SweepProgress, dryRun: boolean): string {
   const c = p.counts;
   const parts = dryRun
     ? [`needs work ${c.needsWork}`]
-    : [`applied ${c.applied}`, `conflicts ${c.conflicts}`, `gone ${c.gone}`, `rejected ${c.rejected}`, `${Math.round(p.wcuPerSecond)} WCU/s${p.wcuLimit !== null ? ` (limit ${Math.round(p.wcuLimit)})` : ""}`];
+    : [
+        `applied ${c.applied}`,
+        `conflicts ${c.conflicts}`,
+        `gone ${c.gone}`,
+        `rejected ${c.rejected}`,
+        `${Math.round(p.wcuPerSecond)} WCU/s${p.wcuLimit !== null ? ` (limit ${Math.round(p.wcuLimit)})` : ""}`,
+      ];
   if (c.violations) parts.push(`violations ${c.violations}`);
   if (p.throttles) parts.push(`throttled ${p.throttles}x`);
   if (p.paused) parts.unshift("PAUSED");
@@ -68,10 +74,19 @@ function summary(table: SiteLogixTable, r: SweepReport): string {
     ? `scanned ${c.scanned}, would write ${c.needsWork}, already normalized ${c.alreadyNormalized}, out of scope ${c.outOfScope}, violations ${c.violations}`
     : `scanned ${c.scanned}, applied ${c.applied}, already normalized ${c.alreadyNormalized}, out of scope ${c.outOfScope}, conflicts ${c.conflicts}, gone ${c.gone}, rejected ${c.rejected}, violations ${c.violations}, ${c.consumedWcu} WCU`;
   const lines = [`${head}: ${body}`];
-  const key = (k: Record<string, string>) => Object.entries(k).map(([n, v]) => `${n}=${v}`).join(" ");
+  const key = (k: Record<string, string>) =>
+    Object.entries(k)
+      .map(([n, v]) => `${n}=${v}`)
+      .join(" ");
   for (const s of r.samples.rejected) lines.push(`  rejected   ${key(s.key)}: ${s.reason}`);
-  for (const s of r.samples.violations) lines.push(`  violation  ${key(s.key)}: ${s.violations.map((v) => `${v.attribute} ${v.problem} (${v.at}: ${v.type})`).join("; ")}`);
-  for (const s of r.samples.diffs) lines.push(`  would set  ${key(s.key)}: ${s.set.map((a) => `${a.attribute} (${a.was}) from ${a.from}`).join(", ")}`);
+  for (const s of r.samples.violations)
+    lines.push(
+      `  violation  ${key(s.key)}: ${s.violations.map((v) => `${v.attribute} ${v.problem} (${v.at}: ${v.type})`).join("; ")}`,
+    );
+  for (const s of r.samples.diffs)
+    lines.push(
+      `  would set  ${key(s.key)}: ${s.set.map((a) => `${a.attribute} (${a.was}) from ${a.from}`).join(", ")}`,
+    );
   return lines.join("\n");
 }
 
@@ -94,14 +109,36 @@ async function setPause(paused: boolean, json: boolean | undefined): Promise<voi
 }
 
 /** The phase event of a real sweep's end (dry runs change nothing and announce nothing). */
-async function announce(notifier: Notifier, table: SiteLogixTable, outcome: { report?: SweepReport; error?: unknown }): Promise<void> {
+async function announce(
+  notifier: Notifier,
+  table: SiteLogixTable,
+  outcome: { report?: SweepReport; error?: unknown },
+): Promise<void> {
   const r = outcome.report;
   if (r?.dryRun || (r?.status === "stopped" && !r.stopReason)) return;
   const event = r
     ? r.status === "finished"
-      ? { kind: "sweep-finished" as const, summary: `sweep finished: ${table}`, details: [summary(table, r), `Next: sitelogix-migrate verify --table ${table}`] }
-      : { kind: "sweep-stopped" as const, summary: `sweep stopped: ${table}`, details: [`${r.stopReason}.`, "Continue with sitelogix-migrate sweep --resume once fresh credentials are in place."] }
-    : { kind: "sweep-failed" as const, summary: `sweep failed: ${table}`, details: [(outcome.error as Error)?.message ?? String(outcome.error), "Checkpoints are kept: fix the cause, then sitelogix-migrate sweep --resume."] };
+      ? {
+          kind: "sweep-finished" as const,
+          summary: `sweep finished: ${table}`,
+          details: [summary(table, r), `Next: sitelogix-migrate verify --table ${table}`],
+        }
+      : {
+          kind: "sweep-stopped" as const,
+          summary: `sweep stopped: ${table}`,
+          details: [
+            `${r.stopReason}.`,
+            "Continue with sitelogix-migrate sweep --resume once fresh credentials are in place.",
+          ],
+        }
+    : {
+        kind: "sweep-failed" as const,
+        summary: `sweep failed: ${table}`,
+        details: [
+          (outcome.error as Error)?.message ?? String(outcome.error),
+          "Checkpoints are kept: fix the cause, then sitelogix-migrate sweep --resume.",
+        ],
+      };
   const sent = await notifier.notify(event);
   if (sent.error) say(`${table}: the ${event.kind} notification was not sent: ${sent.error}`);
 }
@@ -110,7 +147,8 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   const names = resolveTableNames();
   const tables = selectTables(opts.table, names, tablesWithRules());
   for (const t of tables) {
-    if (!tablesWithRules().includes(t)) throw new CliError(`${t} has no normalization rules: nothing to sweep`, EXIT.usage);
+    if (!tablesWithRules().includes(t))
+      throw new CliError(`${t} has no normalization rules: nothing to sweep`, EXIT.usage);
   }
   const clients = createClients(sweepClientConfig(opts));
   const ledger = new Ledger(clients.doc, names.ledger);
@@ -132,7 +170,10 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
     const refusals: string[] = [];
     for (const table of tables) {
       try {
-        plans.set(table, await onTable(names.ledger, () => planSweep(ledger, table, { resume: opts.resume, dryRun: opts.dryRun })));
+        plans.set(
+          table,
+          await onTable(names.ledger, () => planSweep(ledger, table, { resume: opts.resume, dryRun: opts.dryRun })),
+        );
       } catch (err) {
         if (!(err instanceof UnfinishedSweepError)) throw err;
         refusals.push(err.message);
@@ -146,7 +187,12 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
       const plan = plans.get(table)!;
       if (plan.action === "skip") {
         say(`${table}: its last sweep (${plan.run.sweepId}) finished at ${plan.run.finishedAt}; nothing to resume`);
-        results[table] = { tableName: names[table], status: "skipped", sweepId: plan.run.sweepId, finishedAt: plan.run.finishedAt };
+        results[table] = {
+          tableName: names[table],
+          status: "skipped",
+          sweepId: plan.run.sweepId,
+          finishedAt: plan.run.finishedAt,
+        };
         continue;
       }
       const progress = createProgress(`${opts.dryRun ? "dry run " : "sweep "}${table}`);
@@ -179,7 +225,9 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
       results[table] = tableReport(report);
       if (report.stopReason) {
         // The next table would meet the same credentials: stop here, resumable.
-        say(`${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`);
+        say(
+          `${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`,
+        );
         process.exitCode = EXIT.error;
         break;
       }
@@ -204,39 +252,57 @@ export function registerSweep(program: Command): void {
         "Progress goes to stderr. Exit 0 when every table finished, 1 on error (checkpoints kept), 130/143 when " +
         "stopped by SIGINT/SIGTERM (in-flight writes finish, checkpoints saved; continue with --resume).",
     )
-    .option("--table <name...>", `tables to sweep, logical or physical names (default: ${tablesWithRules().join(", ")})`)
+    .option(
+      "--table <name...>",
+      `tables to sweep, logical or physical names (default: ${tablesWithRules().join(", ")})`,
+    )
     .addOption(
-      new Option("--segments <n>", "parallel scan segments (TotalSegments) of a new sweep; a resumed sweep keeps its own")
+      new Option(
+        "--segments <n>",
+        "parallel scan segments (TotalSegments) of a new sweep; a resumed sweep keeps its own",
+      )
         .default(SWEEP_DEFAULTS.segments)
         .argParser(positiveInt),
     )
     .addOption(
-      new Option("--concurrency <n>", "items in flight over all segments (each: one write, plus one HISTORY# query for a personnel profile)")
+      new Option(
+        "--concurrency <n>",
+        "items in flight over all segments (each: one write, plus one HISTORY# query for a personnel profile)",
+      )
         .default(SWEEP_DEFAULTS.concurrency)
         .argParser(positiveInt),
     )
     .addOption(
-      new Option("--max-wcu <n>", "cap on consumed write capacity units per second, from ReturnConsumedCapacity (default: no cap; on throttling it slows down by itself)").argParser(
-        positiveNumber,
-      ),
+      new Option(
+        "--max-wcu <n>",
+        "cap on consumed write capacity units per second, from ReturnConsumedCapacity (default: no cap; on throttling it slows down by itself)",
+      ).argParser(positiveNumber),
     )
     .addOption(
-      new Option("--dry-run", "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute names, never values)").conflicts(
-        "resume",
-      ),
+      new Option(
+        "--dry-run",
+        "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute names, never values)",
+      ).conflicts("resume"),
     )
-    .option("--resume", "continue each table's unfinished sweep from its checkpoints; tables whose last sweep finished are skipped, others start")
+    .option(
+      "--resume",
+      "continue each table's unfinished sweep from its checkpoints; tables whose last sweep finished are skipped, others start",
+    )
     .option("--json", "print one JSON document on stdout: per table the counts, durationMs and sample keys")
     .addOption(
-      new Option("--pause", "set the ledger's pause flag: running sweeps stop issuing work within seconds and wait").conflicts([
-        "unpause",
+      new Option(
+        "--pause",
+        "set the ledger's pause flag: running sweeps stop issuing work within seconds and wait",
+      ).conflicts(["unpause", "table", "dryRun", "resume", "maxWcu"]),
+    )
+    .addOption(
+      new Option("--unpause", "clear the pause flag: paused sweeps continue").conflicts([
         "table",
         "dryRun",
         "resume",
         "maxWcu",
       ]),
     )
-    .addOption(new Option("--unpause", "clear the pause flag: paused sweeps continue").conflicts(["table", "dryRun", "resume", "maxWcu"]))
     .action(async (opts: SweepCliOptions) => {
       if (opts.pause || opts.unpause) return setPause(opts.pause === true, opts.json);
       return sweep(opts);

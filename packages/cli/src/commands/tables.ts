@@ -1,4 +1,4 @@
-import { Command, Option } from "commander";
+import { type Command, Option } from "commander";
 import { createClients, destroyClients, ensureTables, resolveTableNames, type SchemaName } from "@sitelogix/core";
 import { printJson, say } from "../output.js";
 
@@ -11,7 +11,10 @@ export function registerTables(program: Command): void {
         "wait until ACTIVE and enable TTL. Idempotent: existing tables must match the schema, else it fails naming the difference.",
     )
     .addOption(
-      new Option("--schema <schema>", "legacy: the four existing tables as in production today (plus the new ones); target: the end state, 14 GSIs")
+      new Option(
+        "--schema <schema>",
+        "legacy: the four existing tables as in production today (plus the new ones); target: the end state, 14 GSIs",
+      )
         .choices(["legacy", "target"])
         .makeOptionMandatory(),
     )

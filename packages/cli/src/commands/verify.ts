@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import type { Command } from "commander";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import {
   createClients,
@@ -18,25 +18,46 @@ import { EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 
 const SAMPLES_SHOWN = 5;
-const keyText = (k: Record<string, string>) => Object.entries(k).map(([n, v]) => `${n}=${v}`).join(" ");
+const keyText = (k: Record<string, string>) =>
+  Object.entries(k)
+    .map(([n, v]) => `${n}=${v}`)
+    .join(" ");
 
 function describe(v: TableVerification, gate: IndexGateDecision): string {
   const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${(v.durationMs / 1000).toFixed(1)} s`;
-  const disagreements = v.disagreements > 0 ? `; ${v.disagreements} items where the application's value differs from the rules (informational)` : "";
-  const lines = [v.green ? `${head}${disagreements}` : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations${disagreements}`];
+  const disagreements =
+    v.disagreements > 0
+      ? `; ${v.disagreements} items where the application's value differs from the rules (informational)`
+      : "";
+  const lines = [
+    v.green
+      ? `${head}${disagreements}`
+      : `${head}; ${v.gaps} items with gaps, ${v.violations} with violations${disagreements}`,
+  ];
   for (const i of v.indexes) {
     if (i.gaps === 0 && i.violations === 0 && i.disagreements === 0) continue;
-    lines.push(`  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`);
-    for (const s of i.sampleGaps.slice(0, SAMPLES_SHOWN)) lines.push(`    gap        ${keyText(s.key)}: ${s.attributes.join(", ")} missing or stale`);
+    lines.push(
+      `  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`,
+    );
+    for (const s of i.sampleGaps.slice(0, SAMPLES_SHOWN))
+      lines.push(`    gap        ${keyText(s.key)}: ${s.attributes.join(", ")} missing or stale`);
     for (const s of i.sampleViolations.slice(0, SAMPLES_SHOWN)) {
-      lines.push(`    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`);
+      lines.push(
+        `    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`,
+      );
     }
     for (const s of i.sampleDisagreements.slice(0, SAMPLES_SHOWN)) {
-      lines.push(`    disagrees  ${keyText(s.key)}: ${s.attributes.join(", ")} set by the application, not what the rules derive`);
+      lines.push(
+        `    disagrees  ${keyText(s.key)}: ${s.attributes.join(", ")} set by the application, not what the rules derive`,
+      );
     }
   }
   // What the gate decides with this result (also the deploy's check): open, or what still blocks it.
-  lines.push(gate.allowed ? "  index gate: open (the index phase may add this table's target GSIs)" : `  index gate: closed — ${gate.reasons.join("; ")}`);
+  lines.push(
+    gate.allowed
+      ? "  index gate: open (the index phase may add this table's target GSIs)"
+      : `  index gate: closed — ${gate.reasons.join("; ")}`,
+  );
   return lines.join("\n");
 }
 
@@ -48,7 +69,11 @@ function gateEvent(results: Record<string, TableVerification & { indexGate: Inde
     `${r.table}: ${r.green ? "green" : `red (${r.gaps} items with gaps, ${r.violations} with violations)`}; index gate ${r.indexGate.allowed ? "open" : `closed: ${r.indexGate.reasons.join("; ")}`}`;
   return red.length === 0
     ? { kind: "gate-green", summary: `gate green: ${all.map((r) => r.table).join(", ")}`, details: all.map(line) }
-    : { kind: "gate-red", summary: `gate red: ${red.map((r) => r.table).join(", ")}`, details: [...all.map(line), "Details: sitelogix-migrate verify --json"] };
+    : {
+        kind: "gate-red",
+        summary: `gate red: ${red.map((r) => r.table).join(", ")}`,
+        details: [...all.map(line), "Details: sitelogix-migrate verify --json"],
+      };
 }
 
 export function registerVerify(program: Command): void {
@@ -65,7 +90,10 @@ export function registerVerify(program: Command): void {
         "index gate then decides per table: open, or each reason it stays closed and the command that fixes it. " +
         "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
     )
-    .option("--table <name...>", `tables to verify, logical or physical names (default: ${SITELOGIX_TABLES.join(", ")})`)
+    .option(
+      "--table <name...>",
+      `tables to verify, logical or physical names (default: ${SITELOGIX_TABLES.join(", ")})`,
+    )
     .option("--json", "print one JSON document on stdout: per table the counts and per index the sample keys")
     .action(async (opts: { table?: string[]; json?: boolean }) => {
       const names = resolveTableNames();
@@ -77,11 +105,18 @@ export function registerVerify(program: Command): void {
         const results: Record<string, TableVerification & { indexGate: IndexGateDecision }> = {};
         for (const table of tables) {
           const tableName = names[table];
-          const description = await onTable(tableName, () => clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })));
+          const description = await onTable(tableName, () =>
+            clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })),
+          );
           const total = description.Table?.ItemCount ?? 0;
           const progress = createProgress(`verify ${table}`);
           const v = await onTable(tableName, () =>
-            verifyTable({ doc: clients.doc, table, tableName, onProgress: (scanned) => progress.update(scanned, total, "") }),
+            verifyTable({
+              doc: clients.doc,
+              table,
+              tableName,
+              onProgress: (scanned) => progress.update(scanned, total, ""),
+            }),
           ).finally(() => progress.stop());
           await onTable(names.ledger, () =>
             ledger.recordGate({

@@ -29,7 +29,11 @@ export interface FixSummary {
 }
 
 /** Scans the tables and fixes every item whose rules report a violation, as the application would. */
-export async function applyApplicationFix(doc: DynamoDBDocumentClient, names: TableNames, tables: readonly SiteLogixTable[]): Promise<FixSummary> {
+export async function applyApplicationFix(
+  doc: DynamoDBDocumentClient,
+  names: TableNames,
+  tables: readonly SiteLogixTable[],
+): Promise<FixSummary> {
   const summary: FixSummary = { items: 0, byProblem: {} };
   for (const table of tables) {
     for await (const page of paginateScan({ client: doc }, { TableName: names[table] })) {
@@ -41,8 +45,21 @@ export async function applyApplicationFix(doc: DynamoDBDocumentClient, names: Ta
         const removes = [...new Set(fixes.flatMap((f) => (f.remove ? [f.remove] : [])))];
         const attrNames: Record<string, string> = { "#u": "updatedAt", "#by": "lastModifiedBy", "#v": "version" };
         const values: Record<string, unknown> = { ":u": new Date().toISOString(), ":by": FIXED_BY, ":one": 1 };
-        const setClauses = ["#u = :u", "#by = :by", ...sets.map(([attr, value], i) => ((attrNames[`#s${i}`] = attr), (values[`:s${i}`] = value), `#s${i} = :s${i}`))];
-        const removeClause = removes.map((attr, i) => ((attrNames[`#r${i}`] = attr), `#r${i}`)).join(", ");
+        const setClauses = [
+          "#u = :u",
+          "#by = :by",
+          ...sets.map(([attr, value], i) => {
+            attrNames[`#s${i}`] = attr;
+            values[`:s${i}`] = value;
+            return `#s${i} = :s${i}`;
+          }),
+        ];
+        const removeClause = removes
+          .map((attr, i) => {
+            attrNames[`#r${i}`] = attr;
+            return `#r${i}`;
+          })
+          .join(", ");
         try {
           await doc.send(
             new UpdateCommand({
@@ -60,7 +77,8 @@ export async function applyApplicationFix(doc: DynamoDBDocumentClient, names: Ta
           throw err;
         }
         summary.items++;
-        for (const v of violations) summary.byProblem[`${v.at} ${v.problem}`] = (summary.byProblem[`${v.at} ${v.problem}`] ?? 0) + 1;
+        for (const v of violations)
+          summary.byProblem[`${v.at} ${v.problem}`] = (summary.byProblem[`${v.at} ${v.problem}`] ?? 0) + 1;
       }
     }
   }

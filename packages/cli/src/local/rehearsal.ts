@@ -80,7 +80,12 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
   // The handlers run in this process: their Lambda logs and EMF metrics would bury the rehearsal's own output.
   process.env.POWERTOOLS_LOG_LEVEL ??= "ERROR";
   process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
-  const report: RehearsalReport = { startedAt: new Date().toISOString(), items: options.items, endpoint: "", phases: [] };
+  const report: RehearsalReport = {
+    startedAt: new Date().toISOString(),
+    items: options.items,
+    endpoint: "",
+    phases: [],
+  };
   const names = defaultTableNames();
   let engine: DynamoDbLocal | undefined;
   let clients: Clients | undefined;
@@ -108,7 +113,11 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
    * Runs one phase: timed, its failure recorded with the reason. Later phases are skipped after a
    * failure, unless the phase only observes (`continueOnFailure`) and a later one acts on it.
    */
-  const phase = async (name: string, work: () => Promise<Omit<PhaseResult, "phase" | "ok" | "durationMs">>, continueOnFailure = false) => {
+  const phase = async (
+    name: string,
+    work: () => Promise<Omit<PhaseResult, "phase" | "ok" | "durationMs">>,
+    continueOnFailure = false,
+  ) => {
     if (signal.aborted) throw new PhaseFailed("interrupted");
     log(`▶ ${name}`);
     const started = performance.now();
@@ -116,14 +125,25 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       const result = await work();
       // A phase stopped by Ctrl-C returns early (a sweep stops gracefully): it did not pass.
       if (signal.aborted) throw new Error("interrupted");
-      const done: PhaseResult = { phase: name, ok: result.failure === undefined, durationMs: performance.now() - started, ...result };
+      const done: PhaseResult = {
+        phase: name,
+        ok: result.failure === undefined,
+        durationMs: performance.now() - started,
+        ...result,
+      };
       report.phases.push(done);
       log(`${done.ok ? "✔" : "✘"} ${name}: ${done.summary}${done.failure ? ` — ${done.failure}` : ""}`);
       if (!done.ok && !continueOnFailure) throw new PhaseFailed(done.failure);
     } catch (err) {
       if (err instanceof PhaseFailed) throw err;
       const failure = signal.aborted ? "interrupted" : (err as Error).message;
-      report.phases.push({ phase: name, ok: false, durationMs: performance.now() - started, summary: "error", failure });
+      report.phases.push({
+        phase: name,
+        ok: false,
+        durationMs: performance.now() - started,
+        summary: "error",
+        failure,
+      });
       log(`✘ ${name}: ${failure}`);
       throw new PhaseFailed(failure);
     }
@@ -151,13 +171,22 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
           perTable[row.table] = (perTable[row.table] ?? 0) + 1;
           if (typeof row.item.transcript === "string" && row.item.transcript.length >= 100_000) large++;
           // The application leaves its bad records alone until its fix: verify must find every planted one.
-          if (derivePatch(row.table, row.item, { mode: "sweep" }).violations.length === 0) traffic!.know(row.table, { PK: String(row.item.PK), SK: String(row.item.SK) });
+          if (derivePatch(row.table, row.item, { mode: "sweep" }).violations.length === 0)
+            traffic!.know(row.table, { PK: String(row.item.PK), SK: String(row.item.SK) });
           yield row;
         }
       }
-      const loaded = await loadDataset(c.doc, names, tally(generateDataset({ items: options.items, violations: true })));
+      const loaded = await loadDataset(
+        c.doc,
+        names,
+        tally(generateDataset({ items: options.items, violations: true })),
+      );
       return {
-        summary: `${SITELOGIX_TABLES.length + MIGRATOR_TABLES.length} tables, ${loaded} items (${Object.entries(perTable).map(([t, n]) => `${t} ${n}`).join(", ")}; ${large} transcripts of 100 KB+)`,
+        summary: `${SITELOGIX_TABLES.length + MIGRATOR_TABLES.length} tables, ${loaded} items (${Object.entries(
+          perTable,
+        )
+          .map(([t, n]) => `${t} ${n}`)
+          .join(", ")}; ${large} transcripts of 100 KB+)`,
       };
     });
 
@@ -174,21 +203,36 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
         await new Promise((r) => setTimeout(r, 200));
       }
       traffic!.start();
-      return { summary: `streams on ${SITELOGIX_TABLES.length} tables; normalizer and audit logger running; application traffic at ${options.trafficRate} writes/s` };
+      return {
+        summary: `streams on ${SITELOGIX_TABLES.length} tables; normalizer and audit logger running; application traffic at ${options.trafficRate} writes/s`,
+      };
     });
 
     const sweepAll = async () => {
       const totals: SweepCounts[] = [];
-      const details = ["| table | scanned | applied | already normalized | out of scope | conflicts | gone | rejected | violations | WCU | duration |", "|---|---|---|---|---|---|---|---|---|---|---|"];
+      const details = [
+        "| table | scanned | applied | already normalized | out of scope | conflicts | gone | rejected | violations | WCU | duration |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+      ];
       for (const table of RULE_TABLES) {
         const plan = await planSweep(ledger, table, {});
         if (plan.action === "skip") continue;
         const progress = createProgress(`sweep ${table}`);
         try {
-          const r = await runSweep({ clients: c, ledger, table, tableName: names[table], plan, signal, onProgress: (p) => progress.update(p.scanned, p.estimatedTotal, "") });
+          const r = await runSweep({
+            clients: c,
+            ledger,
+            table,
+            tableName: names[table],
+            plan,
+            signal,
+            onProgress: (p) => progress.update(p.scanned, p.estimatedTotal, ""),
+          });
           totals.push(r.counts);
           const k = r.counts;
-          details.push(`| ${table} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} | ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} | ${(r.durationMs / 1000).toFixed(1)} s |`);
+          details.push(
+            `| ${table} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} | ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} | ${(r.durationMs / 1000).toFixed(1)} s |`,
+          );
         } finally {
           progress.stop();
         }
@@ -226,9 +270,18 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
           .filter((i) => i.gaps + i.violations + i.disagreements > 0)
           .flatMap((i) => [
             `  - ${i.index}: ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`,
-            ...i.sampleViolations.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; ")}`),
-            ...i.sampleGaps.slice(0, 5).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} missing or stale`),
-            ...i.sampleDisagreements.slice(0, 3).map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} set by the application`),
+            ...i.sampleViolations
+              .slice(0, 5)
+              .map(
+                (s) =>
+                  `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; ")}`,
+              ),
+            ...i.sampleGaps
+              .slice(0, 5)
+              .map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} missing or stale`),
+            ...i.sampleDisagreements
+              .slice(0, 3)
+              .map((s) => `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.attributes.join(", ")} set by the application`),
           ]),
       ]);
 
@@ -243,8 +296,17 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       const gaps = sum(results.map((v) => v.gaps));
       const violations = sum(results.map((v) => v.violations));
       // The sweep and the normalizer leave no gap; what remains are the planted violations, which only the application may fix.
-      const failure = gaps > 0 ? `${gaps} gaps remain after the sweep: the migrator did not converge` : violations === 0 ? "the planted violations were not found" : undefined;
-      return { summary: `red as expected: ${violations} items with violations, ${gaps} gaps`, details: verifyDetails(results), ...(failure ? { failure } : {}) };
+      const failure =
+        gaps > 0
+          ? `${gaps} gaps remain after the sweep: the migrator did not converge`
+          : violations === 0
+            ? "the planted violations were not found"
+            : undefined;
+      return {
+        summary: `red as expected: ${violations} items with violations, ${gaps} gaps`,
+        details: verifyDetails(results),
+        ...(failure ? { failure } : {}),
+      };
     });
 
     if (options.fix) {
@@ -252,50 +314,77 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
         traffic!.start();
         const fixed = await applyApplicationFix(c.doc, names, RULE_TABLES);
         return {
-          summary: `${fixed.items} items fixed by the application (${Object.entries(fixed.byProblem).map(([p, n]) => `${n}× ${p}`).join(", ")})`,
+          summary: `${fixed.items} items fixed by the application (${Object.entries(fixed.byProblem)
+            .map(([p, n]) => `${n}× ${p}`)
+            .join(", ")})`,
         };
       });
       await phase("sweep again", async () => {
         const r = await sweepAll();
-        return { summary: r.summary, details: r.details, ...(r.rejected > 0 ? { failure: `${r.rejected} writes rejected` } : {}) };
+        return {
+          summary: r.summary,
+          details: r.details,
+          ...(r.rejected > 0 ? { failure: `${r.rejected} writes rejected` } : {}),
+        };
       });
     }
 
-    await phase("verify (the gate)", async () => {
-      await quiesce();
-      const results = await verifyAll();
-      const red = results.filter((v) => !v.green);
-      return {
-        summary: red.length === 0 ? `green on ${results.length} tables` : `red on ${red.map((v) => v.table).join(", ")}`,
-        details: verifyDetails(results),
-        ...(red.length > 0 ? { failure: `the gate is red on ${red.map((v) => `${v.table} (${v.gaps} gaps, ${v.violations} violations)`).join(", ")}` } : {}),
-      };
-      // A red gate is the index phase's to refuse: the report then shows the refusal and its reasons.
-    }, true);
+    await phase(
+      "verify (the gate)",
+      async () => {
+        await quiesce();
+        const results = await verifyAll();
+        const red = results.filter((v) => !v.green);
+        return {
+          summary:
+            red.length === 0 ? `green on ${results.length} tables` : `red on ${red.map((v) => v.table).join(", ")}`,
+          details: verifyDetails(results),
+          ...(red.length > 0
+            ? {
+                failure: `the gate is red on ${red.map((v) => `${v.table} (${v.gaps} gaps, ${v.violations} violations)`).join(", ")}`,
+              }
+            : {}),
+        };
+        // A red gate is the index phase's to refuse: the report then shows the refusal and its reasons.
+      },
+      true,
+    );
 
     await phase("index phase", async () => {
       traffic!.start();
       const created: string[] = [];
       for (const table of RULE_TABLES) {
         const gate = await ledger.indexGate(table);
-        if (!gate.allowed) return { summary: `refused on ${table}`, failure: `index phase refused on ${table}: ${gate.reasons.join("; ")}` };
-        const changes = await applyIndexPhase(c.dynamodb, names, table, "index", (change) => log(`  ${change.action} ${change.table} ${change.index} (one table update, awaited until ACTIVE)`));
+        if (!gate.allowed)
+          return {
+            summary: `refused on ${table}`,
+            failure: `index phase refused on ${table}: ${gate.reasons.join("; ")}`,
+          };
+        const changes = await applyIndexPhase(c.dynamodb, names, table, "index", (change) =>
+          log(`  ${change.action} ${change.table} ${change.index} (one table update, awaited until ACTIVE)`),
+        );
         created.push(...changes.map((ch) => `${table} ${ch.index}`));
       }
-      return { summary: `${created.length} GSIs created under live traffic, each after its table's gate: ${created.join(", ")}` };
+      return {
+        summary: `${created.length} GSIs created under live traffic, each after its table's gate: ${created.join(", ")}`,
+      };
     });
 
     await phase("index checks", async () => {
       await quiesce();
       const stats = traffic!.stats;
       const checks = [];
-      for (const table of SITELOGIX_TABLES) for (const gsi of targetGsis(table)) checks.push(await checkIndex(c.doc, names, table, gsi));
+      for (const table of SITELOGIX_TABLES)
+        for (const gsi of targetGsis(table)) checks.push(await checkIndex(c.doc, names, table, gsi));
       const patterns = [];
       for (const pattern of ACCESS_PATTERNS) patterns.push(await runAccessPattern(c.doc, names, pattern));
       const badChecks = checks.filter((x) => !x.ok);
       const badPatterns = patterns.filter((p) => !p.ok);
       const failure = [
-        ...badChecks.map((x) => `${x.table} ${x.index}: ${x.missing.length} missing (${x.missing.join(", ")}), ${x.unexpected.length} unexpected (${x.unexpected.join(", ")})`),
+        ...badChecks.map(
+          (x) =>
+            `${x.table} ${x.index}: ${x.missing.length} missing (${x.missing.join(", ")}), ${x.unexpected.length} unexpected (${x.unexpected.join(", ")})`,
+        ),
         ...badPatterns.map((p) => `${p.name}: ${p.problem}`),
       ].join("; ");
       return {
@@ -305,11 +394,15 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
           "",
           "| table | index | items that should be indexed | items the index returns | result |",
           "|---|---|---|---|---|",
-          ...checks.map((x) => `| ${x.table} | ${x.index} | ${x.expected} | ${x.indexed} | ${x.ok ? "ok" : "MISMATCH"} |`),
+          ...checks.map(
+            (x) => `| ${x.table} | ${x.index} | ${x.expected} | ${x.indexed} | ${x.ok ? "ok" : "MISMATCH"} |`,
+          ),
           "",
           "| access pattern | index | queried value | items | result |",
           "|---|---|---|---|---|",
-          ...patterns.map((p) => `| ${p.name} | ${p.index} | ${p.value ?? ""} | ${p.items} | ${p.ok ? "ok" : p.problem} |`),
+          ...patterns.map(
+            (p) => `| ${p.name} | ${p.index} | ${p.value ?? ""} | ${p.items} | ${p.ok ? "ok" : p.problem} |`,
+          ),
         ],
         ...(failure ? { failure } : {}),
       };
@@ -319,7 +412,9 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       const changes = await applyIndexPhase(c.dynamodb, names, "personnel", "contract");
       // The end state is exactly the target schema: `tables create --schema target` would accept it.
       await ensureTables(c.dynamodb, names, "target");
-      return { summary: `${changes.map((ch) => `${ch.action}d ${ch.table} ${ch.index}`).join(", ") || "nothing to drop"}; every table now matches the target schema (14 GSIs)` };
+      return {
+        summary: `${changes.map((ch) => `${ch.action}d ${ch.table} ${ch.index}`).join(", ") || "nothing to drop"}; every table now matches the target schema (14 GSIs)`,
+      };
     });
 
     await phase("audit trail", async () => {
@@ -341,7 +436,8 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
       for await (const entry of trail.byActor(MIGRATOR_ACTORS.normalizer)) {
         if (entry.table !== "reports") continue;
         const lines: string[] = [];
-        for await (const e of trail.history("reports", entry.keys)) lines.push(`| ${e.sequenceNumber} | ${e.eventName} | ${e.actor} | ${e.changed.join(", ")} |`);
+        for await (const e of trail.history("reports", entry.keys))
+          lines.push(`| ${e.sequenceNumber} | ${e.eventName} | ${e.actor} | ${e.changed.join(", ")} |`);
         sample = { keys: entry.keys, lines };
         break;
       }
@@ -352,11 +448,22 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
         "",
         `Entries attributed to ${MIGRATOR_ACTORS.sweep}: ${migratorEntries}.`,
         "",
-        ...(sample ? [`History of reports \`${sample.keys.PK} / ${sample.keys.SK}\` (attribute names only):`, "", "| sequence | event | actor | changed |", "|---|---|---|---|", ...sample.lines] : []),
+        ...(sample
+          ? [
+              `History of reports \`${sample.keys.PK} / ${sample.keys.SK}\` (attribute names only):`,
+              "",
+              "| sequence | event | actor | changed |",
+              "|---|---|---|---|",
+              ...sample.lines,
+            ]
+          : []),
         "",
         `audit verify: ${verified.problems.length === 0 ? "every chain intact" : `${verified.problems.length} problems`} (${verified.chains} chains, ${verified.entries} entries).`,
       );
-      const failure = [...incomplete, ...verified.problems.slice(0, 5).map((p) => `${p.table} ${Object.values(p.keys).join(" / ")}: ${p.problem}`)].join("; ");
+      const failure = [
+        ...incomplete,
+        ...verified.problems.slice(0, 5).map((p) => `${p.table} ${Object.values(p.keys).join(" / ")}: ${p.problem}`),
+      ].join("; ");
       return {
         summary: `${verified.entries} entries in ${verified.chains} chains, one per stream record; ${migratorEntries} by the sweep; audit verify ${verified.problems.length === 0 ? "intact" : "TAMPERED"}`,
         details,

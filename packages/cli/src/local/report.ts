@@ -36,10 +36,13 @@ export function renderMarkdown(report: RehearsalReport): string {
     "",
     "| phase | result | duration | summary |",
     "|---|---|---|---|",
-    ...report.phases.map((p) => `| ${cell(p.phase)} | ${p.ok ? "ok" : "FAILED"} | ${seconds(p.durationMs)} | ${cell(p.summary)} |`),
+    ...report.phases.map(
+      (p) => `| ${cell(p.phase)} | ${p.ok ? "ok" : "FAILED"} | ${seconds(p.durationMs)} | ${cell(p.summary)} |`,
+    ),
   ];
   const failed = report.phases.filter((p) => !p.ok);
-  if (failed.length > 0) lines.push("", "## Failed checks", "", ...failed.map((p) => `- **${p.phase}**: ${p.failure ?? "failed"}`));
+  if (failed.length > 0)
+    lines.push("", "## Failed checks", "", ...failed.map((p) => `- **${p.phase}**: ${p.failure ?? "failed"}`));
   for (const p of report.phases.filter((x) => x.details?.length)) lines.push("", `## ${p.phase}`, "", ...p.details!);
   return `${lines.join("\n")}\n`;
 }
@@ -47,6 +50,9 @@ export function renderMarkdown(report: RehearsalReport): string {
 /** The phase table for a terminal. */
 export function renderTable(report: RehearsalReport): string {
   const width = Math.max(...report.phases.map((p) => p.phase.length), 5);
-  const rows = report.phases.map((p) => `${p.phase.padEnd(width)}  ${(p.ok ? "ok" : "FAILED").padEnd(6)}  ${seconds(p.durationMs).padStart(8)}  ${p.summary}`);
+  const rows = report.phases.map(
+    (p) =>
+      `${p.phase.padEnd(width)}  ${(p.ok ? "ok" : "FAILED").padEnd(6)}  ${seconds(p.durationMs).padStart(8)}  ${p.summary}`,
+  );
   return [`${"phase".padEnd(width)}  result  duration  summary`, ...rows].join("\n");
 }

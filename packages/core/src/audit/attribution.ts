@@ -45,13 +45,21 @@ const revision = (image: AttributeMap): bigint | undefined => {
  * is a migrator writer. Application writes never raise the revision (an update does not touch it, a
  * full put drops it or carries a value read earlier).
  */
-export function migratorActor(table: string, oldImage: AttributeMap, newImage: AttributeMap, changed: readonly string[]): string | undefined {
+export function migratorActor(
+  table: string,
+  oldImage: AttributeMap,
+  newImage: AttributeMap,
+  changed: readonly string[],
+): string | undefined {
   const before = revision(oldImage);
   const after = revision(newImage);
   if (before === undefined || after === undefined || after !== before + 1n) return undefined;
   const by = stringAttr(newImage, MIGRATOR_MARKER.by);
   if (!by || !(Object.values(MIGRATOR_ACTORS) as string[]).includes(by)) return undefined;
-  const allowed = new Set<string>([...(isSiteLogixTable(table) ? targetAttributes(table) : []), ...Object.values(MIGRATOR_MARKER)]);
+  const allowed = new Set<string>([
+    ...(isSiteLogixTable(table) ? targetAttributes(table) : []),
+    ...Object.values(MIGRATOR_MARKER),
+  ]);
   return changed.every((name) => allowed.has(name)) ? by : undefined;
 }
 
@@ -67,5 +75,7 @@ export function applicationActor(image: AttributeMap | undefined, side: "new" | 
 /** The service that deleted an item (TTL expiry), from the record's userIdentity in either casing. */
 export function serviceActor(userIdentity: unknown): Attribution | undefined {
   const identity = userIdentityOf(userIdentity);
-  return identity?.type === "Service" && identity.principalId ? { actor: identity.principalId, actorBasis: "service" } : undefined;
+  return identity?.type === "Service" && identity.principalId
+    ? { actor: identity.principalId, actorBasis: "service" }
+    : undefined;
 }

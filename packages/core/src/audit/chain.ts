@@ -33,7 +33,12 @@ export function entryHash(entry: Omit<AuditEntry, "hash" | "entity">): string {
 }
 
 /** The entry of `content` placed after `head` (the chain's newest entry; undefined for a new chain), hashed. */
-export function placeEntry(content: EntryContent, head: ChainHead | undefined, recordedAt: Date, retention: Retention): AuditEntry {
+export function placeEntry(
+  content: EntryContent,
+  head: ChainHead | undefined,
+  recordedAt: Date,
+  retention: Retention,
+): AuditEntry {
   const expiresAt = expiryOf(retention, recordedAt, head?.lastExpiresAt);
   const placed = {
     ...content,

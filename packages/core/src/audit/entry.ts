@@ -60,7 +60,12 @@ export interface EntryField<V> {
 
 const same = <T>(value: T): T => value;
 const text: EntryField<string> = { hash: same, stored: "attribute", decode: (v) => String(v), json: same };
-const values: EntryField<AttributeMap | undefined> = { hash: canonicalMap, stored: "payload", decode: (v) => v as AttributeMap | undefined, json: plainMap };
+const values: EntryField<AttributeMap | undefined> = {
+  hash: canonicalMap,
+  stored: "payload",
+  decode: (v) => v as AttributeMap | undefined,
+  json: plainMap,
+};
 const epochSeconds = (v: unknown) => (v === undefined ? undefined : Number(String(v)));
 
 /** Every field of an entry, in the order of its JSON document. */
@@ -68,7 +73,12 @@ export const ENTRY_FIELDS: { readonly [K in keyof AuditEntry]-?: EntryField<Audi
   entity: { hash: false, stored: "partitionKey", decode: (v) => String(v), json: false },
   table: text,
   tableName: { ...text, json: false },
-  keys: { hash: same, stored: "attribute", decode: (v, item) => orderKeys(String(item.table), (v ?? {}) as Record<string, string>), json: same },
+  keys: {
+    hash: same,
+    stored: "attribute",
+    decode: (v, item) => orderKeys(String(item.table), (v ?? {}) as Record<string, string>),
+    json: same,
+  },
   eventName: { ...text, decode: (v) => v as StreamEventName },
   eventId: text,
   sequenceNumber: text,

@@ -19,7 +19,22 @@ export function entryJson(entry: AuditEntry): Record<string, unknown> {
 }
 
 /** The CSV columns, in the order of the CSV contract (fields of the JSON document). */
-const CSV_COLUMNS: readonly EntryFieldName[] = ["at", "table", "keys", "eventName", "actor", "actorBasis", "changed", "old", "new", "sequenceNumber", "eventId", "position", "hash", "prevHash"];
+const CSV_COLUMNS: readonly EntryFieldName[] = [
+  "at",
+  "table",
+  "keys",
+  "eventName",
+  "actor",
+  "actorBasis",
+  "changed",
+  "old",
+  "new",
+  "sequenceNumber",
+  "eventId",
+  "position",
+  "hash",
+  "prevHash",
+];
 
 const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value);
 
@@ -62,7 +77,14 @@ export async function* formatEntries(entries: AsyncIterable<AuditEntry>, format:
         yield csvRow(entry);
         break;
       case "table":
-        yield tableRow([entry.at, entry.table, Object.values(entry.keys).join(" / "), entry.eventName, entry.actor, entry.changed.join(", ")]);
+        yield tableRow([
+          entry.at,
+          entry.table,
+          Object.values(entry.keys).join(" / "),
+          entry.eventName,
+          entry.actor,
+          entry.changed.join(", "),
+        ]);
         break;
     }
     first = false;
@@ -83,7 +105,11 @@ export interface ExportResult {
  * export never leaves a complete-looking file) and its SHA-256 beside it as `<file>.sha256`, in
  * `sha256sum` format: `sha256sum -c <file>.sha256` checks it.
  */
-export async function exportEntries(entries: AsyncIterable<AuditEntry>, format: "ndjson" | "csv", file: string): Promise<ExportResult> {
+export async function exportEntries(
+  entries: AsyncIterable<AuditEntry>,
+  format: "ndjson" | "csv",
+  file: string,
+): Promise<ExportResult> {
   const partial = `${file}.partial`;
   const out = createWriteStream(partial);
   const digest = createHash("sha256");

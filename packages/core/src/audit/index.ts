@@ -19,6 +19,12 @@ export type { TimeRange } from "./query.js";
 export { changedAttributes, entryContent } from "./record.js";
 export { DEFAULT_RETENTION, retentionFromEnv, type Retention } from "./retention.js";
 export { AUDIT_INDEX_SHARDS, AUDIT_INDEXES, UnreadableEntryError, type EntryStorage } from "./store.js";
-export { AUDIT_BATCH_CONCURRENCY, AuditTrail, OutOfOrderRecordError, type AppendOutcome, type AuditTrailOptions } from "./trail.js";
+export {
+  AUDIT_BATCH_CONCURRENCY,
+  AuditTrail,
+  OutOfOrderRecordError,
+  type AppendOutcome,
+  type AuditTrailOptions,
+} from "./trail.js";
 export { canonicalJson, canonicalNumber, normalizeImage, type AttributeMap } from "./values.js";
 export type { ChainProblem, VerifyReport } from "./verify.js";

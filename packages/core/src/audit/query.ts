@@ -2,7 +2,15 @@
 // or one table in a time range (the sharded indexes, merged back into time order).
 import { paginateQuery, type QueryCommandInput } from "@aws-sdk/client-dynamodb";
 import { entityId, type AuditEntry } from "./entry.js";
-import { AUDIT_INDEX_SHARDS, AUDIT_INDEXES, decodeEntry, ENTRY_PREFIX, entryItems, pages, type AuditTable } from "./store.js";
+import {
+  AUDIT_INDEX_SHARDS,
+  AUDIT_INDEXES,
+  decodeEntry,
+  ENTRY_PREFIX,
+  entryItems,
+  pages,
+  type AuditTable,
+} from "./store.js";
 import type { AttributeMap } from "./values.js";
 
 export interface TimeRange {
@@ -18,7 +26,12 @@ function timeFilter(range: TimeRange): (at: string) => boolean {
 }
 
 /** Every entry of one item, in stream order. */
-export async function* history(audit: AuditTable, table: string, keys: Record<string, string>, range: TimeRange = {}): AsyncGenerator<AuditEntry> {
+export async function* history(
+  audit: AuditTable,
+  table: string,
+  keys: Record<string, string>,
+  range: TimeRange = {},
+): AsyncGenerator<AuditEntry> {
   const pager = paginateQuery(
     { client: audit.dynamodb },
     {
@@ -44,7 +57,13 @@ export function byTable(audit: AuditTable, table: string, range: TimeRange = {})
   return indexed(audit, AUDIT_INDEXES.table, "tableShard", table, range);
 }
 
-function indexed(audit: AuditTable, indexName: string, attribute: string, value: string, range: TimeRange): AsyncGenerator<AuditEntry> {
+function indexed(
+  audit: AuditTable,
+  indexName: string,
+  attribute: string,
+  value: string,
+  range: TimeRange,
+): AsyncGenerator<AuditEntry> {
   // Key values cannot be empty strings: open bounds are years 0000 and 9999.
   const from = range.from ?? "0000";
   const to = `${range.to ?? "9999"}#~`;
@@ -59,7 +78,10 @@ function indexed(audit: AuditTable, indexName: string, attribute: string, value:
     };
     return pages(paginateQuery({ client: audit.dynamodb }, input));
   });
-  return withChunks(audit, mergeAscending(shards, (item) => item.atSeq?.S ?? ""));
+  return withChunks(
+    audit,
+    mergeAscending(shards, (item) => item.atSeq?.S ?? ""),
+  );
 }
 
 /** Entries found through an index, with the chunks of large ones read from their partition. */
@@ -89,7 +111,9 @@ async function* mergeAscending<T>(streams: AsyncIterator<T>[], key: (t: T) => st
     let best = -1;
     for (let i = 0; i < heads.length; i++) {
       const h = heads[i]!;
-      if (!h.done && (best < 0 || key(h.value) < key((heads[best] as IteratorYieldResult<T>).value))) best = i;
+      if (h.done) continue;
+      const current = best < 0 ? undefined : (heads[best] as IteratorYieldResult<T>).value;
+      if (current === undefined || key(h.value) < key(current)) best = i;
     }
     if (best < 0) return;
     yield (heads[best] as IteratorYieldResult<T>).value;

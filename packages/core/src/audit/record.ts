@@ -18,7 +18,9 @@ const pick = (image: AttributeMap, names: readonly string[]) =>
 /** The item a record is about, as far as it can be read (also from a record that is otherwise malformed). */
 export function recordEntity(record: DynamoDBRecord, names: TableNames): string | undefined {
   const { tableName, keys } = recordRef(record);
-  return tableName && Object.keys(keys).length > 0 ? entityId(logicalFromPhysical(names, tableName) ?? tableName, keys) : undefined;
+  return tableName && Object.keys(keys).length > 0
+    ? entityId(logicalFromPhysical(names, tableName) ?? tableName, keys)
+    : undefined;
 }
 
 /**
@@ -35,7 +37,10 @@ export function entryContent(record: DynamoDBRecord, names: TableNames): EntryCo
   try {
     const rawKeys = record.dynamodb?.Keys as RawImage | undefined;
     if (!rawKeys || Object.keys(rawKeys).length === 0) return fail("no Keys");
-    const keys = orderKeys(table, Object.fromEntries(Object.entries(normalizeImage(rawKeys)).map(([name, v]) => [name, keyString(v, name)])));
+    const keys = orderKeys(
+      table,
+      Object.fromEntries(Object.entries(normalizeImage(rawKeys)).map(([name, v]) => [name, keyString(v, name)])),
+    );
     const newImage = record.dynamodb?.NewImage ? normalizeImage(record.dynamodb.NewImage as RawImage) : undefined;
     const oldImage = record.dynamodb?.OldImage ? normalizeImage(record.dynamodb.OldImage as RawImage) : undefined;
     const base = { entity: entityId(table, keys), table, tableName, keys, eventName, eventId, sequenceNumber, at };
@@ -46,7 +51,12 @@ export function entryContent(record: DynamoDBRecord, names: TableNames): EntryCo
     }
     if (eventName === "REMOVE") {
       if (!oldImage) return fail("REMOVE without OldImage (the stream must be NEW_AND_OLD_IMAGES)");
-      return { ...base, ...(serviceActor(record.userIdentity) ?? applicationActor(oldImage, "old")), changed: Object.keys(oldImage).sort(), old: oldImage };
+      return {
+        ...base,
+        ...(serviceActor(record.userIdentity) ?? applicationActor(oldImage, "old")),
+        changed: Object.keys(oldImage).sort(),
+        old: oldImage,
+      };
     }
     if (!oldImage || !newImage) return fail("MODIFY without both images (the stream must be NEW_AND_OLD_IMAGES)");
     const changed = changedAttributes(oldImage, newImage);

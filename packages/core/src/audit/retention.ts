@@ -11,16 +11,21 @@ export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retentio
   if (raw === undefined || raw === "") return DEFAULT_RETENTION;
   if (raw === "forever") return "forever";
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) {
-    throw new Error(`SITELOGIX_AUDIT_RETENTION_YEARS must be a whole number of years from 1 to 100, or "forever"; got "${raw}"`);
+    throw new Error(
+      `SITELOGIX_AUDIT_RETENTION_YEARS must be a whole number of years from 1 to 100, or "forever"; got "${raw}"`,
+    );
   }
   return { years: Number(raw) };
 }
 
 /** Expiry of an entry recorded at `recordedAt`: never earlier than the retention allows, never before its predecessor's. */
-export function expiryOf(retention: Retention, recordedAt: Date, prevExpiresAt: number | undefined): number | undefined {
+export function expiryOf(
+  retention: Retention,
+  recordedAt: Date,
+  prevExpiresAt: number | undefined,
+): number | undefined {
   if (retention === "forever") return undefined;
   const until = new Date(recordedAt);
   until.setUTCFullYear(until.getUTCFullYear() + retention.years);
   return Math.max(Math.ceil(until.getTime() / 1000), prevExpiresAt ?? 0);
 }
-

@@ -42,7 +42,10 @@ export const isChunk = (sk: string) => sk.includes("#C#");
 const shardOf = (entity: string) => createHash("sha256").update(entity).digest()[0]! % AUDIT_INDEX_SHARDS;
 
 /** The fields stored in the values payload (the attribute maps), in the table's order. */
-const payloadFields = (): EntryFieldName[] => entryFields().filter(([, field]) => field.stored === "payload").map(([name]) => name);
+const payloadFields = (): EntryFieldName[] =>
+  entryFields()
+    .filter(([, field]) => field.stored === "payload")
+    .map(([name]) => name);
 
 export function parseHead(item: AttributeMap | undefined): ChainHead | undefined {
   if (!item) return undefined;
@@ -57,7 +60,10 @@ export function parseHead(item: AttributeMap | undefined): ChainHead | undefined
 
 /** The head item of `entry`'s chain once `head` records it. */
 export function headItem(entry: AuditEntry, head: ChainHead): AttributeMap {
-  return marshall({ PK: entry.entity, SK: HEAD_SK, table: entry.table, keys: entry.keys, updatedAt: entry.recordedAt, ...head }, { removeUndefinedValues: true });
+  return marshall(
+    { PK: entry.entity, SK: HEAD_SK, table: entry.table, keys: entry.keys, updatedAt: entry.recordedAt, ...head },
+    { removeUndefinedValues: true },
+  );
 }
 
 export interface StoredEntry {
@@ -88,13 +94,19 @@ export function storedEntry(entry: AuditEntry): StoredEntry {
     return map ? [[name, map] as const] : [];
   });
   const values: AttributeMap = Object.fromEntries(valueMaps.map(([name, map]) => [name, { M: map }]));
-  if (sizeOf(item) + sizeOf(values) <= INLINE_LIMIT) return { item: { ...item, ...values }, chunks: [], storage: "inline" };
+  if (sizeOf(item) + sizeOf(values) <= INLINE_LIMIT)
+    return { item: { ...item, ...values }, chunks: [], storage: "inline" };
 
   const payload = gzipSync(JSON.stringify(Object.fromEntries(valueMaps.map(([name, map]) => [name, eventForm(map)]))));
-  if (sizeOf(item) + payload.length <= INLINE_LIMIT) return { item: { ...item, payload: { B: payload } }, chunks: [], storage: "compressed" };
+  if (sizeOf(item) + payload.length <= INLINE_LIMIT)
+    return { item: { ...item, payload: { B: payload } }, chunks: [], storage: "compressed" };
   const chunks: AttributeMap[] = [];
   for (let offset = 0, i = 0; offset < payload.length; offset += CHUNK_BYTES, i++) {
-    chunks.push({ PK: { S: entry.entity }, SK: { S: chunkSk(entry.sequenceNumber, i) }, data: { B: payload.subarray(offset, offset + CHUNK_BYTES) } });
+    chunks.push({
+      PK: { S: entry.entity },
+      SK: { S: chunkSk(entry.sequenceNumber, i) },
+      data: { B: payload.subarray(offset, offset + CHUNK_BYTES) },
+    });
   }
   return { item: { ...item, payloadChunks: { N: String(chunks.length) } }, chunks, storage: "chunked" };
 }
@@ -114,7 +126,9 @@ export function decodeEntry({ item, chunks }: EntryItem): AuditEntry {
   const inValues = payloadFields();
   const meta = Object.fromEntries(Object.entries(rest).filter(([name]) => !(inValues as string[]).includes(name)));
   const m = unmarshall(meta, { wrapNumbers: true }) as Record<string, unknown>;
-  let values: Partial<Record<EntryFieldName, AttributeMap>> = Object.fromEntries(inValues.flatMap((name) => (item[name]?.M ? [[name, item[name].M]] : [])));
+  let values: Partial<Record<EntryFieldName, AttributeMap>> = Object.fromEntries(
+    inValues.flatMap((name) => (item[name]?.M ? [[name, item[name].M]] : [])),
+  );
   const compressed = payload?.B ?? (payloadChunks ? Buffer.concat(chunks) : undefined);
   if (payloadChunks && chunks.length !== Number(payloadChunks.N)) {
     throw new UnreadableEntryError(`payload has ${chunks.length} of ${payloadChunks.N} chunks`);
@@ -122,7 +136,9 @@ export function decodeEntry({ item, chunks }: EntryItem): AuditEntry {
   if (compressed) {
     try {
       const parsed = JSON.parse(gunzipSync(compressed).toString("utf8")) as Record<string, RawImage | undefined>;
-      values = Object.fromEntries(inValues.flatMap((name) => (parsed[name] ? [[name, normalizeImage(parsed[name])]] : [])));
+      values = Object.fromEntries(
+        inValues.flatMap((name) => (parsed[name] ? [[name, normalizeImage(parsed[name])]] : [])),
+      );
     } catch {
       throw new UnreadableEntryError("payload cannot be decompressed");
     }

@@ -1,7 +1,12 @@
 // The trail: appends each stream record's entry to its item's chain exactly once, in stream order;
 // queries and verification read it (query.ts, verify.ts). The audit-logger Lambda and the `audit`
 // CLI are thin adapters over this class.
-import { GetItemCommand, TransactWriteItemsCommand, type CancellationReason, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  GetItemCommand,
+  TransactWriteItemsCommand,
+  type CancellationReason,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import type { DynamoDBRecord } from "aws-lambda";
 import type { TableNames } from "../names.js";
 import { inItemOrder } from "../streams.js";
@@ -11,7 +16,16 @@ import type { AuditEntry, EntryContent } from "./entry.js";
 import { byActor, byTable, history, type TimeRange } from "./query.js";
 import { entryContent, recordEntity } from "./record.js";
 import { DEFAULT_RETENTION, type Retention } from "./retention.js";
-import { entrySk, HEAD_SK, headItem, padSequence, parseHead, storedEntry, type EntryStorage, type StoredEntry } from "./store.js";
+import {
+  entrySk,
+  HEAD_SK,
+  headItem,
+  padSequence,
+  parseHead,
+  storedEntry,
+  type EntryStorage,
+  type StoredEntry,
+} from "./store.js";
 import type { AttributeMap } from "./values.js";
 import { verifyTrail, type VerifyOptions, type VerifyReport } from "./verify.js";
 
@@ -60,17 +74,25 @@ export class AuditTrail {
   async append(content: EntryContent): Promise<AppendOutcome> {
     for (let attempt = 0; ; attempt++) {
       const head = this.heads.get(content.entity) ?? (await this.readHead(content.entity));
-      if (head && padSequence(content.sequenceNumber) <= padSequence(head.lastSequenceNumber)) return this.alreadyRecorded(content);
+      if (head && padSequence(content.sequenceNumber) <= padSequence(head.lastSequenceNumber))
+        return this.alreadyRecorded(content);
       const entry = placeEntry(content, head, this.now(), this.retention);
       const stored = storedEntry(entry);
       const newHead = headOf(entry);
       try {
-        await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: this.appendItems(entry, stored, head, newHead) }));
+        await this.dynamodb.send(
+          new TransactWriteItemsCommand({ TransactItems: this.appendItems(entry, stored, head, newHead) }),
+        );
         this.remember(entry.entity, newHead);
         return { outcome: "appended", position: entry.position, storage: stored.storage };
       } catch (err) {
         const reasons = (err as { name?: string; CancellationReasons?: CancellationReason[] }).CancellationReasons;
-        if ((err as { name?: string }).name !== "TransactionCanceledException" || !reasons || attempt >= APPEND_ATTEMPTS) throw err;
+        if (
+          (err as { name?: string }).name !== "TransactionCanceledException" ||
+          !reasons ||
+          attempt >= APPEND_ATTEMPTS
+        )
+          throw err;
         const [entryReason, ...rest] = reasons;
         const headReason = rest[rest.length - 1];
         if (reasonCode(entryReason) === "ConditionalCheckFailed") return this.duplicateOf(content, entryReason?.Item);
@@ -91,14 +113,25 @@ export class AuditTrail {
   private appendItems(entry: AuditEntry, stored: StoredEntry, head: ChainHead | undefined, newHead: ChainHead) {
     const created = { ConditionExpression: "attribute_not_exists(PK)" };
     return [
-      { Put: { TableName: this.tableName, Item: stored.item, ...created, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const } },
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: stored.item,
+          ...created,
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
+        },
+      },
       ...stored.chunks.map((Item) => ({ Put: { TableName: this.tableName, Item, ...created } })),
       {
         Put: {
           TableName: this.tableName,
           Item: headItem(entry, newHead),
           ...(head
-            ? { ConditionExpression: "#count = :count AND lastHash = :hash", ExpressionAttributeNames: { "#count": "count" }, ExpressionAttributeValues: { ":count": { N: String(head.count) }, ":hash": { S: head.lastHash } } }
+            ? {
+                ConditionExpression: "#count = :count AND lastHash = :hash",
+                ExpressionAttributeNames: { "#count": "count" },
+                ExpressionAttributeValues: { ":count": { N: String(head.count) }, ":hash": { S: head.lastHash } },
+              }
             : created),
           ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
         },
@@ -113,7 +146,13 @@ export class AuditTrail {
   }
 
   private async readHead(entity: string): Promise<ChainHead | undefined> {
-    const out = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { PK: { S: entity }, SK: { S: HEAD_SK } }, ConsistentRead: true }));
+    const out = await this.dynamodb.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: { PK: { S: entity }, SK: { S: HEAD_SK } },
+        ConsistentRead: true,
+      }),
+    );
     return parseHead(out.Item);
   }
 
@@ -138,7 +177,9 @@ export class AuditTrail {
   private duplicateOf(content: EntryContent, existing: AttributeMap | undefined): AppendOutcome {
     const eventId = existing?.eventId?.S;
     if (eventId !== undefined && eventId !== content.eventId) {
-      throw new Error(`audit entry for sequence number ${content.sequenceNumber} of ${content.entity} belongs to event ${eventId}, not ${content.eventId}`);
+      throw new Error(
+        `audit entry for sequence number ${content.sequenceNumber} of ${content.entity} belongs to event ${eventId}, not ${content.eventId}`,
+      );
     }
     return { outcome: "duplicate" };
   }
@@ -150,7 +191,10 @@ export class AuditTrail {
    * failure, so an item's history is never appended out of order. The order comes from the batch
    * itself, not from the order in which the returned function is called.
    */
-  batch(records: readonly DynamoDBRecord[], options: { concurrency?: number } = {}): (record: DynamoDBRecord) => Promise<AppendOutcome> {
+  batch(
+    records: readonly DynamoDBRecord[],
+    options: { concurrency?: number } = {},
+  ): (record: DynamoDBRecord) => Promise<AppendOutcome> {
     return inItemOrder(
       records,
       (record) => recordEntity(record, this.names),

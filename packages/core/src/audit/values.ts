@@ -21,7 +21,8 @@ function bytes(value: unknown, path: string): Uint8Array {
   throw new MalformedImage(`${path}: binary value is neither bytes nor base64`);
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
 /** Validates one attribute value and brings it to the SDK's form (binary as bytes). */
 function normalizeValue(raw: unknown, path: string): AttributeValue {
@@ -29,7 +30,8 @@ function normalizeValue(raw: unknown, path: string): AttributeValue {
   const present = Object.entries(raw).filter(([, v]) => v !== undefined);
   if (present.length !== 1) throw new MalformedImage(`${path}: an attribute value has exactly one type`);
   const [type, v] = present[0]!;
-  const strings = (x: unknown): x is string[] => Array.isArray(x) && x.length > 0 && x.every((s) => typeof s === "string");
+  const strings = (x: unknown): x is string[] =>
+    Array.isArray(x) && x.length > 0 && x.every((s) => typeof s === "string");
   switch (type) {
     case "S":
       if (typeof v === "string") return { S: v };
@@ -122,12 +124,21 @@ export function canonicalJson(value: unknown): string {
 }
 
 export const sameValue = (a: AttributeValue | undefined, b: AttributeValue | undefined) =>
-  (a === undefined) === (b === undefined) && (a === undefined || canonicalJson(canonicalValue(a)) === canonicalJson(canonicalValue(b!)));
+  (a === undefined) === (b === undefined) &&
+  (a === undefined || canonicalJson(canonicalValue(a)) === canonicalJson(canonicalValue(b!)));
 
 /** Lambda's event form of a map (binary as base64): how large payloads are serialized. */
 export function eventForm(map: AttributeMap): unknown {
   const value = (av: AttributeValue): unknown =>
-    av.B !== undefined ? { B: base64(av.B) } : av.BS !== undefined ? { BS: av.BS.map(base64) } : av.M !== undefined ? { M: eventForm(av.M) } : av.L !== undefined ? { L: av.L.map(value) } : av;
+    av.B !== undefined
+      ? { B: base64(av.B) }
+      : av.BS !== undefined
+        ? { BS: av.BS.map(base64) }
+        : av.M !== undefined
+          ? { M: eventForm(av.M) }
+          : av.L !== undefined
+            ? { L: av.L.map(value) }
+            : av;
   return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, value(v)]));
 }
 
@@ -175,4 +186,5 @@ function plainNumber(n: string): number | string {
   return typeof v === "number" ? v : v.toString();
 }
 
-export const plainMap = (map: AttributeMap) => Object.fromEntries(Object.entries(map).map(([k, v]) => [k, plainValue(v)]));
+export const plainMap = (map: AttributeMap) =>
+  Object.fromEntries(Object.entries(map).map(([k, v]) => [k, plainValue(v)]));

@@ -5,7 +5,17 @@ import { paginateQuery, paginateScan } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { entryHash, GENESIS_HASH } from "./chain.js";
 import { entityId, orderKeys, type AuditEntry } from "./entry.js";
-import { decodeEntry, ENTRY_PREFIX, entryItems, entrySk, HEAD_SK, isChunk, pages, parseHead, type AuditTable } from "./store.js";
+import {
+  decodeEntry,
+  ENTRY_PREFIX,
+  entryItems,
+  entrySk,
+  HEAD_SK,
+  isChunk,
+  pages,
+  parseHead,
+  type AuditTable,
+} from "./store.js";
 import type { AttributeMap } from "./values.js";
 
 export interface ChainProblem {
@@ -39,7 +49,11 @@ export interface VerifyOptions {
  * the positions, and the head against the newest entry; and that no entries exist without a head.
  * Entries missing because their retention passed are counted, not reported.
  */
-export async function verifyTrail(audit: AuditTable, now: () => Date, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyTrail(
+  audit: AuditTable,
+  now: () => Date,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   const report: VerifyReport = { intact: true, chains: 0, entries: 0, expired: 0, problems: [] };
   const problem = (p: ChainProblem) => {
     report.intact = false;
@@ -59,7 +73,9 @@ export async function verifyTrail(audit: AuditTable, now: () => Date, options: V
           TotalSegments: segments,
           ProjectionExpression: "PK, SK, #table, #keys",
           ExpressionAttributeNames: { "#table": "table", "#keys": "keys" },
-          ...(options.table ? { FilterExpression: "#table = :table", ExpressionAttributeValues: { ":table": { S: options.table } } } : {}),
+          ...(options.table
+            ? { FilterExpression: "#table = :table", ExpressionAttributeValues: { ":table": { S: options.table } } }
+            : {}),
         },
       );
       for await (const item of pages(pager)) {
@@ -71,7 +87,10 @@ export async function verifyTrail(audit: AuditTable, now: () => Date, options: V
           await verifyChain(audit, pk, Math.floor(now().getTime() / 1000), report, problem);
         } else if (sk.startsWith(ENTRY_PREFIX) && !isChunk(sk) && !withEntries.has(pk)) {
           const table = item.table?.S ?? "";
-          withEntries.set(pk, { table, keys: orderKeys(table, (unmarshall({ k: item.keys ?? { M: {} } }).k ?? {}) as Record<string, string>) });
+          withEntries.set(pk, {
+            table,
+            keys: orderKeys(table, (unmarshall({ k: item.keys ?? { M: {} } }).k ?? {}) as Record<string, string>),
+          });
         }
       }
     }),
@@ -82,10 +101,21 @@ export async function verifyTrail(audit: AuditTable, now: () => Date, options: V
   return report;
 }
 
-async function verifyChain(audit: AuditTable, entity: string, nowSeconds: number, report: VerifyReport, problem: (p: ChainProblem) => void): Promise<void> {
+async function verifyChain(
+  audit: AuditTable,
+  entity: string,
+  nowSeconds: number,
+  report: VerifyReport,
+  problem: (p: ChainProblem) => void,
+): Promise<void> {
   const pager = paginateQuery(
     { client: audit.dynamodb },
-    { TableName: audit.tableName, KeyConditionExpression: "PK = :pk", ExpressionAttributeValues: { ":pk": { S: entity } }, ConsistentRead: true },
+    {
+      TableName: audit.tableName,
+      KeyConditionExpression: "PK = :pk",
+      ExpressionAttributeValues: { ":pk": { S: entity } },
+      ConsistentRead: true,
+    },
   );
   let head: { item: AttributeMap } | undefined;
   let prev: AuditEntry | undefined;
@@ -103,25 +133,41 @@ async function verifyChain(audit: AuditTable, entity: string, nowSeconds: number
       entry = decodeEntry(stored);
     } catch (err) {
       const position = Number(stored.item.position?.N ?? Number.NaN);
-      problem({ ...ref, ...(Number.isFinite(position) ? { position } : {}), sequenceNumber: stored.item.sequenceNumber?.S, problem: `entry unreadable: ${(err as Error).message}` });
+      problem({
+        ...ref,
+        ...(Number.isFinite(position) ? { position } : {}),
+        sequenceNumber: stored.item.sequenceNumber?.S,
+        problem: `entry unreadable: ${(err as Error).message}`,
+      });
       continue;
     }
     report.entries++;
     ref = { table: entry.table, keys: entry.keys };
     const at = { ...ref, position: entry.position, sequenceNumber: entry.sequenceNumber };
-    if (entryHash(entry) !== entry.hash) problem({ ...at, problem: "entry altered: its content does not match its hash" });
+    if (entryHash(entry) !== entry.hash)
+      problem({ ...at, problem: "entry altered: its content does not match its hash" });
     if (entityId(entry.table, entry.keys) !== entity || sk !== entrySk(entry.sequenceNumber)) {
       problem({ ...at, problem: "entry stored under another item's or sequence number's key" });
     }
     const expectedPosition = (prev?.position ?? 0) + 1;
     if (entry.position === expectedPosition && entry.prevHash === (prev?.hash ?? GENESIS_HASH)) {
       // Linked to its predecessor.
-    } else if (entry.position > expectedPosition && entry.prevExpiresAt !== undefined && entry.prevExpiresAt <= nowSeconds) {
+    } else if (
+      entry.position > expectedPosition &&
+      entry.prevExpiresAt !== undefined &&
+      entry.prevExpiresAt <= nowSeconds
+    ) {
       report.expired += entry.position - expectedPosition;
     } else if (entry.position > expectedPosition) {
-      problem({ ...at, problem: `${entry.position - expectedPosition} entr${entry.position - expectedPosition === 1 ? "y" : "ies"} before this one deleted (positions ${expectedPosition}–${entry.position - 1})` });
+      problem({
+        ...at,
+        problem: `${entry.position - expectedPosition} entr${entry.position - expectedPosition === 1 ? "y" : "ies"} before this one deleted (positions ${expectedPosition}–${entry.position - 1})`,
+      });
     } else if (entry.position < expectedPosition) {
-      problem({ ...at, problem: `position ${entry.position} repeats or goes back after position ${prev?.position ?? 0}: inserted entry` });
+      problem({
+        ...at,
+        problem: `position ${entry.position} repeats or goes back after position ${prev?.position ?? 0}: inserted entry`,
+      });
     } else {
       problem({ ...at, problem: "does not link to the entry before it: an entry was inserted or replaced" });
     }
@@ -132,14 +178,29 @@ async function verifyChain(audit: AuditTable, entity: string, nowSeconds: number
   if (prev === undefined) {
     const headRef = unmarshall(head!.item) as { table?: string; keys?: Record<string, string> };
     if (h.lastExpiresAt !== undefined && h.lastExpiresAt <= nowSeconds) report.expired += h.count;
-    else problem({ table: headRef.table ?? "", keys: orderKeys(headRef.table ?? "", headRef.keys ?? {}), position: h.count, problem: `all ${h.count} entries deleted` });
+    else
+      problem({
+        table: headRef.table ?? "",
+        keys: orderKeys(headRef.table ?? "", headRef.keys ?? {}),
+        position: h.count,
+        problem: `all ${h.count} entries deleted`,
+      });
     return;
   }
   if (h.count > prev.position && h.lastExpiresAt !== undefined && h.lastExpiresAt <= nowSeconds) {
     report.expired += h.count - prev.position;
   } else if (h.count > prev.position) {
-    problem({ ...ref, position: prev.position + 1, problem: `newest ${h.count - prev.position} entr${h.count - prev.position === 1 ? "y" : "ies"} deleted (head records ${h.count})` });
+    problem({
+      ...ref,
+      position: prev.position + 1,
+      problem: `newest ${h.count - prev.position} entr${h.count - prev.position === 1 ? "y" : "ies"} deleted (head records ${h.count})`,
+    });
   } else if (h.count !== prev.position || h.lastHash !== prev.hash || h.lastSequenceNumber !== prev.sequenceNumber) {
-    problem({ ...ref, position: prev.position, sequenceNumber: prev.sequenceNumber, problem: `newest entry does not match the chain head (head records position ${h.count}): inserted or replaced` });
+    problem({
+      ...ref,
+      position: prev.position,
+      sequenceNumber: prev.sequenceNumber,
+      problem: `newest entry does not match the chain head (head records position ${h.count}): inserted or replaced`,
+    });
   }
 }

@@ -92,7 +92,10 @@ export class FunctionInvoker {
       const call = Promise.resolve().then(() => handler({ Records: records }, context));
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds`)), this.timeoutMs);
+        timer = setTimeout(
+          () => reject(new Error(`Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds`)),
+          this.timeoutMs,
+        );
       });
       try {
         response = await Promise.race([call, timeout]);
@@ -108,10 +111,19 @@ export class FunctionInvoker {
     if (!failures || failures.length === 0) return { kind: "ok" };
     // As Lambda: an empty, null or unknown itemIdentifier makes the whole batch a failure.
     const index = new Map(records.map((r, i) => [r.dynamodb?.SequenceNumber, i]));
-    const failed = failures.map((f) => (typeof f?.itemIdentifier === "string" ? index.get(f.itemIdentifier) : undefined));
-    if (failed.some((i) => i === undefined)) return { kind: "error", error: "invalid batchItemFailures: an itemIdentifier is not a sequence number of the batch" };
+    const failed = failures.map((f) =>
+      typeof f?.itemIdentifier === "string" ? index.get(f.itemIdentifier) : undefined,
+    );
+    if (failed.some((i) => i === undefined))
+      return {
+        kind: "error",
+        error: "invalid batchItemFailures: an itemIdentifier is not a sequence number of the batch",
+      };
     const failedIndex = Math.min(...(failed as number[]));
-    return { kind: "partial", failedIndex, error: `partial batch failure: ${failures.length} of ${records.length} records failed` };
+    return {
+      kind: "partial",
+      failedIndex,
+      error: `partial batch failure: ${failures.length} of ${records.length} records failed`,
+    };
   }
 }
-

@@ -8,7 +8,14 @@ import type { SiteLogixTable } from "../schema.js";
 import { matchesFilter } from "../subscriptions.js";
 import { sleep } from "../throttler.js";
 import type { FunctionInvoker } from "./invoker.js";
-import { DEFAULT_POLL_INTERVAL_MS, describeError, MAX_BACKOFF_MS, type RunnerEvent, type StreamRunnerOptions, type SubscriberName } from "./options.js";
+import {
+  DEFAULT_POLL_INTERVAL_MS,
+  describeError,
+  MAX_BACKOFF_MS,
+  type RunnerEvent,
+  type StreamRunnerOptions,
+  type SubscriberName,
+} from "./options.js";
 import { ShardConsumer } from "./shard.js";
 
 /** One subscription on one table's stream: discovers shards and runs a consumer per shard, parents first. */
@@ -54,7 +61,12 @@ export class MappingRunner {
         return true;
       } catch (err) {
         if (this.signal.aborted) return false;
-        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: `ledger write failed: ${describeError(err)}` });
+        this.emit({
+          type: "error",
+          subscriber: this.subscriber,
+          table: this.table,
+          error: `ledger write failed: ${describeError(err)}`,
+        });
         await sleep(Math.min(MAX_BACKOFF_MS, this.pollIntervalMs * 2 ** attempt), this.signal);
       }
     }
@@ -75,8 +87,18 @@ export class MappingRunner {
       startedAt: new Date().toISOString(),
     };
     this.mapping = await ledger.ensureStreamMapping(requested);
-    const checkpoints = new Map((await ledger.shardCheckpoints(this.subscriber, this.table)).filter((c) => c.streamArn === this.streamArn).map((c) => [c.shardId, c]));
-    this.emit({ type: "mapping", subscriber: this.subscriber, table: this.table, mapping: this.mapping, resumed: this.mapping.startedAt !== requested.startedAt });
+    const checkpoints = new Map(
+      (await ledger.shardCheckpoints(this.subscriber, this.table))
+        .filter((c) => c.streamArn === this.streamArn)
+        .map((c) => [c.shardId, c]),
+    );
+    this.emit({
+      type: "mapping",
+      subscriber: this.subscriber,
+      table: this.table,
+      mapping: this.mapping,
+      resumed: this.mapping.startedAt !== requested.startedAt,
+    });
     // Every write from the mapping's start on reaches the normalizer (at least once): the gate may count on it.
     if (this.subscriber === "normalizer") await ledger.markNormalizerLive(this.table, this.mapping.startedAt);
     for (const c of checkpoints.values()) if (c.finished) this.finished.add(c.shardId);
@@ -125,7 +147,8 @@ export class MappingRunner {
       } while (start);
       return shards;
     } catch (err) {
-      if (!this.signal.aborted) this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: describeError(err) });
+      if (!this.signal.aborted)
+        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: describeError(err) });
       return undefined;
     }
   }

@@ -9,12 +9,24 @@ import type { Subscription } from "../subscriptions.js";
 
 export type SubscriberName = Subscription["name"];
 
-export type LambdaStreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse | void | null | undefined>;
+export type LambdaStreamHandler = (
+  event: DynamoDBStreamEvent,
+  context: Context,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a Lambda handler may return nothing at all
+) => Promise<DynamoDBBatchResponse | void | null | undefined>;
 
 export type RunnerEvent =
   | { type: "mapping"; subscriber: SubscriberName; table: SiteLogixTable; mapping: StreamMapping; resumed: boolean }
   | { type: "shard"; subscriber: SubscriberName; table: SiteLogixTable; shardId: string; after?: string }
-  | { type: "invocation"; subscriber: SubscriberName; table: SiteLogixTable; shardId: string; records: number; result: InvocationResult["kind"]; error?: string }
+  | {
+      type: "invocation";
+      subscriber: SubscriberName;
+      table: SiteLogixTable;
+      shardId: string;
+      records: number;
+      result: InvocationResult["kind"];
+      error?: string;
+    }
   | { type: "sunk"; failure: StreamFailure }
   | { type: "shardFinished"; subscriber: SubscriberName; table: SiteLogixTable; shardId: string }
   /** A stream read or ledger write failed; it is retried with backoff. */
@@ -54,7 +66,10 @@ export interface StreamRunnerOptions {
   onEvent?: (event: RunnerEvent) => void;
 }
 
-export type InvocationResult = { kind: "ok" } | { kind: "partial"; failedIndex: number; error: string } | { kind: "error"; error: string };
+export type InvocationResult =
+  | { kind: "ok" }
+  | { kind: "partial"; failedIndex: number; error: string }
+  | { kind: "error"; error: string };
 
 export const DEFAULT_POLL_INTERVAL_MS = 250;
 export const DEFAULT_FUNCTION_TIMEOUT_MS = 60_000;
@@ -63,4 +78,5 @@ export const MAX_BACKOFF_MS = 5_000;
 export const SUNK_RECORDS_LISTED = 100;
 
 export const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
-export const describeError = (err: unknown) => `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
+export const describeError = (err: unknown) =>
+  `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);

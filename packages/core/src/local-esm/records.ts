@@ -1,6 +1,11 @@
 // The Streams API side: records read with GetRecords, in the shape Lambda delivers them.
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
-import { DescribeStreamCommand, GetRecordsCommand, GetShardIteratorCommand, type _Record as StreamsApiRecord } from "@aws-sdk/client-dynamodb-streams";
+import {
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type _Record as StreamsApiRecord,
+} from "@aws-sdk/client-dynamodb-streams";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBRecord } from "aws-lambda";
 import type { Clients } from "../clients.js";
@@ -24,7 +29,9 @@ export function toLambdaRecord(record: StreamsApiRecord, streamArn: string): Dyn
     awsRegion: record.awsRegion,
     eventSourceARN: streamArn,
     dynamodb: {
-      ...(d?.ApproximateCreationDateTime ? { ApproximateCreationDateTime: Math.floor(d.ApproximateCreationDateTime.getTime() / 1000) } : {}),
+      ...(d?.ApproximateCreationDateTime
+        ? { ApproximateCreationDateTime: Math.floor(d.ApproximateCreationDateTime.getTime() / 1000) }
+        : {}),
       Keys: d?.Keys as never,
       ...(d?.NewImage ? { NewImage: d.NewImage as never } : {}),
       ...(d?.OldImage ? { OldImage: d.OldImage as never } : {}),
@@ -48,15 +55,30 @@ export function keysOf(record: DynamoDBRecord): Record<string, string> {
  * order listed, without the runner's parents-first ordering: enough for DynamoDB Local's one shard.
  * Two empty reads 100 ms apart mean caught up (a write shows in GetRecords within milliseconds).
  */
-export async function readStream(clients: Pick<Clients, "dynamodb" | "streams">, tableName: string): Promise<DynamoDBRecord[]> {
-  const streamArn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table?.LatestStreamArn;
+export async function readStream(
+  clients: Pick<Clients, "dynamodb" | "streams">,
+  tableName: string,
+): Promise<DynamoDBRecord[]> {
+  const streamArn = (await clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName }))).Table
+    ?.LatestStreamArn;
   if (!streamArn) throw new Error(`${tableName} has no stream`);
-  const shards = (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
+  const shards =
+    (await clients.streams.send(new DescribeStreamCommand({ StreamArn: streamArn }))).StreamDescription?.Shards ?? [];
   const records: DynamoDBRecord[] = [];
   for (const shard of shards) {
-    let iterator = (await clients.streams.send(new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+    let iterator = (
+      await clients.streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: streamArn,
+          ShardId: shard.ShardId,
+          ShardIteratorType: "TRIM_HORIZON",
+        }),
+      )
+    ).ShardIterator;
     for (let empty = 0; iterator && empty < 2; ) {
-      const out = await clients.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }));
+      const out = await clients.streams.send(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }),
+      );
       const page = out.Records ?? [];
       records.push(...page.map((r) => toLambdaRecord(r, streamArn)));
       iterator = out.NextShardIterator;
@@ -68,4 +90,3 @@ export async function readStream(clients: Pick<Clients, "dynamodb" | "streams">,
   }
   return records;
 }
-

@@ -10,7 +10,12 @@ import { SITELOGIX_TABLES } from "../schema.js";
 import { SUBSCRIPTIONS } from "../subscriptions.js";
 import { FunctionInvoker, loadHandler } from "./invoker.js";
 import { MappingRunner } from "./mapping.js";
-import { DEFAULT_FUNCTION_TIMEOUT_MS, type StreamRunnerOptions, type SubscriberName, type SubscriberStats } from "./options.js";
+import {
+  DEFAULT_FUNCTION_TIMEOUT_MS,
+  type StreamRunnerOptions,
+  type SubscriberName,
+  type SubscriberStats,
+} from "./options.js";
 
 /**
  * The local event-source mapping. `run()` reads until `stop()` (or the signal), lets the invocations in
@@ -26,7 +31,9 @@ export class StreamRunner {
     setMaxListeners(0, this.controller.signal);
     const wanted = options.subscribers;
     const tables = options.tables ?? SITELOGIX_TABLES;
-    for (const subscription of (options.subscriptions ?? SUBSCRIPTIONS).filter((s) => !wanted || wanted.includes(s.name))) {
+    for (const subscription of (options.subscriptions ?? SUBSCRIPTIONS).filter(
+      (s) => !wanted || wanted.includes(s.name),
+    )) {
       for (const table of tables.filter((t) => subscription.tables.includes(t))) {
         const injected = options.handlers?.[subscription.name];
         const invoker = new FunctionInvoker(
@@ -44,7 +51,12 @@ export class StreamRunner {
   get stats(): Partial<Record<SubscriberName, SubscriberStats>> {
     const stats: Partial<Record<SubscriberName, SubscriberStats>> = {};
     for (const { subscription, stats: s } of this.invokers) {
-      const total = (stats[subscription.name] ??= { invocations: 0, recordsDelivered: 0, failedInvocations: 0, recordsSunk: 0 });
+      const total = (stats[subscription.name] ??= {
+        invocations: 0,
+        recordsDelivered: 0,
+        failedInvocations: 0,
+        recordsSunk: 0,
+      });
       for (const k of Object.keys(total) as (keyof SubscriberStats)[]) total[k] += s[k];
     }
     return stats;

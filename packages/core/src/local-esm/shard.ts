@@ -1,6 +1,11 @@
 // One shard of one mapping: reads it in order, batches its records, delivers them with Lambda's
 // retry, bisect, age and on-failure semantics, and checkpoints in the ledger as it goes.
-import { GetRecordsCommand, GetShardIteratorCommand, type Shard } from "@aws-sdk/client-dynamodb-streams";
+import {
+  GetRecordsCommand,
+  type GetRecordsCommandOutput,
+  GetShardIteratorCommand,
+  type Shard,
+} from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
 import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger.js";
 import { compareSequenceNumbers } from "../streams.js";
@@ -43,7 +48,13 @@ export class ShardConsumer {
 
   async run(): Promise<boolean> {
     const m = this.mapping;
-    m.emit({ type: "shard", subscriber: m.subscriber, table: m.table, shardId: this.shardId, ...(this.checkpoint ? { after: this.checkpoint } : {}) });
+    m.emit({
+      type: "shard",
+      subscriber: m.subscriber,
+      table: m.table,
+      shardId: this.shardId,
+      ...(this.checkpoint ? { after: this.checkpoint } : {}),
+    });
     while (!m.signal.aborted) {
       if (this.iterator === undefined) {
         await this.position();
@@ -53,8 +64,12 @@ export class ShardConsumer {
       const matching = this.buffer.filter((p) => p.matches);
       const now = Date.now();
       // A batch goes when it is full, when the window since its first record is over, or at the shard's end.
-      const windowEnds = matching.length > 0 ? matching[0]!.fetchedAt + this.settings.maximumBatchingWindowInSeconds * 1000 : Infinity;
-      if (matching.length > 0 && (matching.length >= this.settings.batchSize || this.iterator === null || now >= windowEnds)) {
+      const windowEnds =
+        matching.length > 0 ? matching[0]!.fetchedAt + this.settings.maximumBatchingWindowInSeconds * 1000 : Infinity;
+      if (
+        matching.length > 0 &&
+        (matching.length >= this.settings.batchSize || this.iterator === null || now >= windowEnds)
+      ) {
         await this.deliver(matching.slice(0, this.settings.batchSize));
         continue;
       }
@@ -78,7 +93,9 @@ export class ShardConsumer {
         new GetShardIteratorCommand({
           StreamArn: this.mapping.streamArn,
           ShardId: this.shardId,
-          ...(this.resumeAfter() ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: this.resumeAfter() } : { ShardIteratorType: "TRIM_HORIZON" }),
+          ...(this.resumeAfter()
+            ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: this.resumeAfter() }
+            : { ShardIteratorType: "TRIM_HORIZON" }),
         }),
         { abortSignal: this.mapping.signal },
       );
@@ -86,7 +103,12 @@ export class ShardConsumer {
     } catch (err) {
       if (errorName(err) === "TrimmedDataAccessException") {
         // The checkpoint is older than the stream's retention: what lay between is gone. Say so, then go on.
-        await this.sink([], "RecordsTrimmed", 0, `records after ${this.resumeAfter()} were trimmed from the stream before they were read`);
+        await this.sink(
+          [],
+          "RecordsTrimmed",
+          0,
+          `records after ${this.resumeAfter()} were trimmed from the stream before they were read`,
+        );
         this.buffer = [];
         this.checkpoint = undefined;
         return;
@@ -102,9 +124,12 @@ export class ShardConsumer {
 
   private async poll(): Promise<void> {
     const m = this.mapping;
-    let out;
+    let out: GetRecordsCommandOutput;
     try {
-      out = await m.options.clients.streams.send(new GetRecordsCommand({ ShardIterator: this.iterator!, Limit: GET_RECORDS_LIMIT }), { abortSignal: m.signal });
+      out = await m.options.clients.streams.send(
+        new GetRecordsCommand({ ShardIterator: this.iterator!, Limit: GET_RECORDS_LIMIT }),
+        { abortSignal: m.signal },
+      );
     } catch (err) {
       if (errorName(err) === "ExpiredIteratorException") this.iterator = undefined;
       else if (errorName(err) === "TrimmedDataAccessException") this.iterator = undefined;
@@ -117,7 +142,12 @@ export class ShardConsumer {
     for (const r of records) {
       const record = toLambdaRecord(r, m.streamArn);
       const created = (record.dynamodb?.ApproximateCreationDateTime ?? 0) * 1000;
-      this.buffer.push({ record, seq: record.dynamodb!.SequenceNumber!, matches: m.matches(record, created), fetchedAt: now });
+      this.buffer.push({
+        record,
+        seq: record.dynamodb!.SequenceNumber!,
+        matches: m.matches(record, created),
+        fetchedAt: now,
+      });
     }
     this.iterator = out.NextShardIterator ?? null;
     // Lambda polls a shard 4 times a second; a full page means a backlog, so read on at once.
@@ -127,7 +157,13 @@ export class ShardConsumer {
   private async readFailed(err: unknown): Promise<void> {
     if (this.mapping.signal.aborted) return;
     this.readErrors++;
-    this.mapping.emit({ type: "error", subscriber: this.mapping.subscriber, table: this.mapping.table, shardId: this.shardId, error: describeError(err) });
+    this.mapping.emit({
+      type: "error",
+      subscriber: this.mapping.subscriber,
+      table: this.mapping.table,
+      shardId: this.shardId,
+      error: describeError(err),
+    });
     await sleep(Math.min(MAX_BACKOFF_MS, this.mapping.pollIntervalMs * 2 ** this.readErrors), this.mapping.signal);
   }
 
@@ -146,10 +182,20 @@ export class ShardConsumer {
     while (segments.length > 0 && !m.signal.aborted) {
       const segment = segments[0]!;
       const maxAgeMs = s.maximumRecordAgeInSeconds * 1000;
-      const aged = maxAgeMs >= 0 ? segment.records.filter((p) => Date.now() - (p.record.dynamodb?.ApproximateCreationDateTime ?? 0) * 1000 > maxAgeMs) : [];
+      const aged =
+        maxAgeMs >= 0
+          ? segment.records.filter(
+              (p) => Date.now() - (p.record.dynamodb?.ApproximateCreationDateTime ?? 0) * 1000 > maxAgeMs,
+            )
+          : [];
       if (aged.length > 0) {
         // Records are in write order, so the aged ones lead the segment.
-        await this.sink(aged, "RecordAgeExceeded", segment.retries, `older than maximumRecordAgeInSeconds (${s.maximumRecordAgeInSeconds})`);
+        await this.sink(
+          aged,
+          "RecordAgeExceeded",
+          segment.retries,
+          `older than maximumRecordAgeInSeconds (${s.maximumRecordAgeInSeconds})`,
+        );
         segment.records = segment.records.slice(aged.length);
         if (segment.records.length === 0) {
           segments.shift();
@@ -160,7 +206,15 @@ export class ShardConsumer {
         segment.records.map((p) => p.record),
         m.streamArn,
       );
-      m.emit({ type: "invocation", subscriber: m.subscriber, table: m.table, shardId: this.shardId, records: segment.records.length, result: result.kind, ...(result.kind === "ok" ? {} : { error: result.error }) });
+      m.emit({
+        type: "invocation",
+        subscriber: m.subscriber,
+        table: m.table,
+        shardId: this.shardId,
+        records: segment.records.length,
+        result: result.kind,
+        ...(result.kind === "ok" ? {} : { error: result.error }),
+      });
       if (result.kind === "ok") {
         segments.shift();
         await this.commit(segment.records.at(-1)!.seq);
@@ -173,7 +227,12 @@ export class ShardConsumer {
         segment.retries++;
       } else if (s.bisectBatchOnFunctionError && segment.records.length > 1) {
         const half = Math.ceil(segment.records.length / 2);
-        segments.splice(0, 1, { records: segment.records.slice(0, half), retries: segment.retries }, { records: segment.records.slice(half), retries: segment.retries });
+        segments.splice(
+          0,
+          1,
+          { records: segment.records.slice(0, half), retries: segment.retries },
+          { records: segment.records.slice(half), retries: segment.retries },
+        );
         continue;
       } else {
         segment.retries++;
@@ -188,7 +247,12 @@ export class ShardConsumer {
   }
 
   /** Sends records to the on-failure sink (the ledger), then moves the checkpoint past them; `attempts`: invocations made. */
-  private async sink(records: Pending[], condition: StreamFailureCondition, attempts: number, error: string): Promise<void> {
+  private async sink(
+    records: Pending[],
+    condition: StreamFailureCondition,
+    attempts: number,
+    error: string,
+  ): Promise<void> {
     const m = this.mapping;
     const first = records[0]?.seq ?? this.checkpoint ?? "0";
     const last = records.at(-1)?.seq ?? first;
@@ -203,7 +267,12 @@ export class ShardConsumer {
       batchSize: records.length,
       attempts,
       error,
-      records: records.slice(0, SUNK_RECORDS_LISTED).map((p) => ({ sequenceNumber: p.seq, eventId: p.record.eventID ?? "", eventName: p.record.eventName ?? "", keys: keysOf(p.record) })),
+      records: records.slice(0, SUNK_RECORDS_LISTED).map((p) => ({
+        sequenceNumber: p.seq,
+        eventId: p.record.eventID ?? "",
+        eventName: p.record.eventName ?? "",
+        keys: keysOf(p.record),
+      })),
       at: new Date().toISOString(),
     };
     if (!(await m.persist(() => m.options.ledger.recordStreamFailure(failure)))) return;

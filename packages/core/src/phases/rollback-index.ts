@@ -2,7 +2,11 @@
 // build, is stuck, or misbehaves. Only an index the migration itself builds on a live table may go:
 // a legacy index the application still queries, an index of a new table, or one the schema does not
 // know is refused, as is a state in which DynamoDB cannot delete it.
-import { UpdateTableCommand, type DynamoDBClient, type GlobalSecondaryIndexDescription } from "@aws-sdk/client-dynamodb";
+import {
+  UpdateTableCommand,
+  type DynamoDBClient,
+  type GlobalSecondaryIndexDescription,
+} from "@aws-sdk/client-dynamodb";
 import type { Ledger } from "../ledger.js";
 import { TABLES, type SiteLogixTable } from "../schema.js";
 import { describeTable } from "../tables.js";
@@ -30,39 +34,63 @@ export interface IndexRollbackPlan {
 function refusal(table: SiteLogixTable, tableName: string, gsi: GlobalSecondaryIndexDescription): string | undefined {
   const name = gsi.IndexName ?? "";
   const def = TABLES[table].gsis.find((g) => g.name === name);
-  if (!def) return `${tableName} has no GSI ${name} in the schema: the migration never deletes an index it does not know`;
-  if (def.from === "legacy") return `${name} is a legacy index of ${tableName} that the application still queries: it is never rolled back`;
-  if (def.from !== "index") return `${name} was created with the new table ${tableName}, not by the index phase: roll back the table instead (runbook)`;
+  if (!def)
+    return `${tableName} has no GSI ${name} in the schema: the migration never deletes an index it does not know`;
+  if (def.from === "legacy")
+    return `${name} is a legacy index of ${tableName} that the application still queries: it is never rolled back`;
+  if (def.from !== "index")
+    return `${name} was created with the new table ${tableName}, not by the index phase: roll back the table instead (runbook)`;
   if (gsi.IndexStatus === "DELETING") return `${name} on ${tableName} is already being deleted`;
   if (gsi.IndexStatus === "CREATING" && gsi.Backfilling !== true) {
     return `${name} on ${tableName} is CREATING past its backfill, when DynamoDB cannot delete it: wait until it is ACTIVE, then run this again`;
   }
-  if (gsi.IndexStatus !== "ACTIVE" && gsi.IndexStatus !== "CREATING") return `${name} on ${tableName} is ${gsi.IndexStatus}: wait until it is ACTIVE`;
+  if (gsi.IndexStatus !== "ACTIVE" && gsi.IndexStatus !== "CREATING")
+    return `${name} on ${tableName} is ${gsi.IndexStatus}: wait until it is ACTIVE`;
   return undefined;
 }
 
 /** What `rollback index` would delete; throws RollbackRefusedError saying why not. */
-export async function planIndexRollback(dynamodb: DynamoDBClient, table: SiteLogixTable, tableName: string, index?: string): Promise<IndexRollbackPlan> {
+export async function planIndexRollback(
+  dynamodb: DynamoDBClient,
+  table: SiteLogixTable,
+  tableName: string,
+  index?: string,
+): Promise<IndexRollbackPlan> {
   const described = await describeTable(dynamodb, tableName);
   if (!described) throw new RollbackRefusedError(`table ${tableName} not found`);
   const live = described.GlobalSecondaryIndexes ?? [];
   let gsi: GlobalSecondaryIndexDescription | undefined;
   if (index !== undefined) {
     gsi = live.find((g) => g.IndexName === index);
-    if (!gsi) throw new RollbackRefusedError(`${tableName} has no GSI ${index} (it has: ${live.map((g) => g.IndexName).join(", ") || "none"})`);
+    if (!gsi)
+      throw new RollbackRefusedError(
+        `${tableName} has no GSI ${index} (it has: ${live.map((g) => g.IndexName).join(", ") || "none"})`,
+      );
   } else {
     const built = live.filter((g) => TABLES[table].gsis.some((d) => d.name === g.IndexName && d.from === "index"));
-    if (built.length === 0) throw new RollbackRefusedError(`${tableName} has no GSI built by the index phase: nothing to roll back`);
-    if (built.length > 1) throw new RollbackRefusedError(`${tableName} has several GSIs built by the index phase: name one with --index (${built.map((g) => g.IndexName).join(", ")})`);
+    if (built.length === 0)
+      throw new RollbackRefusedError(`${tableName} has no GSI built by the index phase: nothing to roll back`);
+    if (built.length > 1)
+      throw new RollbackRefusedError(
+        `${tableName} has several GSIs built by the index phase: name one with --index (${built.map((g) => g.IndexName).join(", ")})`,
+      );
     gsi = built[0]!;
   }
   const problem = refusal(table, tableName, gsi);
   if (problem) throw new RollbackRefusedError(problem);
   const busy = live.filter((g) => g !== gsi && g.IndexStatus !== "ACTIVE");
   if (busy.length > 0) {
-    throw new RollbackRefusedError(`${tableName}: ${busy.map((g) => `${g.IndexName} is ${g.IndexStatus}`).join(", ")}; DynamoDB makes one index change at a time: wait`);
+    throw new RollbackRefusedError(
+      `${tableName}: ${busy.map((g) => `${g.IndexName} is ${g.IndexStatus}`).join(", ")}; DynamoDB makes one index change at a time: wait`,
+    );
   }
-  return { table, tableName, index: gsi.IndexName!, state: gsi.IndexStatus!, ...(gsi.ItemCount !== undefined ? { itemCount: gsi.ItemCount } : {}) };
+  return {
+    table,
+    tableName,
+    index: gsi.IndexName!,
+    state: gsi.IndexStatus!,
+    ...(gsi.ItemCount !== undefined ? { itemCount: gsi.ItemCount } : {}),
+  };
 }
 
 export interface RollbackResult {
@@ -78,9 +106,21 @@ export async function rollbackIndex(
   plan: IndexRollbackPlan,
   options: { maxWaitMs?: number; pollMs?: number } = {},
 ): Promise<RollbackResult> {
-  const record: RollbackRecord = { table: plan.table, tableName: plan.tableName, kind: "index", index: plan.index, startedAt: new Date().toISOString(), status: "started" };
+  const record: RollbackRecord = {
+    table: plan.table,
+    tableName: plan.tableName,
+    kind: "index",
+    index: plan.index,
+    startedAt: new Date().toISOString(),
+    status: "started",
+  };
   await recordRollback(ledger, record);
-  await dynamodb.send(new UpdateTableCommand({ TableName: plan.tableName, GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: plan.index } }] }));
+  await dynamodb.send(
+    new UpdateTableCommand({
+      TableName: plan.tableName,
+      GlobalSecondaryIndexUpdates: [{ Delete: { IndexName: plan.index } }],
+    }),
+  );
   const deadline = Date.now() + (options.maxWaitMs ?? 1_800_000);
   for (;;) {
     const described = await describeTable(dynamodb, plan.tableName);
