@@ -212,7 +212,7 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       comparisonOperator: "GreaterThanThreshold",
     });
     alarm(`${id}DlqDepth`, {
-      alarmDescription: `${subscription.name} on ${source.name} gave up on a batch. The message names the shard and sequence numbers; the records stay in the stream for 24 h only (README: Monitoring).`,
+      alarmDescription: `${subscription.name} on ${source.name} gave up on a batch. The message names the shard and sequence numbers; the records stay in the stream for 24 h only (docs/runbook.md: Monitoring).`,
       namespace: "AWS/SQS",
       metricName: "ApproximateNumberOfMessagesVisible",
       dimensions: { QueueName: dlq.name },

@@ -194,7 +194,7 @@ describe("sweep command", () => {
       expect(stopped.code, stopped.stderr).toBe(1);
       const reason = `the AWS credentials expire at ${expiresAt} and were not renewed`;
       expect(stopped.stderr).toContain(
-        `reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`,
+        `reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)`,
       );
       const run = (await latestRun())!;
       expect(run).toMatchObject({ status: "stopped", error: reason });
@@ -225,7 +225,7 @@ describe("sweep command", () => {
     });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(README: long sweeps\)\n$/,
+      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(docs\/sweep.md: long sweeps\)\n$/,
     );
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });

@@ -3,7 +3,7 @@
 import { register } from "tsx/esm/api";
 
 // Node.js 20 is past end of life: say so once, in one line of our own, instead of the AWS SDK's
-// multi-line warning from every client (README: Node.js versions). Processes this one starts inherit
+// multi-line warning from every client (docs/cli.md: Node.js versions). Processes this one starts inherit
 // the variables and stay quiet.
 if (process.versions.node.split(".")[0] === "20") {
   if (!process.env.SITELOGIX_NODE_NOTICE_SHOWN) {

@@ -235,7 +235,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const expiresAt = await credentialsExpiration(clients.dynamodb);
   if (expiresAt && expiresAt.getTime() - Date.now() < credentialsMarginMs) {
     throw new Error(
-      `the AWS credentials expire at ${expiresAt.toISOString()}: get fresh ones before sweeping (README: long sweeps)`,
+      `the AWS credentials expire at ${expiresAt.toISOString()}: get fresh ones before sweeping (docs/runbook.md: long sweeps)`,
     );
   }
 

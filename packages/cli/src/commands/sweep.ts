@@ -226,7 +226,7 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
       if (report.stopReason) {
         // The next table would meet the same credentials: stop here, resumable.
         say(
-          `${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (README: long sweeps)`,
+          `${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)`,
         );
         process.exitCode = EXIT.error;
         break;
