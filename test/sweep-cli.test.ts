@@ -225,7 +225,7 @@ describe("sweep command", () => {
     });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(docs\/sweep.md: long sweeps\)\n$/,
+      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(docs\/runbook.md: long sweeps\)\n$/,
     );
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });
