@@ -161,6 +161,7 @@ describe("the deploy plan against live tables", () => {
     const problems = await refusal(plan("contract"));
     expect(problems).toEqual([
       `${t.names.personnel} would need 2 index changes in one deploy (create GSI2-StatusIndex, delete GSI2-ProjectIndex); DynamoDB makes one per update: deploy the phases in order`,
+      `${t.names.personnel}: the index phase has not finished (GSI2-StatusIndex is missing); deploy the index phase first`,
     ]);
   });
 

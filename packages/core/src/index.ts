@@ -23,6 +23,4 @@ export * from "./adoption.js";
 export * from "./notifier.js";
 export * from "./credentials.js";
 export * from "./stage.js";
-export * from "./phases/rollback-record.js";
-export * from "./phases/rollback-index.js";
-export * from "./phases/restore.js";
+export * from "./phases/index.js";

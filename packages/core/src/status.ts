@@ -11,7 +11,10 @@ import {
   type TableState,
 } from "./ledger.js";
 import type { TableNames } from "./names.js";
-import { gsisIn, targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
+import { targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
+import { contractPhase } from "./phases/contract.js";
+import { indexPhase } from "./phases/build-indexes.js";
+import { gsiStates } from "./phases/phase.js";
 import { describeTable } from "./tables.js";
 
 /** Migration phases of one table, in order. */
@@ -84,14 +87,11 @@ export function gateIsCurrent(table: SiteLogixTable, facts: Facts): boolean {
 export function tablePhase(table: SiteLogixTable, facts: Facts): TablePhase {
   const { description, state, sweep } = facts;
   if (!description) return "absent";
-  const present = new Map((description.GlobalSecondaryIndexes ?? []).map((g) => [g.IndexName, g.IndexStatus]));
-  const target = targetGsis(table).map((g) => g.name);
-  const retiring = gsisIn(table, "index")
-    .filter((g) => !target.includes(g.name))
-    .map((g) => g.name);
-  if (target.every((name) => present.get(name) === "ACTIVE"))
-    return retiring.some((name) => present.has(name)) ? "indexed" : "contracted";
-  if (target.some((name) => present.get(name) === "CREATING")) return "indexing";
+  // Where the table stands is what the phases' own checks say of it.
+  if (indexPhase.check(table, description).length === 0)
+    return contractPhase.check(table, description).length === 0 ? "contracted" : "indexed";
+  const states = gsiStates(description);
+  if (targetGsis(table).some((g) => states.get(g.name) === "CREATING")) return "indexing";
   if (!description.StreamSpecification?.StreamEnabled || !state?.normalizerLiveAt) return "legacy";
   if (gateIsCurrent(table, facts)) return "gated";
   if (sweep?.status === "finished" && sweep.finishedAt && sweep.finishedAt >= state.normalizerLiveAt) return "swept";
@@ -243,10 +243,11 @@ export function nextStep(tables: TableStatus[]): NextStep {
     return {
       table: indexing.table,
       action: "wait for the new GSIs to become ACTIVE",
-      why: `${indexing.tableName} is building ${indexing.gsis
-        .filter((g) => g.state === "CREATING")
-        .map((g) => g.name)
-        .join(", ")}`,
+      why:
+        `${indexing.tableName} is building ${indexing.gsis
+          .filter((g) => g.state === "CREATING")
+          .map((g) => g.name)
+          .join(", ")}; ` + `to undo it: ${indexPhase.rollback(indexing.table, indexing.tableName).join(", ")}`,
     };
   const indexed = first("indexed");
   if (indexed)

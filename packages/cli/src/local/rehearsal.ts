@@ -9,11 +9,15 @@ import {
   checkIndex,
   createClients,
   defaultTableNames,
+  DeployRefusedError,
   derivePatch,
   destroyClients,
   enableStreams,
   ensureTables,
   Ledger,
+  liveTablesOf,
+  type Phase,
+  planDeploy,
   MIGRATOR_ACTORS,
   MIGRATOR_TABLES,
   planSweep,
@@ -160,6 +164,16 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     const c = clients!;
     const ledger = new Ledger(c.doc, names.ledger);
     traffic = new ApplicationTraffic(c.doc, names, { opsPerSecond: options.trafficRate, tables: RULE_TABLES });
+    /** What a deploy of `phase` would do here, or why it would refuse (core's deploy plan). */
+    const planPhase = async (phase: Phase) => {
+      try {
+        return await planDeploy({ phase, names, adopt: false, live: liveTablesOf(names, c) });
+      } catch (err) {
+        if (!(err instanceof DeployRefusedError)) throw err;
+        const on = SITELOGIX_TABLES.filter((t) => err.problems.some((p) => p.startsWith(`${names[t]}:`)));
+        return { refused: `refused on ${on.join(", ")}: ${err.problems.join("; ")}` };
+      }
+    };
 
     await phase("legacy tables and data", async () => {
       // Production before the migration: no streams yet, so old items have no stream records.
@@ -352,14 +366,11 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
 
     await phase("index phase", async () => {
       traffic!.start();
+      // The deploy's own plan and refusals (core phases), against the rehearsal's endpoint.
+      const plan = await planPhase("index");
+      if ("refused" in plan) return { summary: plan.refused.split(":")[0]!, failure: `index phase ${plan.refused}` };
       const created: string[] = [];
       for (const table of RULE_TABLES) {
-        const gate = await ledger.indexGate(table);
-        if (!gate.allowed)
-          return {
-            summary: `refused on ${table}`,
-            failure: `index phase refused on ${table}: ${gate.reasons.join("; ")}`,
-          };
         const changes = await applyIndexPhase(c.dynamodb, names, table, "index", (change) =>
           log(`  ${change.action} ${change.table} ${change.index} (one table update, awaited until ACTIVE)`),
         );
@@ -409,6 +420,8 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     });
 
     await phase("contract", async () => {
+      const plan = await planPhase("contract");
+      if ("refused" in plan) return { summary: plan.refused.split(":")[0]!, failure: `contract phase ${plan.refused}` };
       const changes = await applyIndexPhase(c.dynamodb, names, "personnel", "contract");
       // The end state is exactly the target schema: `tables create --schema target` would accept it.
       await ensureTables(c.dynamodb, names, "target");
