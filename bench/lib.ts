@@ -11,7 +11,7 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 import { createTableInput, type LogicalTable } from "@sitelogix/core";
-import type { DynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
+import type { DynamoDbLocal } from "@sitelogix/testkit";
 
 export type OptionValue = string | boolean | undefined;
 

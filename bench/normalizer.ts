@@ -22,7 +22,7 @@ import {
   type NormalizerOutcome,
 } from "@sitelogix/core";
 import { StreamRunner } from "@sitelogix/core/local-esm";
-import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
+import { ApplicationTraffic, generateDataset, loadDataset } from "@sitelogix/testkit";
 
 export interface NormalizerBenchOptions {
   /** Application writes offered per second (inserts, updates, deletes, old-code full puts). */
@@ -244,7 +244,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-  const { startDynamoDbLocal } = await import("../packages/cli/src/dynamodb-local.js");
+  const { startDynamoDbLocal } = await import("@sitelogix/testkit");
   const local = process.env.AWS_ENDPOINT_URL_DYNAMODB ? undefined : await startDynamoDbLocal();
   if (local) Object.assign(process.env, local.env);
   try {

@@ -3,7 +3,7 @@
 // module exporting a BenchSuite; add it to SUITES.
 import "./sdk-env.js";
 import { parseArgs } from "node:util";
-import { startDynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
+import { startDynamoDbLocal } from "@sitelogix/testkit";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
 import { normalizerSuite } from "./normalizer.js";
 import { sweepSuite } from "./sweep.js";

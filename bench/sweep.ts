@@ -17,7 +17,7 @@ import {
   type Item,
   type Patch,
 } from "@sitelogix/core";
-import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
+import { generateDataset, loadDataset, type SampleRow } from "@sitelogix/testkit";
 import {
   dropTable,
   freshTable,

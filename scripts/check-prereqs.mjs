@@ -8,7 +8,7 @@ if (major < MIN_NODE) {
 }
 const { register } = await import("tsx/esm/api");
 register();
-const { assertJava } = await import("../packages/cli/src/prereqs.ts");
+const { assertJava } = await import("../packages/testkit/src/java.ts");
 try {
   assertJava();
 } catch (err) {

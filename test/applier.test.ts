@@ -22,7 +22,7 @@ import {
   type Item,
   type SiteLogixTable,
 } from "@sitelogix/core";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { createTestTables, type TestTables } from "@sitelogix/testkit";
 
 let t: TestTables;
 beforeAll(async () => {

@@ -19,8 +19,7 @@ import type { DynamoDBRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditTrail, entityId, entryHash, type AuditEntry } from "@sitelogix/core";
 import { createAuditLoggerHandler } from "@sitelogix/functions/audit-logger";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
-import { deliver, readStream } from "./stream-source.js";
+import { createTestTables, runCli, type TestTables, deliver, readStream } from "@sitelogix/testkit";
 
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 

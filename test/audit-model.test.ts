@@ -22,7 +22,7 @@ import {
   type EntryContent,
 } from "@sitelogix/core";
 import { decodeEntry, storedEntry } from "@sitelogix/core/audit/store";
-import { parseAuditTime } from "../packages/cli/src/args.js";
+import { parseAuditTime } from "@sitelogix/cli/args";
 
 const names = defaultTableNames("x-");
 const ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/x-sitelogix-personnel/stream/2025-01-01T00:00:00.000";

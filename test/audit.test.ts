@@ -35,10 +35,16 @@ import {
 import { StreamRunner } from "@sitelogix/core/local-esm";
 import { createAuditLoggerHandler } from "@sitelogix/functions/audit-logger";
 import { createNormalizerHandler } from "@sitelogix/functions/normalizer";
-import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
-import { waitFor } from "./stream-helpers.js";
-import { deliver, readStream } from "./stream-source.js";
+import {
+  ApplicationTraffic,
+  generateDataset,
+  loadDataset,
+  createTestTables,
+  type TestTables,
+  waitFor,
+  deliver,
+  readStream,
+} from "@sitelogix/testkit";
 
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 

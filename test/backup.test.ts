@@ -9,7 +9,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backupName, backupTables, Ledger } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
+import { createTestTables, runCli, type TestTables } from "@sitelogix/testkit";
 
 let t: TestTables;
 let ledger: Ledger;

@@ -10,8 +10,7 @@ import {
   type Pricing,
   type SiteLogixTable,
 } from "@sitelogix/core";
-import { generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
+import { generateDataset, loadDataset, createTestTables, runCli, type TestTables } from "@sitelogix/testkit";
 
 const pricing = JSON.parse(readFileSync(new URL("../packages/core/pricing.json", import.meta.url), "utf8")) as Pricing;
 const TABLES: SiteLogixTable[] = ["reports", "personnel", "vendors", "constraints"];

@@ -1,6 +1,6 @@
 // Starts one DynamoDB Local (in memory, shared database, free port) for the whole run and hands its
 // endpoint to every suite through the SDK's own variables. Suites isolate their data by table prefix.
-import { startDynamoDbLocal, type DynamoDbLocal } from "../packages/cli/src/dynamodb-local.js";
+import { startDynamoDbLocal, type DynamoDbLocal } from "@sitelogix/testkit";
 
 let local: DynamoDbLocal | undefined;
 

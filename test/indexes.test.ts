@@ -19,8 +19,7 @@ import {
   runAccessPattern,
   type IndexChange,
 } from "@sitelogix/core";
-import { generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { generateDataset, loadDataset, createTestTables, type TestTables } from "@sitelogix/testkit";
 
 describe("indexChanges", () => {
   it("never asks for two changes of one table in one update, and orders creations first", () => {

@@ -21,7 +21,7 @@ import {
 } from "@sitelogix/core";
 import { stageContext } from "../stacks/config.js";
 import { awsLiveTables, deployerClients, DeployRefusedError, planDeploy } from "../stacks/deploy-plan.js";
-import { createTestTables, uniquePrefix, type TestTables } from "./helpers.js";
+import { createTestTables, uniquePrefix, type TestTables } from "@sitelogix/testkit";
 
 const at = (minute: number) => new Date(Date.UTC(2025, 10, 20, 9, minute)).toISOString();
 

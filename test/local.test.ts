@@ -8,9 +8,7 @@ import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort } from "../packages/cli/src/dynamodb-local.js";
-import { runCli, startCli } from "./helpers.js";
-import { waitFor } from "./stream-helpers.js";
+import { freePort, runCli, startCli, waitFor } from "@sitelogix/testkit";
 
 const dir = mkdtempSync(join(tmpdir(), "sitelogix-local-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

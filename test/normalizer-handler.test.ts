@@ -13,7 +13,7 @@ import {
   type NormalizerDeps,
   type SiteLogixTable,
 } from "@sitelogix/core";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { createTestTables, type TestTables } from "@sitelogix/testkit";
 
 process.env.POWERTOOLS_LOG_LEVEL = "DEBUG";
 const { createNormalizerHandler } = await import("@sitelogix/functions/normalizer");

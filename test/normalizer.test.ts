@@ -19,9 +19,16 @@ import {
   type SiteLogixTable,
 } from "@sitelogix/core";
 import { StreamRunner, type LambdaStreamHandler, type StreamRunnerOptions } from "@sitelogix/core/local-esm";
-import { ApplicationTraffic, generateDataset, loadDataset } from "../packages/cli/src/sample-data.js";
-import { createTestTables, lastApplicationWrites, type TestTables } from "./helpers.js";
-import { readStreamRecords, waitFor } from "./stream-helpers.js";
+import {
+  ApplicationTraffic,
+  generateDataset,
+  loadDataset,
+  createTestTables,
+  lastApplicationWrites,
+  type TestTables,
+  readStreamRecords,
+  waitFor,
+} from "@sitelogix/testkit";
 
 // The handler module's Logger and Metrics read these when it is imported.
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";

@@ -16,7 +16,7 @@ import {
   targetGsis,
 } from "@sitelogix/core";
 import { awsLiveTables } from "../stacks/deploy-plan.js";
-import { createTestTables, type TestTables } from "./helpers.js";
+import { createTestTables, type TestTables } from "@sitelogix/testkit";
 
 /** A personnel description with these GSIs in these states. */
 const personnel = (gsis: Record<string, string>): TableDescription => ({

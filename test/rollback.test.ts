@@ -20,7 +20,7 @@ import {
   rollbacksOf,
   RollbackRefusedError,
 } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
+import { createTestTables, runCli, type TestTables } from "@sitelogix/testkit";
 
 let t: TestTables;
 let env: Record<string, string>;

@@ -4,8 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareSequenceNumbers, Ledger } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
-import { readStreamRecords, waitFor } from "./stream-helpers.js";
+import { createTestTables, runCli, type TestTables, readStreamRecords, waitFor } from "@sitelogix/testkit";
 
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 

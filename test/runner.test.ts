@@ -16,8 +16,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger, SUBSCRIPTIONS, type FilterPattern, type Subscription } from "@sitelogix/core";
 import { StreamRunner, type StreamRunnerOptions } from "@sitelogix/core/local-esm";
-import { createTestTables, type TestTables } from "./helpers.js";
-import { readStreamRecords, waitFor } from "./stream-helpers.js";
+import { createTestTables, type TestTables, readStreamRecords, waitFor } from "@sitelogix/testkit";
 
 const audit = SUBSCRIPTIONS.find((s) => s.name === "audit-logger")!;
 /** The audit-logger subscription on the cache table only, no batching window, few retries. */

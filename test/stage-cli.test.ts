@@ -4,8 +4,7 @@
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ledger } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
-import { startSnsRecorder, type SnsRecorder } from "./sns-recorder.js";
+import { createTestTables, runCli, type TestTables, startSnsRecorder, type SnsRecorder } from "@sitelogix/testkit";
 
 const shellFor = (region: string) => ({
   SST_RESOURCE_Migrator: JSON.stringify({ stage: "prod", region, topicArn: "" }),

@@ -11,7 +11,7 @@ import {
   type SiteLogixTable,
   type SweepRun,
 } from "@sitelogix/core";
-import { createTestTables, runCli, uniquePrefix, type TestTables } from "./helpers.js";
+import { createTestTables, runCli, uniquePrefix, type TestTables } from "@sitelogix/testkit";
 
 let t: TestTables;
 let ledger: Ledger;

@@ -5,11 +5,20 @@ import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MIGRATOR_MARKER, type Item } from "@sitelogix/core";
 import { startLatencyProxy } from "../bench/latency-proxy.js";
-import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { createTestTables, runCli, startCli, type TestTables } from "./helpers.js";
-import { startSnsRecorder } from "./sns-recorder.js";
-import { waitFor } from "./stream-helpers.js";
-import { ledgerOf, pendingWork, scanAll } from "./sweep-helpers.js";
+import {
+  generateDataset,
+  loadDataset,
+  type SampleRow,
+  createTestTables,
+  runCli,
+  startCli,
+  type TestTables,
+  startSnsRecorder,
+  waitFor,
+  ledgerOf,
+  pendingWork,
+  scanAll,
+} from "@sitelogix/testkit";
 
 let t: TestTables;
 let rows: SampleRow[];

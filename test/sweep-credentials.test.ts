@@ -14,9 +14,17 @@ import {
   runSweep,
   type Clients,
 } from "@sitelogix/core";
-import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
-import { ledgerOf, pendingWork, scanAll, sweepTable } from "./sweep-helpers.js";
+import {
+  generateDataset,
+  loadDataset,
+  type SampleRow,
+  createTestTables,
+  type TestTables,
+  ledgerOf,
+  pendingWork,
+  scanAll,
+  sweepTable,
+} from "@sitelogix/testkit";
 
 let t: TestTables;
 let rows: SampleRow[];

@@ -4,9 +4,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createClients, destroyClients, MIGRATOR_MARKER, Throttler, type SweepProgress } from "@sitelogix/core";
-import { generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { createTestTables, type TestTables } from "./helpers.js";
-import { pendingWork, scanAll, sweepTable } from "./sweep-helpers.js";
+import {
+  generateDataset,
+  loadDataset,
+  type SampleRow,
+  createTestTables,
+  type TestTables,
+  pendingWork,
+  scanAll,
+  sweepTable,
+} from "@sitelogix/testkit";
 
 describe("Throttler (fake clock)", () => {
   beforeAll(() => {

@@ -14,9 +14,21 @@ import {
   type SiteLogixTable,
   type SweepReport,
 } from "@sitelogix/core";
-import { ApplicationTraffic, generateDataset, loadDataset, type SampleRow } from "../packages/cli/src/sample-data.js";
-import { createTestTables, lastApplicationWrites, type TestTables } from "./helpers.js";
-import { interceptUpdates, keyString, ledgerOf, pendingWork, scanAll, sweepTable } from "./sweep-helpers.js";
+import {
+  ApplicationTraffic,
+  generateDataset,
+  loadDataset,
+  type SampleRow,
+  createTestTables,
+  lastApplicationWrites,
+  type TestTables,
+  interceptUpdates,
+  keyString,
+  ledgerOf,
+  pendingWork,
+  scanAll,
+  sweepTable,
+} from "@sitelogix/testkit";
 
 const LEGACY_TABLES = ["reports", "personnel", "vendors", "constraints"] as const;
 const PII = ["fullName", "email", "phone", "contactEmail", "companyName"];

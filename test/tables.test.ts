@@ -10,7 +10,7 @@ import {
   ensureTables,
   SITELOGIX_TABLES,
 } from "@sitelogix/core";
-import { runCli, uniquePrefix } from "./helpers.js";
+import { runCli, uniquePrefix } from "@sitelogix/testkit";
 
 const clients = createClients();
 const created: string[] = [];

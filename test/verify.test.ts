@@ -13,8 +13,7 @@ import {
   type Item,
   type SiteLogixTable,
 } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "./helpers.js";
-import { ledgerOf, sweepTable } from "./sweep-helpers.js";
+import { createTestTables, runCli, type TestTables, ledgerOf, sweepTable } from "@sitelogix/testkit";
 
 let t: TestTables;
 let env: Record<string, string>;

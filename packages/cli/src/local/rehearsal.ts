@@ -34,9 +34,15 @@ import {
   type TableVerification,
 } from "@sitelogix/core";
 import { readStream, StreamRunner } from "@sitelogix/core/local-esm";
-import { startDynamoDbLocal, type DynamoDbLocal } from "../dynamodb-local.js";
+import {
+  startDynamoDbLocal,
+  type DynamoDbLocal,
+  ApplicationTraffic,
+  generateDataset,
+  loadDataset,
+  type SampleRow,
+} from "@sitelogix/testkit";
 import { createProgress } from "../progress.js";
-import { ApplicationTraffic, generateDataset, loadDataset, type SampleRow } from "../sample-data.js";
 import { applyApplicationFix } from "./fix.js";
 import type { PhaseResult, RehearsalReport } from "./report.js";
 

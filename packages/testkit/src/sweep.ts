@@ -11,7 +11,7 @@ import {
   type SweepOptions,
   type SweepReport,
 } from "@sitelogix/core";
-import type { TestTables } from "./helpers.js";
+import type { TestTables } from "./tables.js";
 
 export const keyString = (key: { PK?: unknown; SK?: unknown }) => `${String(key.PK)}|${String(key.SK)}`;
 

