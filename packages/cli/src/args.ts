@@ -1,5 +1,6 @@
 // Number and time options, and table errors that name the table (sweep, verify, audit).
 import { InvalidArgumentError } from "commander";
+import { isErrorNamed } from "@sitelogix/core";
 import { CliError } from "./output.js";
 
 /** A parser for whole numbers of at least `min`. */
@@ -24,7 +25,7 @@ export async function onTable<T>(physical: string, action: () => Promise<T>): Pr
   try {
     return await action();
   } catch (err) {
-    if ((err as { name?: string }).name === "ResourceNotFoundException")
+    if (isErrorNamed(err, "ResourceNotFoundException"))
       throw new CliError(`table ${physical} not found (${(err as Error).message})`);
     throw err;
   }

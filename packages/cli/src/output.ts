@@ -1,5 +1,6 @@
 // Output conventions: `--json` writes one JSON document to stdout and nothing else goes there;
 // progress, logs and errors go to stderr. Errors are one line, with a non-zero exit code.
+import { isErrorNamed } from "@sitelogix/core";
 
 export const EXIT = { ok: 0, error: 1, usage: 2, gaps: 3, tampered: 4 } as const;
 
@@ -33,11 +34,11 @@ export function describeError(err: unknown): string {
       process.env.AWS_ENDPOINT_URL_DYNAMODB ?? process.env.AWS_ENDPOINT_URL ?? "the AWS regional endpoint";
     return `cannot reach DynamoDB at ${endpoint} (${e.code})`;
   }
-  if (e?.name === "CredentialsProviderError") return `no AWS credentials: ${e.message}`;
-  if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken")
+  if (isErrorNamed(err, "CredentialsProviderError")) return `no AWS credentials: ${e.message}`;
+  if (isErrorNamed(err, "ExpiredTokenException", "ExpiredToken"))
     return `the AWS credentials expired: get fresh ones and run the command again (a sweep: with --resume)`;
-  if (e?.name === "AccessDeniedException") return `access denied: ${e.message}`;
-  if (e?.name === "ResourceNotFoundException") return `table not found: ${e.message}`;
+  if (isErrorNamed(err, "AccessDeniedException")) return `access denied: ${e.message}`;
+  if (isErrorNamed(err, "ResourceNotFoundException")) return `table not found: ${e.message}`;
   return e?.message ?? String(err);
 }
 

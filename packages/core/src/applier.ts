@@ -6,6 +6,7 @@ import { UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamod
 import { OWNERSHIP_ATTRIBUTE, ownershipHash } from "./ownership.js";
 import type { Assignment, Patch } from "./rules.js";
 import { TABLES } from "./schema.js";
+import { errorName } from "./errors.js";
 
 /** Who made a migrator write; the audit logger attributes changes by these names. */
 export const MIGRATOR_ACTORS = {
@@ -111,8 +112,6 @@ export function buildUpdate(tableName: string, patch: Patch, writer: MigratorWri
     ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
   };
 }
-
-const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
 
 /**
  * Applies a patch with one conditional UpdateItem. Item-level outcomes are returned, never thrown;

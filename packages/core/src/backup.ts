@@ -1,9 +1,11 @@
 // Pre-migration backups (the plan's checklist): an on-demand backup per table, awaited until
 // AVAILABLE and recorded in the ledger, so that every later phase has a restore point on record.
+import { sleep } from "./sleep.js";
 import { CreateBackupCommand, DescribeBackupCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { BackupRecord, Ledger } from "./ledger.js";
 import type { TableNames } from "./names.js";
 import type { SiteLogixTable } from "./schema.js";
+import { isErrorNamed } from "./errors.js";
 
 export class BackupsUnsupportedError extends Error {
   constructor(endpoint: string) {
@@ -36,8 +38,7 @@ export interface BackupOptions {
   onProgress?: (line: string) => void;
 }
 
-const isUnsupported = (err: unknown) =>
-  ["UnknownOperationException", "UnrecognizedClientException"].includes((err as { name?: string }).name ?? "");
+const isUnsupported = (err: unknown) => isErrorNamed(err, "UnknownOperationException", "UnrecognizedClientException");
 
 async function waitUntilAvailable(
   dynamodb: DynamoDBClient,
@@ -53,7 +54,7 @@ async function waitUntilAvailable(
     if (status !== "CREATING")
       return { status, ...(details?.BackupSizeBytes !== undefined ? { sizeBytes: details.BackupSizeBytes } : {}) };
     if (Date.now() + delay > deadline) return { status: "TIMED_OUT" };
-    await new Promise((r) => setTimeout(r, delay));
+    await sleep(delay);
   }
 }
 

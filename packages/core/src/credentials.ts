@@ -4,16 +4,16 @@
 // not be renewed. A long run watches for both: credentials about to expire, and requests refused
 // because they already have.
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { isErrorNamed } from "./errors.js";
 
 /**
  * Why a request failed because the process's AWS credentials can no longer sign requests (expired,
  * or their provider could not renew them); undefined for any other error.
  */
 export function expiredCredentials(err: unknown): string | undefined {
-  const e = err as { name?: string; message?: string } | undefined;
-  if (e?.name === "ExpiredTokenException" || e?.name === "ExpiredToken") return "the AWS credentials expired";
-  if (e?.name === "CredentialsProviderError" || e?.name === "TokenProviderError")
-    return `the AWS credentials could not be renewed (${e.message?.split("\n")[0]})`;
+  if (isErrorNamed(err, "ExpiredTokenException", "ExpiredToken")) return "the AWS credentials expired";
+  if (isErrorNamed(err, "CredentialsProviderError", "TokenProviderError"))
+    return `the AWS credentials could not be renewed (${(err as Error).message?.split("\n")[0]})`;
   return undefined;
 }
 

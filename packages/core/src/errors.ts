@@ -13,3 +13,9 @@ export function isErrorNamed(err: unknown, ...names: string[]): boolean {
   const name = errorName(err);
   return name !== undefined && names.includes(name);
 }
+
+/** `Name: message` of a thrown value, for a one-line report. */
+export function describeError(err: unknown): string {
+  const message = (err as { message?: unknown } | null | undefined)?.message;
+  return `${errorName(err) ?? "Error"}: ${typeof message === "string" ? message : String(err)}`;
+}

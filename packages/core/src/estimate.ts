@@ -9,6 +9,7 @@ import { derivePatchFor } from "./rule-context.js";
 import { needsLatestHistory, type Item } from "./rules.js";
 import { TABLES, type SiteLogixTable } from "./schema.js";
 import { subscriptionsOf } from "./subscriptions.js";
+import { errorName } from "./errors.js";
 
 export interface Pricing {
   region: string;
@@ -90,7 +91,7 @@ export async function writeRateFromCloudWatch(
     const units = (out.Datapoints ?? []).reduce((n, d) => n + (d.Sum ?? 0), 0);
     return { writesPerDay: Math.round(units / avgWriteUnits), source: "cloudwatch" };
   } catch (err) {
-    return { source: "unknown", note: `CloudWatch unavailable (${(err as Error).name}): pass --writes-per-day` };
+    return { source: "unknown", note: `CloudWatch unavailable (${errorName(err)}): pass --writes-per-day` };
   }
 }
 

@@ -17,6 +17,7 @@ export * from "./indexes.js";
 export * from "./audit/index.js";
 export * from "./normalizer.js";
 export * from "./throttler.js";
+export * from "./sleep.js";
 export * from "./inspector.js";
 export * from "./sweep.js";
 export * from "./adoption.js";

@@ -1,5 +1,6 @@
 // The index and contract phases on an endpoint (local rehearsal; in AWS the stacks do it), and the
 // checks that a built index holds exactly the items it should.
+import { sleep } from "./sleep.js";
 import {
   DescribeTableCommand,
   UpdateTableCommand,
@@ -62,7 +63,7 @@ export async function waitForIndexes(
       throw new Error(
         `${tableName}: indexes still not ACTIVE after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
       );
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+    await sleep(options.pollMs ?? 500);
   }
 }
 

@@ -6,7 +6,8 @@ import { GetCommand, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/
 import { derivePatchFor } from "./rule-context.js";
 import { dynamoType, ruleAttributes, type Item, type Patch, type ViolationProblem } from "./rules.js";
 import { TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
-import { ConcurrencyLimit, isThrottlingError, retryThrottled, sleep, throttleBackoffMs } from "./throttler.js";
+import { sleep } from "./sleep.js";
+import { ConcurrencyLimit, isThrottlingError, retryThrottled, throttleBackoffMs } from "./throttler.js";
 import type { IndexCheck } from "./ledger.js";
 
 /** Primary key attributes of a table. */

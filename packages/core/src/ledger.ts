@@ -21,6 +21,7 @@ import {
 import type { Outcome } from "./applier.js";
 import { tablesWithRules, type Violation } from "./rules.js";
 import { itemKey, type LogicalTable, type SiteLogixTable } from "./schema.js";
+import { isErrorNamed } from "./errors.js";
 
 export const ledgerKeys = {
   tableState: (table: LogicalTable) => ({ PK: `TABLE#${table}`, SK: "STATE" }),
@@ -345,7 +346,7 @@ export class Ledger {
       );
       return true;
     } catch (err) {
-      if ((err as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      if (isErrorNamed(err, "ConditionalCheckFailedException")) return false;
       throw err;
     }
   }
@@ -379,7 +380,7 @@ export class Ledger {
       );
       return true;
     } catch (err) {
-      if ((err as { name?: string }).name === "ConditionalCheckFailedException") return false;
+      if (isErrorNamed(err, "ConditionalCheckFailedException")) return false;
       throw err;
     }
   }

@@ -4,6 +4,7 @@
 // notifying does nothing. A notification never fails the step it reports: its error is returned.
 import { PublishCommand, SNSClient, type SNSClientConfig } from "@aws-sdk/client-sns";
 import { migratorLink } from "./stage.js";
+import { describeError } from "./errors.js";
 
 export type PhaseEventKind =
   | "gate-green"
@@ -55,7 +56,7 @@ export class Notifier {
       );
       return { sent: true };
     } catch (err) {
-      return { sent: false, error: `${(err as Error).name}: ${(err as Error).message}` };
+      return { sent: false, error: describeError(err) };
     }
   }
 

@@ -16,6 +16,7 @@ import { contractPhase } from "./phases/contract.js";
 import { indexPhase } from "./phases/build-indexes.js";
 import { gsiStates } from "./phases/phase.js";
 import { describeTable } from "./tables.js";
+import { describeError, isErrorNamed } from "./errors.js";
 
 /** Migration phases of one table, in order. */
 export const TABLE_PHASES = [
@@ -129,13 +130,9 @@ async function pitrOf(dynamodb: DynamoDBClient, tableName: string): Promise<Tabl
       ? "ENABLED"
       : "DISABLED";
   } catch (err) {
-    return (err as { name?: string }).name === "UnknownOperationException"
-      ? "not supported by this endpoint"
-      : "unknown";
+    return isErrorNamed(err, "UnknownOperationException") ? "not supported by this endpoint" : "unknown";
   }
 }
-
-const message = (err: unknown) => `${(err as { name?: string }).name ?? "Error"}: ${(err as Error).message}`;
 
 export async function tableStatus(
   dynamodb: DynamoDBClient,
@@ -149,7 +146,7 @@ export async function tableStatus(
   try {
     facts.description = await describeTable(dynamodb, tableName);
   } catch (err) {
-    error = message(err);
+    error = describeError(err);
   }
   let latestBackup: BackupRecord | undefined;
   if (ledger) {
@@ -276,7 +273,7 @@ export async function migrationStatus(
   try {
     await ledger.tableState(tables[0]!);
   } catch (err) {
-    ledgerError = message(err);
+    ledgerError = describeError(err);
   }
   const statuses = await Promise.all(
     tables.map((t) => tableStatus(dynamodb, ledgerError ? undefined : ledger, names, t)),

@@ -22,7 +22,9 @@ import {
 import { derivePatchFor } from "./rule-context.js";
 import { describeBasis, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
 import type { SiteLogixTable } from "./schema.js";
-import { ConcurrencyLimit, observeThrottling, retryThrottled, sleep, Throttler } from "./throttler.js";
+import { sleep } from "./sleep.js";
+import { ConcurrencyLimit, observeThrottling, retryThrottled, Throttler } from "./throttler.js";
+import { isErrorNamed } from "./errors.js";
 
 export const SWEEP_DEFAULTS = {
   segments: 8,
@@ -385,7 +387,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
           return await applyPatch(doc, tableName, patch, "sweep");
         } catch (err) {
           // The item is in a transaction of the application: its write wins, like any other conflict.
-          if ((err as { name?: string }).name === "TransactionConflictException")
+          if (isErrorNamed(err, "TransactionConflictException"))
             return { outcome: "conflict", key: patch.key, consumedWcu: 0 } satisfies ApplyResult;
           throw err;
         }
@@ -459,7 +461,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     Array.from({ length: totalSegments }, (_, s) =>
       sweepSegment(s).catch((err) => {
         // An abort of the scan request is how a stop interrupts a page: not an error.
-        if (!(stop.signal.aborted && (err as { name?: string }).name === "AbortError")) fail(err);
+        if (!(stop.signal.aborted && isErrorNamed(err, "AbortError"))) fail(err);
       }),
     ),
   );

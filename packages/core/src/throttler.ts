@@ -1,6 +1,7 @@
 // Rate and concurrency control for the sweep (and anything else that must not crowd out the
 // application): a token bucket on consumed write capacity, adaptive slow-down on throttling (AIMD,
 // on top of the SDK's own retries), and a concurrency limit that gives backpressure.
+import { sleep } from "./sleep.js";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 /** Error names DynamoDB (and the SDK's retry strategy) treat as throttling. */
@@ -22,20 +23,6 @@ export function isThrottlingError(err: unknown): boolean {
     !!e &&
     (THROTTLING_ERRORS.has(e.name ?? "") || e.$metadata?.httpStatusCode === 429 || e.$retryable?.throttling === true)
   );
-}
-
-/** Sleeps `ms`, or less when `signal` aborts (never rejects). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 export interface ThrottlerOptions {

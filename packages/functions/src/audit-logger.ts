@@ -11,6 +11,7 @@ import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEven
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
 import { AuditTrail, retentionFromEnv } from "@sitelogix/core/audit";
 import { createClients } from "@sitelogix/core/clients";
+import { errorName } from "@sitelogix/core/errors";
 import { resolveTableNames } from "@sitelogix/core/names";
 import { recordRef } from "@sitelogix/core/streams";
 
@@ -46,7 +47,7 @@ export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
         counts.failed++;
         logger.error("audit entry not written; the record will be retried", {
           record: recordRef(record),
-          error: { name: (err as Error).name, message: (err as Error).message },
+          error: { name: errorName(err), message: (err as Error).message },
         });
         throw err;
       }

@@ -9,6 +9,7 @@ import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
 import { createClients } from "@sitelogix/core/clients";
+import { errorName } from "@sitelogix/core/errors";
 import { Ledger } from "@sitelogix/core/ledger";
 import { resolveTableNames } from "@sitelogix/core/names";
 import {
@@ -96,7 +97,7 @@ export function createNormalizerHandler(options: NormalizerHandlerOptions = {}) 
           eventID: record.eventID,
           sequenceNumber: record.dynamodb?.SequenceNumber,
           keys: recordRef(record).keys,
-          error: (err as Error).name,
+          error: errorName(err),
           message: (err as Error).message,
         });
         metrics.addMetric(malformed ? "malformed" : "failed", MetricUnit.Count, 1);

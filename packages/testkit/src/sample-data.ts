@@ -1,6 +1,7 @@
 // A realistic, deterministic SiteLogix dataset (as the old application code wrote it: camelCase,
 // with the hard cases of production) and a simulator of live application traffic. Local mode, the
 // tests and the benchmarks share them.
+import { sleep } from "@sitelogix/core";
 import {
   BatchWriteCommand,
   DeleteCommand,
@@ -9,7 +10,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
-import type { Item, SiteLogixTable, TableNames } from "@sitelogix/core";
+import { type Item, isErrorNamed, type SiteLogixTable, type TableNames } from "@sitelogix/core";
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same dataset. */
 export function random(seed: number): () => number {
@@ -226,7 +227,7 @@ export async function loadDataset(
       [names[table]]: items.map((Item) => ({ PutRequest: { Item } })),
     };
     for (let attempt = 0; Object.keys(requests).length > 0; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
+      if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt));
       const out = await doc.send(new BatchWriteCommand({ RequestItems: requests }));
       requests = (out.UnprocessedItems ?? {}) as typeof requests;
     }
@@ -334,7 +335,7 @@ export class ApplicationTraffic {
       inFlight.add(p);
       next += interval;
       const wait = next - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await sleep(wait);
       if (inFlight.size > 64) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
@@ -349,7 +350,7 @@ export class ApplicationTraffic {
       await this[op](table);
       this.stats[op]++;
     } catch (err) {
-      if ((err as { name?: string }).name === "ConditionalCheckFailedException") this.stats.conflicts++;
+      if (isErrorNamed(err, "ConditionalCheckFailedException")) this.stats.conflicts++;
       else this.stats.errors++;
     }
   }

@@ -1,4 +1,5 @@
 // Test helpers for stream-driven suites: waiting for an eventual condition, reading a table's stream.
+import { sleep } from "@sitelogix/core";
 import { compareSequenceNumbers, decodeRecord, type Clients, type DecodedRecord } from "@sitelogix/core";
 import { readStream } from "@sitelogix/core/local-esm";
 
@@ -13,7 +14,7 @@ export async function waitFor<T>(
     const value = await check();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

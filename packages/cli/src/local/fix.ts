@@ -2,7 +2,14 @@
 // reports — data the migrator must never fix itself (a numeric name, a wrongly typed date, an
 // unknown status). Each fix is an ordinary application write, so the normalizer then does the rest.
 import { paginateScan, UpdateCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { derivePatchFor, type Item, type SiteLogixTable, type TableNames, type Violation } from "@sitelogix/core";
+import {
+  derivePatchFor,
+  isErrorNamed,
+  type Item,
+  type SiteLogixTable,
+  type TableNames,
+  type Violation,
+} from "@sitelogix/core";
 
 export const FIXED_BY = "ops:data-fix";
 
@@ -73,7 +80,7 @@ export async function applyApplicationFix(
           );
         } catch (err) {
           // Deleted by live traffic in the meantime: nothing to fix.
-          if ((err as { name?: string }).name === "ConditionalCheckFailedException") continue;
+          if (isErrorNamed(err, "ConditionalCheckFailedException")) continue;
           throw err;
         }
         summary.items++;

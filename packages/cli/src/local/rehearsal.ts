@@ -2,6 +2,7 @@
 // expand (streams, normalizer, audit logger) under live application traffic, sweep, verify, the
 // application's fix of what only it may fix, sweep and verify again, the gated index phase, index and
 // access-pattern checks, contract, and the audit trail. Every phase is timed and checked.
+import { sleep } from "@sitelogix/core";
 import {
   ACCESS_PATTERNS,
   applyIndexPhase,
@@ -79,7 +80,7 @@ async function drained(runner: StreamRunner, quietMs = 3000, timeoutMs = 120_000
   let since = Date.now();
   while (Date.now() - since < quietMs) {
     if (Date.now() > deadline) throw new PhaseFailed(`the stream runner did not catch up within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
     const now = snapshot();
     if (now !== last) [last, since] = [now, Date.now()];
   }
@@ -220,7 +221,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
         const states = await Promise.all(RULE_TABLES.map((t) => ledger.tableState(t)));
         if (states.every((s) => s.normalizerLiveAt)) break;
         if (Date.now() > deadline) throw new Error("the normalizer did not start on every table within 30 s");
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
       traffic!.start();
       return {

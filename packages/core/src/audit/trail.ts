@@ -10,7 +10,7 @@ import {
 import type { DynamoDBRecord } from "aws-lambda";
 import type { TableNames } from "../names.js";
 import { inItemOrder } from "../streams.js";
-import { sleep } from "../throttler.js";
+import { sleep } from "../sleep.js";
 import { headOf, placeEntry, type ChainHead } from "./chain.js";
 import type { AuditEntry, EntryContent } from "./entry.js";
 import { byActor, byTable, history, type TimeRange } from "./query.js";
@@ -28,6 +28,7 @@ import {
 } from "./store.js";
 import type { AttributeMap } from "./values.js";
 import { verifyTrail, type VerifyOptions, type VerifyReport } from "./verify.js";
+import { isErrorNamed } from "../errors.js";
 
 const HEAD_CACHE_SIZE = 10_000;
 const APPEND_ATTEMPTS = 8;
@@ -87,12 +88,7 @@ export class AuditTrail {
         return { outcome: "appended", position: entry.position, storage: stored.storage };
       } catch (err) {
         const reasons = (err as { name?: string; CancellationReasons?: CancellationReason[] }).CancellationReasons;
-        if (
-          (err as { name?: string }).name !== "TransactionCanceledException" ||
-          !reasons ||
-          attempt >= APPEND_ATTEMPTS
-        )
-          throw err;
+        if (!isErrorNamed(err, "TransactionCanceledException") || !reasons || attempt >= APPEND_ATTEMPTS) throw err;
         const [entryReason, ...rest] = reasons;
         const headReason = rest[rest.length - 1];
         if (reasonCode(entryReason) === "ConditionalCheckFailed") return this.duplicateOf(content, entryReason?.Item);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context, DynamoDBRecord } from "aws-lambda";
 import type { Subscription } from "../subscriptions.js";
-import { describeError, type InvocationResult, type LambdaStreamHandler, type SubscriberStats } from "./options.js";
+import { failureText, type InvocationResult, type LambdaStreamHandler, type SubscriberStats } from "./options.js";
 
 /** The repository root, against which SST's handler paths are written. */
 const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
@@ -105,7 +105,7 @@ export class FunctionInvoker {
         await call.catch(() => undefined);
       }
     } catch (err) {
-      return { kind: "error", error: describeError(err) };
+      return { kind: "error", error: failureText(err) };
     }
     const failures = response?.batchItemFailures;
     if (!failures || failures.length === 0) return { kind: "ok" };

@@ -6,11 +6,11 @@ import type { DynamoDBRecord } from "aws-lambda";
 import type { StreamMapping } from "../ledger.js";
 import type { SiteLogixTable } from "../schema.js";
 import { matchesFilter } from "../subscriptions.js";
-import { sleep } from "../throttler.js";
+import { sleep } from "../sleep.js";
 import type { FunctionInvoker } from "./invoker.js";
 import {
   DEFAULT_POLL_INTERVAL_MS,
-  describeError,
+  failureText,
   MAX_BACKOFF_MS,
   type RunnerEvent,
   type StreamRunnerOptions,
@@ -65,7 +65,7 @@ export class MappingRunner {
           type: "error",
           subscriber: this.subscriber,
           table: this.table,
-          error: `ledger write failed: ${describeError(err)}`,
+          error: `ledger write failed: ${failureText(err)}`,
         });
         await sleep(Math.min(MAX_BACKOFF_MS, this.pollIntervalMs * 2 ** attempt), this.signal);
       }
@@ -148,7 +148,7 @@ export class MappingRunner {
       return shards;
     } catch (err) {
       if (!this.signal.aborted)
-        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: describeError(err) });
+        this.emit({ type: "error", subscriber: this.subscriber, table: this.table, error: failureText(err) });
       return undefined;
     }
   }

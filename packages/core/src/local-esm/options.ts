@@ -6,6 +6,7 @@ import type { Ledger, StreamFailure, StreamMapping, StreamStartingPosition } fro
 import type { TableNames } from "../names.js";
 import type { SiteLogixTable } from "../schema.js";
 import type { Subscription } from "../subscriptions.js";
+import { describeError } from "../errors.js";
 
 export type SubscriberName = Subscription["name"];
 
@@ -77,6 +78,5 @@ export const MAX_BACKOFF_MS = 5_000;
 /** Records listed (keys only) in an on-failure entry. */
 export const SUNK_RECORDS_LISTED = 100;
 
-export const errorName = (err: unknown) => (err as { name?: string } | null)?.name;
-export const describeError = (err: unknown) =>
-  `${errorName(err) ?? "Error"}: ${(err as Error)?.message ?? String(err)}`.slice(0, 1000);
+/** A failure as the on-failure destination records it: one line, bounded. */
+export const failureText = (err: unknown) => describeError(err).slice(0, 1000);

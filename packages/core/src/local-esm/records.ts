@@ -1,4 +1,5 @@
 // The Streams API side: records read with GetRecords, in the shape Lambda delivers them.
+import { sleep } from "../sleep.js";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
@@ -84,7 +85,7 @@ export async function readStream(
       iterator = out.NextShardIterator;
       if (page.length === 0) {
         empty++;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       } else empty = 0;
     }
   }

@@ -9,10 +9,11 @@ import {
 import type { DynamoDBRecord } from "aws-lambda";
 import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger.js";
 import { compareSequenceNumbers } from "../streams.js";
-import { sleep } from "../throttler.js";
+import { sleep } from "../sleep.js";
 import type { MappingRunner } from "./mapping.js";
-import { describeError, errorName, MAX_BACKOFF_MS, SUNK_RECORDS_LISTED } from "./options.js";
+import { failureText, MAX_BACKOFF_MS, SUNK_RECORDS_LISTED } from "./options.js";
 import { GET_RECORDS_LIMIT, keysOf, toLambdaRecord } from "./records.js";
+import { errorName } from "../errors.js";
 
 interface Pending {
   record: DynamoDBRecord;
@@ -162,7 +163,7 @@ export class ShardConsumer {
       subscriber: this.mapping.subscriber,
       table: this.mapping.table,
       shardId: this.shardId,
-      error: describeError(err),
+      error: failureText(err),
     });
     await sleep(Math.min(MAX_BACKOFF_MS, this.mapping.pollIntervalMs * 2 ** this.readErrors), this.mapping.signal);
   }

@@ -12,7 +12,7 @@ import { isErrorNamed } from "../errors.js";
 import type { Ledger } from "../ledger.js";
 import type { SiteLogixTable } from "../schema.js";
 import { describeTable } from "../tables.js";
-import { sleep } from "../throttler.js";
+import { sleep } from "../sleep.js";
 import { RollbackRefusedError, type RollbackResult } from "./rollback-index.js";
 import { recordRollback, type RollbackRecord } from "./rollback-record.js";
 

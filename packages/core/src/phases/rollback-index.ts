@@ -10,7 +10,7 @@ import {
 import type { Ledger } from "../ledger.js";
 import { TABLES, type SiteLogixTable } from "../schema.js";
 import { describeTable } from "../tables.js";
-import { sleep } from "../throttler.js";
+import { sleep } from "../sleep.js";
 import { recordRollback, type RollbackRecord } from "./rollback-record.js";
 
 export class RollbackRefusedError extends Error {

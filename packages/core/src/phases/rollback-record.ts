@@ -2,6 +2,7 @@
 // the ledger beside the table's gates and sweeps, so `status` and a later reader know what was undone.
 import type { Ledger } from "../ledger.js";
 import type { SiteLogixTable } from "../schema.js";
+import { describeError } from "../errors.js";
 
 export interface RollbackRecord {
   table: SiteLogixTable;
@@ -31,7 +32,7 @@ export async function recordRollback(ledger: Ledger, record: RollbackRecord): Pr
     await ledger.put(key(record.table, record.startedAt), record);
     return undefined;
   } catch (err) {
-    return `not recorded in the ledger (${(err as Error).name}: ${(err as Error).message})`;
+    return `not recorded in the ledger (${describeError(err)})`;
   }
 }
 
