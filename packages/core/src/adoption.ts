@@ -4,7 +4,15 @@
 // way). Reading DescribeTable first turns each such difference into a refusal that says what the
 // deploy would do and what to do instead, before anything is declared.
 import type { TableDescription } from "@aws-sdk/client-dynamodb";
-import { attributeDefinitions, gsisIn, TABLES, type GsiDef, type LogicalTable, type Phase } from "./schema.js";
+import {
+  attributeDefinitions,
+  gsisIn,
+  keySchema,
+  TABLES,
+  type GsiDef,
+  type LogicalTable,
+  type Phase,
+} from "./schema.js";
 
 /** How a live table is encrypted at rest; an adopted table keeps what it has. */
 export type LiveEncryption =
@@ -20,8 +28,7 @@ export type KeyManager = "AWS" | "CUSTOMER";
 
 const keyList = (keys: { AttributeName?: string; KeyType?: string }[] = []) =>
   keys.map((k) => `${k.AttributeName} ${k.KeyType}`).join(", ");
-const declaredKeys = (hash: string, range?: string) =>
-  keyList([{ AttributeName: hash, KeyType: "HASH" }, ...(range ? [{ AttributeName: range, KeyType: "RANGE" }] : [])]);
+const declaredKeys = (def: { hashKey: string; rangeKey?: string }) => keyList(keySchema(def));
 
 /** The GSI the schema declares under `name` in any phase (the schema's index names are unique per table). */
 const knownGsi = (table: LogicalTable, name: string): GsiDef | undefined =>
@@ -50,7 +57,7 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
     problems.push(`${name}: ${what}: ${consequence}. ${todo}`);
 
   const liveKeys = keyList(described.KeySchema);
-  const expectedKeys = declaredKeys(def.hashKey, def.rangeKey);
+  const expectedKeys = declaredKeys(def);
   if (liveKeys !== expectedKeys) {
     problem(
       `key schema is (${liveKeys}), the schema says (${expectedKeys})`,
@@ -91,7 +98,7 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
       continue;
     }
     const live = `${keyList(gsi.KeySchema)}; ${gsi.Projection?.ProjectionType ?? "?"}${gsi.Projection?.NonKeyAttributes?.length ? ` ${gsi.Projection.NonKeyAttributes.join(", ")}` : ""}`;
-    const expected = `${declaredKeys(known.hashKey, known.rangeKey)}; ALL`;
+    const expected = `${declaredKeys(known)}; ALL`;
     // An index this phase does not declare is deleted anyway (the phase's index change).
     if (live !== expected && gsisIn(table, phase).includes(known)) {
       problem(

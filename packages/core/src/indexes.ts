@@ -9,7 +9,16 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { paginateQuery, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
-import { gsisIn, TABLES, type GsiDef, type LogicalTable, type Phase, type SiteLogixTable } from "./schema.js";
+import {
+  gsisIn,
+  keyAttributes,
+  keySchema,
+  TABLES,
+  type GsiDef,
+  type LogicalTable,
+  type Phase,
+  type SiteLogixTable,
+} from "./schema.js";
 
 /** One GSI creation or deletion: DynamoDB accepts only one per table update. */
 export interface IndexChange {
@@ -31,15 +40,12 @@ function gsiUpdate(gsi: GsiDef): {
   update: GlobalSecondaryIndexUpdate;
   attributes: { AttributeName: string; AttributeType: "S" }[];
 } {
-  const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
+  const keys = keyAttributes(gsi);
   return {
     update: {
       Create: {
         IndexName: gsi.name,
-        KeySchema: keys.map((AttributeName, i) => ({
-          AttributeName,
-          KeyType: i === 0 ? ("HASH" as const) : ("RANGE" as const),
-        })),
+        KeySchema: keySchema(gsi),
         Projection: { ProjectionType: "ALL" },
       },
     },
@@ -135,7 +141,7 @@ export async function checkIndex(
   gsi: GsiDef,
 ): Promise<IndexContentCheck> {
   const tableName = names[table];
-  const keys = [gsi.hashKey, ...(gsi.rangeKey ? [gsi.rangeKey] : [])];
+  const keys = keyAttributes(gsi);
   const projection = {
     ProjectionExpression: ["PK", "SK", ...keys].map((_, i) => `#a${i}`).join(", "),
     ExpressionAttributeNames: Object.fromEntries(["PK", "SK", ...keys].map((a, i) => [`#a${i}`, a])),

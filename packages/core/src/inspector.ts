@@ -5,25 +5,19 @@
 import { GetCommand, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { derivePatchFor } from "./rule-context.js";
 import { dynamoType, ruleAttributes, type Item, type Patch, type ViolationProblem } from "./rules.js";
-import { TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
+import { keyAttributes, TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
 import { sleep } from "./sleep.js";
 import { ConcurrencyLimit, isThrottlingError, retryThrottled, throttleBackoffMs } from "./throttler.js";
 import type { IndexCheck } from "./ledger.js";
 
-/** Primary key attributes of a table. */
-export function keyAttributes(table: SiteLogixTable): string[] {
-  const def = TABLES[table];
-  return def.rangeKey ? [def.hashKey, def.rangeKey] : [def.hashKey];
-}
-
 /** What the sweep reads of each item: keys and the rules' sources and targets. */
 export function sweepAttributes(table: SiteLogixTable): string[] {
-  return [...new Set([...keyAttributes(table), ...ruleAttributes(table)])];
+  return [...new Set([...keyAttributes(TABLES[table]), ...ruleAttributes(table)])];
 }
 
 /** What verify reads: the sweep's attributes plus every target GSI's key attributes. */
 export function verifyAttributes(table: SiteLogixTable): string[] {
-  const gsiKeys = targetGsis(table).flatMap((g) => (g.rangeKey ? [g.hashKey, g.rangeKey] : [g.hashKey]));
+  const gsiKeys = targetGsis(table).flatMap(keyAttributes);
   return [...new Set([...sweepAttributes(table), ...gsiKeys])];
 }
 
@@ -116,7 +110,7 @@ export function inspectItem(table: SiteLogixTable, item: Item, patch: Patch): In
   const findings: IndexFinding[] = [];
   const written = new Set(patch.set.map((a) => a.attribute));
   for (const gsi of targetGsis(table)) {
-    const keys = gsi.rangeKey ? [gsi.hashKey, gsi.rangeKey] : [gsi.hashKey];
+    const keys = keyAttributes(gsi);
     const finding: IndexFinding = {
       index: gsi.name,
       gapAttributes: keys.filter((k) => written.has(k)),
@@ -161,7 +155,7 @@ class GateTally {
         g.name,
         {
           index: g.name,
-          keyAttributes: g.rangeKey ? [g.hashKey, g.rangeKey] : [g.hashKey],
+          keyAttributes: keyAttributes(g),
           gaps: 0,
           violations: 0,
           disagreements: 0,

@@ -187,6 +187,19 @@ export function attributeDefinitions(table: LogicalTable, phase: Phase): Record<
   return attrs;
 }
 
+/** The key attributes of a table or a GSI, hash key first. */
+export function keyAttributes(def: { hashKey: string; rangeKey?: string | undefined }): string[] {
+  return def.rangeKey ? [def.hashKey, def.rangeKey] : [def.hashKey];
+}
+
+/** A KeySchema for a table or a GSI. */
+export function keySchema(def: { hashKey: string; rangeKey?: string | undefined }) {
+  return keyAttributes(def).map((AttributeName, i) => ({
+    AttributeName,
+    KeyType: i === 0 ? ("HASH" as const) : ("RANGE" as const),
+  }));
+}
+
 export function isSiteLogixTable(name: string): name is SiteLogixTable {
   return (SITELOGIX_TABLES as readonly string[]).includes(name);
 }
@@ -195,7 +208,7 @@ export function isSiteLogixTable(name: string): name is SiteLogixTable {
 export function itemKey(table: LogicalTable, item: Record<string, unknown>): Record<string, string> {
   const def = TABLES[table];
   const key: Record<string, string> = {};
-  for (const name of def.rangeKey ? [def.hashKey, def.rangeKey] : [def.hashKey]) {
+  for (const name of keyAttributes(def)) {
     const value = item[name];
     if (typeof value !== "string" || value === "") throw new Error(`${table} item has no string key attribute ${name}`);
     key[name] = value;

@@ -13,7 +13,7 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import type { TableNames } from "./names.js";
-import { attributeDefinitions, gsisIn, tablesIn, TABLES, type LogicalTable, type Phase } from "./schema.js";
+import { attributeDefinitions, gsisIn, keySchema, tablesIn, TABLES, type LogicalTable, type Phase } from "./schema.js";
 
 /** `legacy`: production as it is once expanded (new tables included); `target`: the end state (14 GSIs). */
 export type SchemaName = "legacy" | "target";
@@ -107,14 +107,10 @@ export function createTableInput(
 ): CreateTableCommandInput {
   const def = TABLES[table];
   const gsis = gsisIn(table, phase);
-  const keySchema = (hash: string, range?: string) => [
-    { AttributeName: hash, KeyType: "HASH" as const },
-    ...(range ? [{ AttributeName: range, KeyType: "RANGE" as const }] : []),
-  ];
   return {
     TableName: tableName,
     BillingMode: "PAY_PER_REQUEST",
-    KeySchema: keySchema(def.hashKey, def.rangeKey),
+    KeySchema: keySchema(def),
     AttributeDefinitions: Object.entries(attributeDefinitions(table, phase)).map(([AttributeName, AttributeType]) => ({
       AttributeName,
       AttributeType,
@@ -123,7 +119,7 @@ export function createTableInput(
       ? {
           GlobalSecondaryIndexes: gsis.map((g) => ({
             IndexName: g.name,
-            KeySchema: keySchema(g.hashKey, g.rangeKey),
+            KeySchema: keySchema(g),
             Projection: { ProjectionType: "ALL" as const },
           })),
         }
