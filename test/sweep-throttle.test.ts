@@ -194,13 +194,14 @@ describe("sweep with throttling and --max-wcu (DynamoDB Local)", () => {
   });
 
   it("holds --max-wcu within ±10% of the consumed capacity DynamoDB reports", async () => {
-    // The budget must be one this machine can exceed right now (it may be shared): half of what an
-    // unthrottled sweep of the same items reaches in the same run, at most 400 WCU/s.
+    // The budget must be one this machine can exceed right now (it may be shared): a part of what an
+    // unthrottled sweep of the same items reaches in the same run (a third: room for the load of a
+    // shared machine to change between the two sweeps), at most 300 WCU/s.
     await loadDataset(t.clients.doc, t.names, rows);
     const ceiling = await sweepTable(t, "reports");
     const ceilingRate = (ceiling.counts.consumedWcu / ceiling.durationMs) * 1000;
-    const maxWcu = Math.min(400, Math.round(ceilingRate / 2));
-    expect(maxWcu).toBeGreaterThan(50);
+    const maxWcu = Math.min(300, Math.round(ceilingRate / 3));
+    expect(maxWcu).toBeGreaterThan(40);
     await loadDataset(t.clients.doc, t.names, rows);
     const samples: { at: number; wcu: number }[] = [];
     const report = await sweepTable(t, "reports", {

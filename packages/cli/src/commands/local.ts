@@ -6,6 +6,7 @@ import { integerAtLeast } from "../args.js";
 import { rehearse } from "../local/rehearsal.js";
 import { renderMarkdown, renderTable, reportPassed } from "../local/report.js";
 import { EXIT, say } from "../output.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 
 export function registerLocal(program: Command): void {
   program
@@ -50,14 +51,8 @@ export function registerLocal(program: Command): void {
         const stop = new AbortController();
         // Every scan segment and write in flight listens to it.
         setMaxListeners(0, stop.signal);
-        const onSignal = (signal: NodeJS.Signals) => {
-          // A second signal exits at once; DynamoDB Local is killed on exit either way.
-          if (stop.signal.aborted) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
-          say(`${signal}: stopping the rehearsal and DynamoDB Local (again to exit at once)`);
-          stop.abort();
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
+        // DynamoDB Local is killed on exit either way.
+        const signals = onStopSignals("stopping the rehearsal and DynamoDB Local", () => stop.abort());
         const rehearsal = await rehearse({
           items: opts.items,
           ...(opts.port !== undefined ? { port: opts.port } : {}),
@@ -67,7 +62,7 @@ export function registerLocal(program: Command): void {
           log: say,
         });
         // Ctrl-C after the report (the way to end --keep-running) does not change the result.
-        const interrupted = stop.signal.aborted;
+        const interrupted = signals.received;
         try {
           const path = resolve(opts.report);
           writeFileSync(path, renderMarkdown(rehearsal.report));
@@ -87,10 +82,13 @@ export function registerLocal(program: Command): void {
           }
         } finally {
           await rehearsal.shutdown();
-          process.off("SIGINT", onSignal);
-          process.off("SIGTERM", onSignal);
+          signals.dispose();
         }
-        process.exitCode = interrupted ? 130 : reportPassed(rehearsal.report) ? EXIT.ok : EXIT.error;
+        process.exitCode = interrupted
+          ? signalExitCode(interrupted)
+          : reportPassed(rehearsal.report)
+            ? EXIT.ok
+            : EXIT.error;
       },
     );
 }

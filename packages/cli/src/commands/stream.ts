@@ -12,6 +12,7 @@ import {
 import { StreamRunner, type RunnerEvent, type SubscriberName } from "@sitelogix/core/local-esm";
 import { CliError, EXIT, say } from "../output.js";
 import { tableArg } from "../options.js";
+import { onStopSignals } from "../signals.js";
 
 interface StreamOptions {
   table?: string[];
@@ -89,16 +90,11 @@ export function registerStream(program: Command): void {
           if (line) say(line);
         },
       });
-      let signals = 0;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (++signals > 1) process.exit(130);
-        say(
-          `${signal}: stopping after the invocations in flight (send it again to quit at once; records are redelivered on the next start)`,
-        );
-        runner.stop();
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
+      // Stopping on a signal is how this command ends: exit 0 once the invocations in flight finish.
+      const signals = onStopSignals(
+        "stopping after the invocations in flight (records not yet checkpointed come again on the next start)",
+        () => runner.stop(),
+      );
       try {
         const stats = await runner.run();
         for (const [subscriber, s] of Object.entries(stats)) {
@@ -107,8 +103,7 @@ export function registerStream(program: Command): void {
           );
         }
       } finally {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+        signals.dispose();
         destroyClients(clients);
       }
     });

@@ -23,6 +23,7 @@ import { onTable, positiveInt, positiveNumber } from "../args.js";
 import { selectTables } from "../options.js";
 import { CliError, EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 
 interface SweepCliOptions {
   table?: string[];
@@ -153,17 +154,8 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   const clients = createClients(sweepClientConfig(opts));
   const ledger = new Ledger(clients.doc, names.ledger);
   const notifier = stageNotifier();
-  // First Ctrl-C / SIGTERM: stop gracefully; a second one exits at once.
   const stop = new AbortController();
-  let signalCode = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
-    signalCode = 128 + (signal === "SIGINT" ? 2 : 15);
-    say(`${signal}: stopping — in-flight writes finish, checkpoints are saved (again to exit at once)`);
-    stop.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const signals = onStopSignals("stopping — in-flight writes finish, checkpoints are saved", () => stop.abort());
   try {
     // Decide for every table before touching any, so an unfinished sweep is reported up front.
     const plans = new Map<SiteLogixTable, SweepPlan>();
@@ -234,10 +226,9 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
       if (report.status === "stopped") say(`${table}: stopped; continue with sitelogix-migrate sweep --resume`);
     }
     if (opts.json) printJson({ dryRun: opts.dryRun === true, tables: results });
-    if (signalCode) process.exitCode = signalCode;
+    if (signals.received) process.exitCode = signalExitCode(signals.received);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    signals.dispose();
     notifier.close();
     destroyClients(clients);
   }
