@@ -19,6 +19,7 @@ export * from "./normalizer.js";
 export * from "./throttler.js";
 export * from "./sleep.js";
 export * from "./inspector.js";
+export * from "./gate.js";
 export * from "./sweep.js";
 export * from "./adoption.js";
 export * from "./notifier.js";

@@ -5,15 +5,15 @@ import {
   destroyClients,
   Ledger,
   resolveTableNames,
-  SITELOGIX_TABLES,
   stageNotifier,
-  verifyTable,
+  verifyAndRecordGate,
+  type GateVerification,
   type IndexGateDecision,
   type PhaseEvent,
   type TableVerification,
 } from "@sitelogix/core";
 import { onTable } from "../args.js";
-import { selectTables } from "../options.js";
+import { selectTables, tableOption } from "../options.js";
 import { EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 
@@ -62,10 +62,10 @@ function describe(v: TableVerification, gate: IndexGateDecision): string {
 }
 
 /** The phase event of one verify run: the gate green on every table verified, or red and where. */
-function gateEvent(results: Record<string, TableVerification & { indexGate: IndexGateDecision }>): PhaseEvent {
+function gateEvent(results: Record<string, GateVerification>): PhaseEvent {
   const all = Object.values(results);
   const red = all.filter((r) => !r.green);
-  const line = (r: TableVerification & { indexGate: IndexGateDecision }) =>
+  const line = (r: GateVerification) =>
     `${r.table}: ${r.green ? "green" : `red (${r.gaps} items with gaps, ${r.violations} with violations)`}; index gate ${r.indexGate.allowed ? "open" : `closed: ${r.indexGate.reasons.join("; ")}`}`;
   return red.length === 0
     ? { kind: "gate-green", summary: `gate green: ${all.map((r) => r.table).join(", ")}`, details: all.map(line) }
@@ -90,10 +90,7 @@ export function registerVerify(program: Command): void {
         "index gate then decides per table: open, or each reason it stays closed and the command that fixes it. " +
         "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
     )
-    .option(
-      "--table <name...>",
-      `tables to verify, logical or physical names (default: ${SITELOGIX_TABLES.join(", ")})`,
-    )
+    .addOption(tableOption("tables to verify"))
     .option("--json", "print one JSON document on stdout: per table the counts and per index the sample keys")
     .action(async (opts: { table?: string[]; json?: boolean }) => {
       const names = resolveTableNames();
@@ -102,7 +99,7 @@ export function registerVerify(program: Command): void {
       const ledger = new Ledger(clients.doc, names.ledger);
       const notifier = stageNotifier();
       try {
-        const results: Record<string, TableVerification & { indexGate: IndexGateDecision }> = {};
+        const results: Record<string, GateVerification> = {};
         for (const table of tables) {
           const tableName = names[table];
           const description = await onTable(tableName, () =>
@@ -110,29 +107,17 @@ export function registerVerify(program: Command): void {
           );
           const total = description.Table?.ItemCount ?? 0;
           const progress = createProgress(`verify ${table}`);
-          const v = await onTable(tableName, () =>
-            verifyTable({
+          // The table exists (described above): a missing table now is the ledger.
+          const v = await onTable(names.ledger, () =>
+            verifyAndRecordGate(ledger, {
               doc: clients.doc,
               table,
               tableName,
               onProgress: (scanned) => progress.update(scanned, total, ""),
             }),
           ).finally(() => progress.stop());
-          await onTable(names.ledger, () =>
-            ledger.recordGate({
-              table,
-              at: v.at,
-              green: v.green,
-              gaps: v.gaps,
-              violations: v.violations,
-              disagreements: v.disagreements,
-              scanned: v.scanned,
-              indexes: v.indexes,
-            }),
-          );
-          const indexGate = await ledger.indexGate(table);
-          results[table] = { ...v, indexGate };
-          say(describe(v, indexGate));
+          results[table] = v;
+          say(describe(v, v.indexGate));
         }
         const green = Object.values(results).every((r) => r.green);
         const sent = await notifier.notify(gateEvent(results));

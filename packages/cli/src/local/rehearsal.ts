@@ -28,7 +28,7 @@ import {
   tablesWithRules,
   targetGsis,
   TABLES,
-  verifyTable,
+  verifyAndRecordGate,
   type Clients,
   type SweepCounts,
   type TableNames,
@@ -269,18 +269,7 @@ export async function rehearse(options: RehearsalOptions): Promise<Rehearsal> {
     const verifyAll = async (): Promise<TableVerification[]> => {
       const results: TableVerification[] = [];
       for (const table of RULE_TABLES) {
-        const v = await verifyTable({ doc: c.doc, table, tableName: names[table], signal });
-        await ledger.recordGate({
-          table,
-          at: v.at,
-          green: v.green,
-          gaps: v.gaps,
-          violations: v.violations,
-          disagreements: v.disagreements,
-          scanned: v.scanned,
-          indexes: v.indexes,
-        });
-        results.push(v);
+        results.push(await verifyAndRecordGate(ledger, { doc: c.doc, table, tableName: names[table], signal }));
       }
       return results;
     };
