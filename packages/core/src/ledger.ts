@@ -1,5 +1,5 @@
 // Migration state, one table for all of it. Item keys:
-//   TABLE#<logical> / STATE                    phase, when the normalizer went live
+//   TABLE#<logical> / STATE                    when the normalizer went live (the phase is derived: status)
 //   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
 //   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints of a sweep run
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)

@@ -140,7 +140,7 @@ export const TABLES: Record<LogicalTable, TableDef> = {
       gsi("GSI2-TableIndex", "tableShard", "atSeq", "expand"),
     ],
   },
-  // Migration state: phase, sweep checkpoints and results, gate results, stream checkpoints.
+  // Migration state: when the normalizer went live, sweep checkpoints and results, gates, stream checkpoints.
   ledger: {
     logical: "ledger",
     defaultName: "sitelogix-migration-ledger",
