@@ -624,7 +624,8 @@ describe("invariant 1: no lost update", () => {
         }
       }
       expect(derived).toBeGreaterThan(5);
-      // The application's own statuses survived the normalizer (dataset rows with status "draft" the traffic left alone).
+      // The application's own statuses survived the normalizer
+      // (dataset rows with status "draft" the traffic left alone).
       const touched = new Set(traffic.journal.map((w) => `${w.table}|${w.key.PK}|${w.key.SK}`));
       for (const row of rows.filter(
         (r) => r.table === "reports" && r.item.status === "draft" && !touched.has(`reports|${r.item.PK}|${r.item.SK}`),
