@@ -7,7 +7,7 @@ export * from "./rule-context.js";
 export * from "./ownership.js";
 export * from "./applier.js";
 export * from "./tables.js";
-export * from "./ledger.js";
+export * from "./ledger/index.js";
 export * from "./streams.js";
 export * from "./subscriptions.js";
 export * from "./backup.js";
