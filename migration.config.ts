@@ -11,7 +11,15 @@ export default {
   stages: {
     // Before the first prod deploy, add who gets the alarms and phase events — the deploy refuses
     // without it: alarms: { email: ["<on-call address>"] } or alarms: { topicArn: "<existing SNS topic in us-east-1>" }.
-    prod: { phase: "expand", existingTables: "adopt" },
+    // sweep: the distributed sweep (`sweep --distributed`, docs/sweep.md): segments ≥ 4× maxConcurrency.
+    prod: {
+      phase: "expand",
+      existingTables: "adopt",
+      sweep: { segments: 64, maxConcurrency: 16, sliceMinutes: 10, toleratedFailurePercentage: 0 },
+    },
   },
-  otherStages: { phase: "expand" },
+  otherStages: {
+    phase: "expand",
+    sweep: { segments: 16, maxConcurrency: 4, sliceMinutes: 10, toleratedFailurePercentage: 0 },
+  },
 } satisfies MigrationConfig;

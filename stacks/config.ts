@@ -1,6 +1,7 @@
 // Per-stage deploy settings, read from the checked-in migration.config.ts at the repository root.
 import { defaultTableNames, type TableNames } from "@sitelogix/core/names";
 import { PHASES, type Phase } from "@sitelogix/core/schema";
+import { sweepMachineProblems, type DistributedSweepConfig } from "@sitelogix/core/sweep-machine/asl";
 
 /** The phases a stage can be deployed at (`legacy` is production before this app exists). */
 export type DeployPhase = Exclude<Phase, "legacy">;
@@ -21,6 +22,8 @@ export interface StageConfig {
    * refused without one: an alarm that notifies nobody is no alarm.
    */
   alarms?: AlarmDestination;
+  /** The distributed sweep's state machine and worker (`sweep --distributed`); defaults: SWEEP_MACHINE_DEFAULTS. */
+  sweep?: DistributedSweepConfig;
 }
 
 export interface AlarmDestination {
@@ -87,7 +90,10 @@ export function stageContext(config: MigrationConfig, stage: string, protect: bo
       `migration.config.ts: stage "${stage}" has phase "${stageConfig.phase}"; expected one of ${DEPLOY_PHASES.join(", ")}`,
     ]);
   }
-  const problems = checkAlarms(stage, region, protect, stageConfig.alarms);
+  const problems = [
+    ...checkAlarms(stage, region, protect, stageConfig.alarms),
+    ...sweepMachineProblems(stageConfig.sweep ?? {}).map((p) => `migration.config.ts: stage "${stage}": sweep.${p}`),
+  ];
   if (problems.length > 0) throw new StageConfigError(problems);
   const adopt = stageConfig.existingTables === "adopt";
   const names = defaultTableNames(adopt ? "" : `${stage}-`);
