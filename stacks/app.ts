@@ -1,8 +1,9 @@
 // The whole app for one stage: check the deploy against the live tables and the ledger, then
-// declare the tables, the audit trail and the stream functions.
+// declare the tables, the audit trail, the stream functions and the audit digests.
 import { audit } from "./audit";
 import { stageContext } from "./config";
 import { planDeploy } from "./deploy-plan";
+import { digests } from "./digests";
 import { inputs } from "./inputs";
 import { migrator } from "./migrator";
 import { announceIndexChanges } from "./phase-events";
@@ -25,6 +26,7 @@ export async function deploy() {
   const declared = { ...tables(ctx, plan), ...audit(ctx) };
   const { topicArn } = migrator(ctx, declared, plan);
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
+  digests(ctx, declared.audit, topicArn);
   return {
     phase: ctx.phase,
     region: ctx.region,
