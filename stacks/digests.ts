@@ -81,7 +81,7 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
 
   // The writer's role comes first, without permissions: the key policy names it, and its permissions
   // name the key (a role SST creates with the function would depend on the key, and the key on it).
-  const role = new aws.iam.Role("DigestWriterRole", {
+  const role = new aws.iam.Role("AuditDigestWriterRole", {
     description: `sitelogix-migrator ${ctx.stage}: the audit digest writer (the only principal that may sign digests)`,
     assumeRolePolicy: JSON.stringify({
       Version: "2012-10-17",
@@ -149,35 +149,35 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
     protect,
   );
   const versioning = new aws.s3.BucketVersioning("AuditDigestBucketVersioning", {
-    bucket: bucket.id,
+    bucket: bucket.bucket,
     versioningConfiguration: { status: "Enabled" },
   });
   new aws.s3.BucketObjectLockConfiguration(
     "AuditDigestBucketObjectLock",
     {
-      bucket: bucket.id,
+      bucket: bucket.bucket,
       objectLockEnabled: "Enabled",
       rule: { defaultRetention: lockRetention(settings.digestLock) },
     },
     { dependsOn: [versioning] },
   );
   new aws.s3.BucketPublicAccessBlock("AuditDigestBucketPublicAccessBlock", {
-    bucket: bucket.id,
+    bucket: bucket.bucket,
     blockPublicAcls: true,
     blockPublicPolicy: true,
     ignorePublicAcls: true,
     restrictPublicBuckets: true,
   });
   new aws.s3.BucketOwnershipControls("AuditDigestBucketOwnership", {
-    bucket: bucket.id,
+    bucket: bucket.bucket,
     rule: { objectOwnership: "BucketOwnerEnforced" },
   });
   new aws.s3.BucketServerSideEncryptionConfiguration("AuditDigestBucketEncryption", {
-    bucket: bucket.id,
+    bucket: bucket.bucket,
     rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }],
   });
   new aws.s3.BucketPolicy("AuditDigestBucketPolicy", {
-    bucket: bucket.id,
+    bucket: bucket.bucket,
     policy: policy([
       {
         Sid: "TlsOnly",
@@ -190,7 +190,7 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
     ]),
   });
 
-  new aws.iam.RolePolicy("DigestWriterPolicy", {
+  new aws.iam.RolePolicy("AuditDigestWriterPolicy", {
     role: role.name,
     policy: policy([
       {
@@ -218,37 +218,38 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
   });
 
   const timeout = Math.min(MAX_WRITER_TIMEOUT_SECONDS, settings.digestPeriodSeconds);
-  const writer = new sst.aws.Function("DigestWriter", {
-    handler: "packages/functions/src/digest-writer.handler",
-    description: `audit digest writer (${settings.digestSchedule}) on ${audit.name}`,
-    runtime: "nodejs22.x",
-    architecture: "arm64",
-    memory: "1024 MB",
-    // At most the schedule's period, so that two scheduled runs never overlap.
-    timeout: `${timeout} seconds`,
-    logging: { retention: "3 months" },
-    role: role.arn,
-    environment: {
-      POWERTOOLS_SERVICE_NAME: DIGEST_WRITER_SERVICE,
-      POWERTOOLS_METRICS_NAMESPACE,
-      POWERTOOLS_LOG_LEVEL: "INFO",
-      SITELOGIX_AUDIT_KMS_KEY_ID: key.arn,
-      SITELOGIX_AUDIT_DIGEST_BUCKET: bucket.bucket,
-      SITELOGIX_AUDIT_DIGEST_PREFIX: DIGEST_OBJECT_PREFIX,
-    },
-    // The audit table's name (Resource.AuditLog.name); links carry names, the role carries permissions.
-    link: [audit.link],
-  });
-  new sst.aws.Cron("AuditDigestSchedule", {
+  const cron = new sst.aws.Cron("AuditDigestWriter", {
     schedule: settings.digestSchedule as `rate(${string})`,
-    function: writer,
+    function: {
+      handler: "packages/functions/src/digest-writer.handler",
+      description: `audit digest writer (${settings.digestSchedule}) on ${audit.name}`,
+      runtime: "nodejs22.x",
+      architecture: "arm64",
+      memory: "1024 MB",
+      // At most the schedule's period, so that two scheduled runs never overlap.
+      timeout: `${timeout} seconds`,
+      logging: { retention: "3 months" },
+      role: role.arn,
+      environment: {
+        POWERTOOLS_SERVICE_NAME: DIGEST_WRITER_SERVICE,
+        POWERTOOLS_METRICS_NAMESPACE,
+        POWERTOOLS_LOG_LEVEL: "INFO",
+        SITELOGIX_AUDIT_KMS_KEY_ID: key.arn,
+        SITELOGIX_AUDIT_DIGEST_BUCKET: bucket.bucket,
+        SITELOGIX_AUDIT_DIGEST_PREFIX: DIGEST_OBJECT_PREFIX,
+      },
+      // The audit table's name (Resource.AuditLog.name); links carry names, the role carries permissions.
+      link: [audit.link],
+    },
   });
+  const writer = cron.nodes.function;
+  const writerName = writer.apply((fn) => fn.name);
 
   // Under `sst shell`, Resource.AuditDigests names the key and bucket (`audit verify` reads them when
   // SITELOGIX_AUDIT_KMS_KEY_ID / SITELOGIX_AUDIT_DIGEST_BUCKET are not set) and the writer, which
   // alone can sign: an on-demand seal on AWS invokes it.
   new sst.Linkable("AuditDigests", {
-    properties: { keyId: key.arn, bucket: bucket.bucket, writer: writer.name },
+    properties: { keyId: key.arn, bucket: bucket.bucket, writer: writerName },
   });
 
   const alarm = (name: string, args: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">) =>
@@ -259,7 +260,7 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
       "until it succeeds, new audit entries are reported by `audit verify` as not yet sealed.",
     namespace: "AWS/Lambda",
     metricName: "Errors",
-    dimensions: { FunctionName: writer.name },
+    dimensions: { FunctionName: writerName },
     statistic: "Sum",
     period: 300,
     evaluationPeriods: 1,
@@ -283,5 +284,5 @@ export function digests(ctx: StageContext, audit: DeclaredTable, topicArn: $util
     treatMissingData: "breaching",
   });
 
-  return { key, bucket, writer };
+  return { key, bucket, writer: writerName };
 }
