@@ -2,7 +2,7 @@
 // AVAILABLE and recorded in the ledger, so that every later phase has a restore point on record.
 import { sleep } from "./sleep.js";
 import { CreateBackupCommand, DescribeBackupCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { BackupRecord, Ledger } from "./ledger.js";
+import type { BackupRecord, Ledger } from "./ledger/index.js";
 import type { TableNames } from "./names.js";
 import type { SiteLogixTable } from "./schema.js";
 import { isErrorNamed } from "./errors.js";
@@ -10,7 +10,8 @@ import { isErrorNamed } from "./errors.js";
 export class BackupsUnsupportedError extends Error {
   constructor(endpoint: string) {
     super(
-      `this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); run \`backup\` against AWS`,
+      `this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); ` +
+        "run `backup` against AWS",
     );
     this.name = "BackupsUnsupportedError";
   }
@@ -106,9 +107,9 @@ export async function backupTables(options: BackupOptions): Promise<BackupRecord
       };
     }
     await options.ledger.recordBackup(record);
-    options.onProgress?.(
-      `${tableName}: ${record.status}${record.backupArn ? ` ${record.backupArn}` : ""}${record.error ? ` (${record.error})` : ""}`,
-    );
+    const arn = record.backupArn ? ` ${record.backupArn}` : "";
+    const error = record.error ? ` (${record.error})` : "";
+    options.onProgress?.(`${tableName}: ${record.status}${arn}${error}`);
     results.push(record);
   }
   return results;

@@ -18,7 +18,7 @@ import {
   type SweepCounts,
   type SweepOwner,
   type SweepRun,
-} from "./ledger.js";
+} from "./ledger/index.js";
 import { derivePatchFor } from "./rule-context.js";
 import { describeBasis, inScope, type Assignment, type Item, type Patch, type Violation } from "./rules.js";
 import type { SiteLogixTable } from "./schema.js";

@@ -3,7 +3,7 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { DescribeStreamCommand, type Shard } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import type { StreamMapping } from "../ledger.js";
+import type { StreamMapping } from "../ledger/index.js";
 import type { SiteLogixTable } from "../schema.js";
 import { matchesFilter } from "../subscriptions.js";
 import { sleep } from "../sleep.js";
@@ -53,7 +53,10 @@ export class MappingRunner {
     return this.mapping?.from !== "latest" || createdMs >= Date.parse(this.mapping.startedAt) - 60_000;
   }
 
-  /** Runs a ledger write until it succeeds (a lost checkpoint would only mean redelivery, but a lost sink entry a lost batch). */
+  /**
+   * Runs a ledger write until it succeeds (a lost checkpoint would only mean redelivery, but a lost sink entry a lost
+   * batch).
+   */
   async persist(write: () => Promise<void>): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -7,7 +7,7 @@ import {
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger.js";
+import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger/index.js";
 import { compareSequenceNumbers } from "../streams.js";
 import { sleep } from "../sleep.js";
 import type { MappingRunner } from "./mapping.js";
@@ -247,7 +247,10 @@ export class ShardConsumer {
     }
   }
 
-  /** Sends records to the on-failure sink (the ledger), then moves the checkpoint past them; `attempts`: invocations made. */
+  /**
+   * Sends records to the on-failure sink (the ledger), then moves the checkpoint past them; `attempts`: invocations
+   * made.
+   */
   private async sink(
     records: Pending[],
     condition: StreamFailureCondition,
