@@ -81,23 +81,23 @@ export function s3DigestStore({
   return {
     location: `s3://${bucket}/${prefix}`,
     async put(name, bytes) {
-      await s3
-        .send(
+      try {
+        await s3.send(
           new PutObjectCommand({
             Bucket: bucket,
             Key: `${prefix}${checkName(name)}`,
             Body: bytes,
-            // Object Lock requires an integrity checksum on every put.
+            // Object Lock requires an integrity checksum on every put; a digest is never replaced.
             ChecksumAlgorithm: "SHA256",
             ContentType: "application/json",
             IfNoneMatch: "*",
           }),
-        )
-        .catch((err: unknown) => {
-          if (isErrorNamed(err, "PreconditionFailed", "ConditionalRequestConflict"))
-            throw new DigestExistsError(name, `s3://${bucket}/${prefix}`);
-          throw err;
-        });
+        );
+      } catch (err) {
+        if (isErrorNamed(err, "PreconditionFailed", "ConditionalRequestConflict"))
+          throw new DigestExistsError(name, `s3://${bucket}/${prefix}`);
+        throw err;
+      }
     },
     async get(name) {
       try {

@@ -59,10 +59,10 @@ export const partName = (sequence: number, segment: number, n: number) =>
 export const isDigestName = (name: string) => /^digest-\d{10}\.json$/.test(name);
 
 export const sha256Hex = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
-/** The bytes a digest's signature covers. */
-export const signedBytes = (body: DigestBody) => Buffer.from(canonicalJson(body), "utf8");
-/** The hash by which the next digest names this one. */
-export const digestHash = (body: DigestBody) => sha256Hex(signedBytes(body));
+/** The hash of a digest's canonical encoding: what its signature covers, and how the next digest names it. */
+export const digestHash = (body: DigestBody) => sha256Hex(canonicalJson(body));
+/** The bytes a digest's signature covers: a short statement of its hash (KMS signs up to 4 KB raw). */
+export const signedBytes = (body: DigestBody) => Buffer.from(`${DIGEST_TYPE}:${DIGEST_FORMAT}:${digestHash(body)}`);
 
 /** One head's line in a part (canonical JSON). */
 export const headLine = (head: SealedHead) => `${canonicalJson(head)}\n`;
@@ -135,7 +135,7 @@ export async function* partHeads(
   digest: CheckedDigest,
   read: (name: string) => Promise<Uint8Array | undefined>,
   problem: (p: DigestProblem) => void,
-): AsyncGenerator<SealedHead> {
+): AsyncGenerator<{ part: string; head: SealedHead }> {
   for (const part of digest.body.parts) {
     const bytes = await read(part.name);
     if (!bytes) {
@@ -152,6 +152,6 @@ export async function* partHeads(
     const lines = Buffer.from(bytes).toString("utf8").split("\n").filter(Boolean);
     if (lines.length !== part.heads)
       problem({ digest: digest.name, problem: `head list ${part.name} has ${lines.length} of ${part.heads} heads` });
-    for (const line of lines) yield JSON.parse(line) as SealedHead;
+    for (const line of lines) yield { part: part.name, head: JSON.parse(line) as SealedHead };
   }
 }

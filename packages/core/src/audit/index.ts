@@ -16,6 +16,8 @@
 //   digest       the signed digest: format, encoding, checking signatures and the digest chain
 //   seal         sealing the heads changed since the previous digest into a new digest
 //   environment  the signer and store the environment selects (KMS/S3 or local)
+//   verify-chain one chain's check, fed its items in order; verify-digests: digests → sealed points
+//   export-proof the proof beside an export; export-verify: checking an export offline
 export { TTL_PRINCIPAL, UNKNOWN_ACTOR, migratorActor, type ActorBasis } from "./attribution.js";
 export { AUDIT_FORMAT, GENESIS_HASH, entryHash } from "./chain.js";
 export { ENTRY_FIELDS, entityId, type AuditEntry, type EntryContent, type EntryField } from "./entry.js";
@@ -33,6 +35,8 @@ export {
 } from "./trail.js";
 export { canonicalJson, canonicalNumber, normalizeImage, type AttributeMap } from "./values.js";
 export type { ChainProblem, VerifyReport } from "./verify.js";
+export { verifyExport } from "./export-verify.js";
+export { proofFileOf, type ProofSource } from "./export-proof.js";
 export {
   checkDigests,
   DIGEST_PREFIX,

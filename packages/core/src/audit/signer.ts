@@ -9,6 +9,7 @@ import { GetPublicKeyCommand, SignCommand, type KMSClient } from "@aws-sdk/clien
 
 export const ED25519 = "ED25519";
 export const ECDSA_SHA_256 = "ECDSA_SHA_256";
+const KMS_RAW_LIMIT = 4096;
 
 export interface DigestSigner {
   /** The key's identity as recorded in each digest (a KMS key id or ARN, or `local:<fingerprint>`). */
@@ -84,8 +85,8 @@ export async function localSigner(dir: string): Promise<DigestSigner> {
 }
 
 /**
- * A KMS signer: an asymmetric ECC_NIST_P256 key used for SIGN_VERIFY. The message is hashed here
- * and KMS signs the digest (MessageType DIGEST), so a message of any size can be signed.
+ * A KMS signer: an asymmetric ECC_NIST_P256 key used for SIGN_VERIFY. KMS hashes a message of up to
+ * 4 KB itself (MessageType RAW); a longer one is hashed here and KMS signs the hash (DIGEST).
  */
 export function kmsSigner({ kms, keyId }: { kms: KMSClient; keyId: string }): DigestSigner {
   let pem: Promise<string> | undefined;
@@ -93,11 +94,12 @@ export function kmsSigner({ kms, keyId }: { kms: KMSClient; keyId: string }): Di
     keyId,
     algorithm: ECDSA_SHA_256,
     async sign(message) {
+      const raw = message.length <= KMS_RAW_LIMIT;
       const out = await kms.send(
         new SignCommand({
           KeyId: keyId,
-          Message: createHash("sha256").update(message).digest(),
-          MessageType: "DIGEST",
+          Message: raw ? message : createHash("sha256").update(message).digest(),
+          MessageType: raw ? "RAW" : "DIGEST",
           SigningAlgorithm: ECDSA_SHA_256,
         }),
       );
