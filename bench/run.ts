@@ -7,8 +7,9 @@ import { startDynamoDbLocal } from "@sitelogix/testkit";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
 import { normalizerSuite } from "./normalizer.js";
 import { sweepSuite } from "./sweep.js";
+import { workersSuite } from "./workers.js";
 
-const SUITES: BenchSuite[] = [sweepSuite, normalizerSuite];
+const SUITES: BenchSuite[] = [sweepSuite, workersSuite, normalizerSuite];
 
 const GLOBAL = {
   suite: {
