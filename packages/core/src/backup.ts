@@ -2,7 +2,7 @@
 // AVAILABLE and recorded in the ledger, so that every later phase has a restore point on record.
 import { sleep } from "./sleep.js";
 import { CreateBackupCommand, DescribeBackupCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { BackupRecord, Ledger } from "./ledger.js";
+import type { BackupRecord, Ledger } from "./ledger/index.js";
 import type { TableNames } from "./names.js";
 import type { SiteLogixTable } from "./schema.js";
 import { isErrorNamed } from "./errors.js";

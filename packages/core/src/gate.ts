@@ -1,7 +1,7 @@
 // The index gate's one write path: verify a table, record the result in the ledger, and read back
 // what the gate then decides (the rule the deploy applies). `verify` and the rehearsal both use it.
 import { type VerifyOptions, type TableVerification, verifyTable } from "./inspector.js";
-import type { IndexGateDecision, Ledger } from "./ledger.js";
+import type { IndexGateDecision, Ledger } from "./ledger/index.js";
 
 export type GateVerification = TableVerification & { indexGate: IndexGateDecision };
 

@@ -8,7 +8,7 @@ import { dynamoType, ruleAttributes, type Item, type Patch, type ViolationProble
 import { keyAttributes, TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
 import { sleep } from "./sleep.js";
 import { ConcurrencyLimit, isThrottlingError, retryThrottled, throttleBackoffMs } from "./throttler.js";
-import type { IndexCheck } from "./ledger.js";
+import type { IndexCheck } from "./ledger/index.js";
 
 /** What the sweep reads of each item: keys and the rules' sources and targets. */
 export function sweepAttributes(table: SiteLogixTable): string[] {

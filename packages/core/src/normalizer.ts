@@ -3,7 +3,7 @@
 // adds batching, logging and metrics around it; the local runner invokes that same handler.
 import { GetCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { applyPatch, MIGRATOR_MARKER, type Outcome } from "./applier.js";
-import type { Ledger } from "./ledger.js";
+import type { Ledger } from "./ledger/index.js";
 import { logicalFromPhysical, type TableNames } from "./names.js";
 import { derivePatchFor } from "./rule-context.js";
 import { tablesWithRules, type Item, type Violation } from "./rules.js";

@@ -2,14 +2,8 @@
 // the operator should take. Everything is read, nothing is written; a table or endpoint that cannot
 // be read is reported in the view, not thrown.
 import { DescribeContinuousBackupsCommand, type DynamoDBClient, type TableDescription } from "@aws-sdk/client-dynamodb";
-import {
-  decideIndexGate,
-  type BackupRecord,
-  type GateResult,
-  type Ledger,
-  type SweepRun,
-  type TableState,
-} from "./ledger.js";
+import type { BackupRecord, GateResult, Ledger, SweepRun, TableState } from "./ledger/index.js";
+import { decideIndexGate } from "./phases/index-gate.js";
 import type { TableNames } from "./names.js";
 import { targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
 import { contractPhase } from "./phases/contract.js";

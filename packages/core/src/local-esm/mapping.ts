@@ -3,7 +3,7 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { DescribeStreamCommand, type Shard } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import type { StreamMapping } from "../ledger.js";
+import type { StreamMapping } from "../ledger/index.js";
 import type { SiteLogixTable } from "../schema.js";
 import { matchesFilter } from "../subscriptions.js";
 import { sleep } from "../sleep.js";

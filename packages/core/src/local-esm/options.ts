@@ -2,7 +2,7 @@
 // defaults, and how errors are described in its events and on-failure entries.
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import type { Clients } from "../clients.js";
-import type { Ledger, StreamFailure, StreamMapping, StreamStartingPosition } from "../ledger.js";
+import type { Ledger, StreamFailure, StreamMapping, StreamStartingPosition } from "../ledger/index.js";
 import type { TableNames } from "../names.js";
 import type { SiteLogixTable } from "../schema.js";
 import type { Subscription } from "../subscriptions.js";

@@ -7,7 +7,7 @@ import {
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger.js";
+import type { ShardCheckpoint, StreamFailure, StreamFailureCondition } from "../ledger/index.js";
 import { compareSequenceNumbers } from "../streams.js";
 import { sleep } from "../sleep.js";
 import type { MappingRunner } from "./mapping.js";

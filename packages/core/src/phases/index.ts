@@ -1,6 +1,7 @@
 // The migration phases (expand, index, contract) and the rollback operations, one file each.
 export * from "./build-indexes.js";
 export * from "./contract.js";
+export * from "./index-gate.js";
 export * from "./expand.js";
 export * from "./legacy.js";
 export * from "./live-tables.js";

@@ -4,7 +4,7 @@ import type { TableDescription } from "@aws-sdk/client-dynamodb";
 import { DescribeKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
 import type { KeyManager } from "../adoption.js";
 import type { Clients } from "../clients.js";
-import { type IndexGateDecision, Ledger } from "../ledger.js";
+import { type IndexGateDecision, Ledger } from "../ledger/index.js";
 import type { LogicalTable } from "../schema.js";
 import type { TableNames } from "../names.js";
 import { describeTable } from "../tables.js";

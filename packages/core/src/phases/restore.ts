@@ -9,7 +9,7 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 import { isErrorNamed } from "../errors.js";
-import type { Ledger } from "../ledger.js";
+import type { Ledger } from "../ledger/index.js";
 import type { SiteLogixTable } from "../schema.js";
 import { describeTable } from "../tables.js";
 import { sleep } from "../sleep.js";

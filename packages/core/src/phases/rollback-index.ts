@@ -7,7 +7,7 @@ import {
   type DynamoDBClient,
   type GlobalSecondaryIndexDescription,
 } from "@aws-sdk/client-dynamodb";
-import type { Ledger } from "../ledger.js";
+import type { Ledger } from "../ledger/index.js";
 import { TABLES, type SiteLogixTable } from "../schema.js";
 import { describeTable } from "../tables.js";
 import { sleep } from "../sleep.js";

@@ -1,6 +1,6 @@
 // Rollbacks on record: every index deletion and table restore the operator ran through the CLI, in
 // the ledger beside the table's gates and sweeps, so `status` and a later reader know what was undone.
-import type { Ledger } from "../ledger.js";
+import type { Ledger } from "../ledger/index.js";
 import type { SiteLogixTable } from "../schema.js";
 import { describeError } from "../errors.js";
 
