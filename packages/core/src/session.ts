@@ -1,7 +1,7 @@
 // One command's session: new SDK clients and the ledger, the clients destroyed when the work ends.
 // Apart from clients.ts so the Lambda bundles, which import the clients, do not carry the ledger.
 import { type Clients, createClients, destroyClients } from "./clients.js";
-import { Ledger } from "./ledger.js";
+import { Ledger } from "./ledger/index.js";
 import { resolveTableNames, type TableNames } from "./names.js";
 
 /**
