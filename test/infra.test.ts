@@ -117,12 +117,6 @@ const one = (run: ProgramRun, type: string, pick: (r: RecordedResource) => boole
   return found[0]!;
 };
 /** The normalizer and audit-logger functions (not the digest writer). */
-const streamFunctions = (run: ProgramRun) =>
-  ofType(run, "aws:lambda/function:Function").filter((fn) =>
-    ["sitelogix-normalizer", "sitelogix-audit-logger"].includes(
-      fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
-    ),
-  );
 const physical = (stage: string, logical: string) =>
   stage === "prod" ? PHYSICAL[logical]! : `${stage}-${PHYSICAL[logical]}`;
 /** A GSI's key attributes, HASH first, whichever way it is declared. */
