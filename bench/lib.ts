@@ -79,7 +79,10 @@ export function machine(): Record<string, string> {
   };
 }
 
-/** Resident set size of a running process (Linux: VmRSS, and VmHWM: its peak) in MiB; undefined elsewhere or once it exited. */
+/**
+ * Resident set size of a running process (Linux: VmRSS, and VmHWM: its peak) in MiB; undefined elsewhere or once it
+ * exited.
+ */
 export function rssMiB(pid: number): { current: number; peak: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -40,7 +40,10 @@ export interface NormalizerBenchOptions {
 export interface NormalizerBenchResult {
   offeredWritesPerSecond: number;
   achievedWritesPerSecond: number;
-  /** Every record the normalizer handled per second under the live traffic (application writes and its own writes' records). */
+  /**
+   * Every record the normalizer handled per second under the live traffic (application writes and its own writes'
+   * records).
+   */
   recordsPerSecond: number;
   /** Records per second while it worked through the load's backlog alone: its capacity on this machine. */
   backlogRecordsPerSecond: number;
@@ -119,7 +122,8 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
     while (handled < rows.length || Date.now() - lastHandledAt < 3000) await sleep(250);
     const backlogRecordsPerSecond = Math.round(handled / Math.max(0.001, (lastHandledAt - firstHandledAt) / 1000));
     log(
-      `backlog of the load normalized: ${handled} records, ${backlogRecordsPerSecond}/s; now ${writesPerSecond} writes/s for ${warmupSeconds} + ${seconds} s`,
+      `backlog of the load normalized: ${handled} records, ${backlogRecordsPerSecond}/s; ` +
+        `now ${writesPerSecond} writes/s for ${warmupSeconds} + ${seconds} s`,
     );
 
     // The application has its own clients (and sockets), as it would.
@@ -181,14 +185,17 @@ export async function benchNormalizer(options: NormalizerBenchOptions = {}): Pro
 
 /** The result as Markdown rows for BENCHMARKS.md. */
 export function formatNormalizerBench(r: NormalizerBenchResult): string {
+  const met = (ok: boolean) => (ok ? "met" : "NOT met");
+  const lag = `${r.lagMs.p50} / ${r.lagMs.p95} / ${r.lagMs.max} ms (${r.lagMs.samples} samples)`;
   return [
     "| normalizer (local runner) | value |",
     "|---|---|",
     `| application writes/s offered / achieved | ${r.offeredWritesPerSecond} / ${r.achievedWritesPerSecond} |`,
-    `| records/s through the normalizer (live traffic / backlog alone) | ${r.recordsPerSecond} / ${r.backlogRecordsPerSecond} |`,
-    `| write→normalized lag p50 / p95 / max | ${r.lagMs.p50} / ${r.lagMs.p95} / ${r.lagMs.max} ms (${r.lagMs.samples} samples) |`,
+    "| records/s through the normalizer (live traffic / backlog alone) | " +
+      `${r.recordsPerSecond} / ${r.backlogRecordsPerSecond} |`,
+    `| write→normalized lag p50 / p95 / max | ${lag} |`,
     `| backlog drained after the traffic stopped | ${r.drainMs} ms |`,
-    `| targets: keeps up / p95 ≤ ${r.targets.p95LagMs} ms | ${r.targets.keepsUp ? "met" : "NOT met"} / ${r.targets.p95Met ? "met" : "NOT met"} |`,
+    `| targets: keeps up / p95 ≤ ${r.targets.p95LagMs} ms | ${met(r.targets.keepsUp)} / ${met(r.targets.p95Met)} |`,
   ].join("\n");
 }
 

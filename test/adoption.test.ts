@@ -33,9 +33,11 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       g.IndexName === "GSI2-ManagerIndex" ? { ...g, KeySchema: [{ AttributeName: "manager_id", KeyType: "HASH" }] } : g,
     );
     expect(problemsOf("reports", d)).toEqual([
-      "sitelogix-reports: GSI GSI2-ManagerIndex is (manager_id HASH; ALL), the schema declares (manager_id HASH, report_date RANGE; ALL): " +
+      "sitelogix-reports: GSI GSI2-ManagerIndex is (manager_id HASH; ALL), the schema declares (manager_id HASH, " +
+        "report_date RANGE; ALL): " +
         "the deploy would delete and re-create it: queries on it fail for the whole backfill. " +
-        "Make the schema (packages/core/src/schema.ts) declare the index as it is live, or rebuild the index deliberately first",
+        "Make the schema (packages/core/src/schema.ts) declare the index as it is live, or rebuild the index " +
+        "deliberately first",
     ]);
   });
 
@@ -49,7 +51,8 @@ describe("liveTableProblems: each difference, refused with its consequence and w
     ];
     expect(problemsOf("vendors", d)).toEqual([
       expect.stringContaining(
-        "sitelogix-vendors: GSI GSI1-CompanyIndex is (company_name HASH; INCLUDE vendorType, phone), the schema declares (company_name HASH; ALL)",
+        "sitelogix-vendors: GSI GSI1-CompanyIndex is (company_name HASH; INCLUDE vendorType, phone), the schema " +
+          "declares (company_name HASH; ALL)",
       ),
     ]);
   });
@@ -60,8 +63,10 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       a.AttributeName === "severity" ? { ...a, AttributeType: "N" as const } : a,
     );
     expect(problemsOf("constraints", d)).toEqual([
-      "sitelogix-constraints: key attribute severity is of type N, the schema declares S: the deploy would re-declare its type, which re-creates the indexes keyed on it " +
-        "or fails the update (and a target GSI keyed on it could never be built). Find out with the application team which type severity really holds; " +
+      "sitelogix-constraints: key attribute severity is of type N, the schema declares S: the deploy would " +
+        "re-declare its type, which re-creates the indexes keyed on it " +
+        "or fails the update (and a target GSI keyed on it could never be built). Find out with the application " +
+        "team which type severity really holds; " +
         "the schema (packages/core/src/schema.ts) must match the live table before anything is deployed",
     ]);
   });
@@ -104,16 +109,20 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       ],
     };
     expect(problemsOf("personnel", d)).toEqual([
-      "sitelogix-personnel: has local secondary index LSI1 (PK HASH, updatedAt RANGE): the stacks declare no LSI and an LSI exists only from a table's creation, " +
-        "so Pulumi would replace the table (refused by protect: the deploy fails half way). Do not deploy: the LSI must be declared in stacks/tables.ts first",
+      "sitelogix-personnel: has local secondary index LSI1 (PK HASH, updatedAt RANGE): the stacks declare no LSI " +
+        "and an LSI exists only from a table's creation, " +
+        "so Pulumi would replace the table (refused by protect: the deploy fails half way). Do not deploy: the " +
+        "LSI must be declared in stacks/tables.ts first",
     ]);
   });
 
   it("the Infrequent Access table class would be switched to Standard", () => {
     const d = { ...legacy("vendors"), TableClassSummary: { TableClass: "STANDARD_INFREQUENT_ACCESS" as const } };
     expect(problemsOf("vendors", d)).toEqual([
-      "sitelogix-vendors: is in table class STANDARD_INFREQUENT_ACCESS, the stacks declare STANDARD: the deploy would switch its class (and its storage and request prices). " +
-        "Switch it deliberately (aws dynamodb update-table --table-class STANDARD) or declare the class in stacks/tables.ts, then deploy",
+      "sitelogix-vendors: is in table class STANDARD_INFREQUENT_ACCESS, the stacks declare STANDARD: the deploy " +
+        "would switch its class (and its storage and request prices). " +
+        "Switch it deliberately (aws dynamodb update-table --table-class STANDARD) or declare the class in " +
+        "stacks/tables.ts, then deploy",
     ]);
     expect(problemsOf("vendors", { ...legacy("vendors"), TableClassSummary: { TableClass: "STANDARD" } })).toEqual([]);
   });
@@ -126,9 +135,11 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       LatestStreamArn: arn,
     };
     expect(problemsOf("reports", d)).toEqual([
-      "sitelogix-reports: has a stream of view type NEW_IMAGE, the stacks declare NEW_AND_OLD_IMAGES: the deploy would turn it off and on again with the new view: " +
+      "sitelogix-reports: has a stream of view type NEW_IMAGE, the stacks declare NEW_AND_OLD_IMAGES: the deploy " +
+        "would turn it off and on again with the new view: " +
         `a new stream ARN, and every consumer of the current stream (${arn}) stops receiving records. ` +
-        "Agree the change with the owners of its consumers (aws lambda list-event-source-mappings --event-source-arn <stream ARN>) and make it deliberately first: the migrator needs NEW_AND_OLD_IMAGES",
+        "Agree the change with the owners of its consumers (aws lambda list-event-source-mappings " +
+        "--event-source-arn <stream ARN>) and make it deliberately first: the migrator needs NEW_AND_OLD_IMAGES",
     ]);
   });
 
@@ -177,7 +188,8 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       },
     };
     expect(problemsOf("reports", inaccessible)).toEqual([
-      "sitelogix-reports: its KMS key has been inaccessible since 2026-05-01T10:00:00.000Z: the table cannot be read or updated. Restore access to arn:aws:kms:us-east-1:1:key/k first",
+      "sitelogix-reports: its KMS key has been inaccessible since 2026-05-01T10:00:00.000Z: the table cannot be " +
+        "read or updated. Restore access to arn:aws:kms:us-east-1:1:key/k first",
     ]);
     const updating = {
       ...legacy("reports"),
@@ -188,7 +200,8 @@ describe("liveTableProblems: each difference, refused with its consequence and w
       },
     };
     expect(problemsOf("reports", updating)).toEqual([
-      "sitelogix-reports: encryption at rest is UPDATING: the deploy would race the change in progress. Wait until it is ENABLED, then deploy",
+      "sitelogix-reports: encryption at rest is UPDATING: the deploy would race the change in progress. Wait " +
+        "until it is ENABLED, then deploy",
     ]);
   });
 });

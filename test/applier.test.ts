@@ -292,30 +292,38 @@ describe("ownership of derived values", () => {
     expect(ownsValue(after, "status")).toBe(true);
   });
 
-  it("no lost update: the application sets status after the migrator did; a later employmentStatus change leaves it", async () => {
-    await put("personnel", person("w3"));
-    const key = { PK: "PERSON#w3", SK: "PROFILE" };
-    await apply(key);
-    await setStatus(key, "inactive");
-    await setEmployment(key, "terminated");
-    const { patch, result } = await apply(key);
-    expect(patch.set).toEqual([]);
-    expect(patch.disagreements).toEqual(["status"]);
-    expect(result.outcome).toBe("alreadyNormalized");
-    expect((await get("personnel", key))?.status).toBe("inactive");
-  });
+  it(
+    "no lost update: " +
+      "the application sets status after the migrator did; a later employmentStatus change leaves it",
+    async () => {
+      await put("personnel", person("w3"));
+      const key = { PK: "PERSON#w3", SK: "PROFILE" };
+      await apply(key);
+      await setStatus(key, "inactive");
+      await setEmployment(key, "terminated");
+      const { patch, result } = await apply(key);
+      expect(patch.set).toEqual([]);
+      expect(patch.disagreements).toEqual(["status"]);
+      expect(result.outcome).toBe("alreadyNormalized");
+      expect((await get("personnel", key))?.status).toBe("inactive");
+    },
+  );
 
-  it("no lost update: the application writes an owned attribute between the migrator's read and its write → conflict, its value kept", async () => {
-    await put("personnel", person("w4"));
-    const key = { PK: "PERSON#w4", SK: "PROFILE" };
-    await apply(key);
-    await setEmployment(key, "on_leave");
-    const { patch } = await readAndDerive("personnel", key);
-    expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "inactive", current: "active" });
-    await setStatus(key, "active-pending-review");
-    expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
-    expect((await get("personnel", key))?.status).toBe("active-pending-review");
-  });
+  it(
+    "no lost update: " +
+      "the application writes an owned attribute between the migrator's read and its write → conflict, its value kept",
+    async () => {
+      await put("personnel", person("w4"));
+      const key = { PK: "PERSON#w4", SK: "PROFILE" };
+      await apply(key);
+      await setEmployment(key, "on_leave");
+      const { patch } = await readAndDerive("personnel", key);
+      expect(patch.set.find((a) => a.attribute === "status")).toMatchObject({ value: "inactive", current: "active" });
+      await setStatus(key, "active-pending-review");
+      expect((await applyPatch(t.clients.doc, t.names.personnel, patch, "sweep")).outcome).toBe("conflict");
+      expect((await get("personnel", key))?.status).toBe("active-pending-review");
+    },
+  );
 
   it("no lost update: the ownership record changed under the migrator → conflict, nothing rewritten", async () => {
     await put("personnel", person("w5"));

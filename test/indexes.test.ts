@@ -63,35 +63,39 @@ describe("index phase on DynamoDB Local", () => {
     await t?.dispose();
   });
 
-  it("creates the target GSIs one update at a time; each index holds exactly what it should, and an oddity is named", async () => {
-    const seen: IndexChange[] = [];
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const)
-      await applyIndexPhase(t.clients.dynamodb, t.names, table, "index", (c) => seen.push(c));
-    expect(seen.map((c) => `${c.action} ${c.table} ${c.index}`)).toEqual([
-      "create reports GSI3-StatusIndex",
-      "create personnel GSI2-StatusIndex",
-      "create vendors GSI2-TypeIndex",
-      "create constraints GSI3-ProjectDateIndex",
-    ]);
-    for (const table of ["reports", "personnel", "vendors", "constraints"] as const) {
-      for (const gsi of targetGsis(table)) {
-        const check = await checkIndex(t.clients.doc, t.names, table, gsi);
-        if (gsi.name === "GSI3-StatusIndex") {
-          expect(check).toMatchObject({ ok: false, missing: [], unexpected: ["REPORT#odd / METADATA"] });
-          continue;
+  it(
+    "creates the target GSIs one update at a time; " +
+      "each index holds exactly what it should, and an oddity is named",
+    async () => {
+      const seen: IndexChange[] = [];
+      for (const table of ["reports", "personnel", "vendors", "constraints"] as const)
+        await applyIndexPhase(t.clients.dynamodb, t.names, table, "index", (c) => seen.push(c));
+      expect(seen.map((c) => `${c.action} ${c.table} ${c.index}`)).toEqual([
+        "create reports GSI3-StatusIndex",
+        "create personnel GSI2-StatusIndex",
+        "create vendors GSI2-TypeIndex",
+        "create constraints GSI3-ProjectDateIndex",
+      ]);
+      for (const table of ["reports", "personnel", "vendors", "constraints"] as const) {
+        for (const gsi of targetGsis(table)) {
+          const check = await checkIndex(t.clients.doc, t.names, table, gsi);
+          if (gsi.name === "GSI3-StatusIndex") {
+            expect(check).toMatchObject({ ok: false, missing: [], unexpected: ["REPORT#odd / METADATA"] });
+            continue;
+          }
+          expect(check, `${table} ${gsi.name}`).toMatchObject({ ok: true, missing: [], unexpected: [] });
+          expect(check.indexed).toBe(check.expected);
         }
-        expect(check, `${table} ${gsi.name}`).toMatchObject({ ok: true, missing: [], unexpected: [] });
-        expect(check.indexed).toBe(check.expected);
       }
-    }
-    const reports = await checkIndex(
-      t.clients.doc,
-      t.names,
-      "reports",
-      targetGsis("reports").find((g) => g.name === "GSI3-StatusIndex")!,
-    );
-    expect(reports.expected).toBeGreaterThan(100);
-  });
+      const reports = await checkIndex(
+        t.clients.doc,
+        t.names,
+        "reports",
+        targetGsis("reports").find((g) => g.name === "GSI3-StatusIndex")!,
+      );
+      expect(reports.expected).toBeGreaterThan(100);
+    },
+  );
 
   it("the seven core access patterns run on the new indexes, in key order", async () => {
     const results = await Promise.all(ACCESS_PATTERNS.map((p) => runAccessPattern(t.clients.doc, t.names, p)));
@@ -100,26 +104,30 @@ describe("index phase on DynamoDB Local", () => {
     expect(results.every((r) => r.items > 0)).toBe(true);
   });
 
-  it("the date-range pattern queries the year of the data it samples, not a fixed one (live writes are dated today)", async () => {
-    const tables = await createTestTables("target");
-    try {
-      const key = { PK: "REPORT#later", SK: "METADATA" };
-      await tables.clients.doc.send(
-        new PutCommand({
-          TableName: tables.names.reports,
-          Item: { ...key, project_id: "proj_999", report_date: "2031-03-04" },
-        }),
-      );
-      const pattern = ACCESS_PATTERNS.find((p) => p.index === "GSI1-ProjectIndex")!;
-      expect(await runAccessPattern(tables.clients.doc, tables.names, pattern)).toMatchObject({
-        ok: true,
-        items: 1,
-        value: "proj_999",
-      });
-    } finally {
-      await tables.dispose();
-    }
-  });
+  it(
+    "the date-range pattern queries the year of the data it samples, " +
+      "not a fixed one (live writes are dated today)",
+    async () => {
+      const tables = await createTestTables("target");
+      try {
+        const key = { PK: "REPORT#later", SK: "METADATA" };
+        await tables.clients.doc.send(
+          new PutCommand({
+            TableName: tables.names.reports,
+            Item: { ...key, project_id: "proj_999", report_date: "2031-03-04" },
+          }),
+        );
+        const pattern = ACCESS_PATTERNS.find((p) => p.index === "GSI1-ProjectIndex")!;
+        expect(await runAccessPattern(tables.clients.doc, tables.names, pattern)).toMatchObject({
+          ok: true,
+          items: 1,
+          value: "proj_999",
+        });
+      } finally {
+        await tables.dispose();
+      }
+    },
+  );
 
   it("the contract phase drops personnel's GSI2-ProjectIndex, and nothing else", async () => {
     const changes = await applyIndexPhase(t.clients.dynamodb, t.names, "personnel", "contract");

@@ -113,47 +113,57 @@ const get = async (table: SiteLogixTable, item: Item) =>
   ).Item;
 
 describe("normalizer handler", () => {
-  it("invariant 7: bad input is contained — a malformed record fails alone, its neighbours are normalized", async () => {
-    const a = person("h1");
-    const b = person("h2");
-    await put("personnel", a);
-    await put("personnel", b);
-    const malformed = record("personnel", person("h3"));
-    delete malformed.dynamodb!.Keys;
-    const handler = createNormalizerHandler({ deps });
-    const response = await handler({ Records: [record("personnel", a), malformed, record("personnel", b)] }, context());
-    expect(response.batchItemFailures).toEqual([{ itemIdentifier: malformed.dynamodb!.SequenceNumber }]);
-    expect(await get("personnel", a)).toMatchObject({ full_name: "Ada Lovelace", status: "active" });
-    expect(await get("personnel", b)).toMatchObject({ full_name: "Ada Lovelace", status: "active" });
-    // Reported with what it carries (its event ID and sequence number), never its images.
-    expect(stderr).toMatch(/malformed stream record/);
-    expect(stderr).toContain(malformed.eventID);
-    expect(stdout + stderr).not.toMatch(/555-0199/);
-  });
+  it(
+    "invariant 7: " + "bad input is contained — a malformed record fails alone, its neighbours are normalized",
+    async () => {
+      const a = person("h1");
+      const b = person("h2");
+      await put("personnel", a);
+      await put("personnel", b);
+      const malformed = record("personnel", person("h3"));
+      delete malformed.dynamodb!.Keys;
+      const handler = createNormalizerHandler({ deps });
+      const response = await handler(
+        { Records: [record("personnel", a), malformed, record("personnel", b)] },
+        context(),
+      );
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: malformed.dynamodb!.SequenceNumber }]);
+      expect(await get("personnel", a)).toMatchObject({ full_name: "Ada Lovelace", status: "active" });
+      expect(await get("personnel", b)).toMatchObject({ full_name: "Ada Lovelace", status: "active" });
+      // Reported with what it carries (its event ID and sequence number), never its images.
+      expect(stderr).toMatch(/malformed stream record/);
+      expect(stderr).toContain(malformed.eventID);
+      expect(stdout + stderr).not.toMatch(/555-0199/);
+    },
+  );
 
-  it("items run concurrently, one item's records in stream order: after a failed record, its item's later records wait for the retry", async () => {
-    const a = person("o1");
-    const b = person("o2");
-    await put("personnel", a);
-    await put("personnel", b);
-    // a's first record cannot be decoded; its second must not run ahead of it.
-    const aFirst = record("personnel", a);
-    aFirst.dynamodb!.NewImage = { PK: { S: a.PK as string }, SK: { S: "PROFILE" }, fullName: { X: "?" } } as never;
-    const aSecond = record("personnel", a, "MODIFY");
-    const bRecords = [record("personnel", b), record("personnel", { ...b, fullName: "Grace Hopper" }, "MODIFY")];
-    const started: string[] = [];
-    const handler = createNormalizerHandler({ deps, onResult: (_result, r) => started.push(r.eventID!) });
-    const response = await handler({ Records: [aFirst, bRecords[0]!, aSecond, bRecords[1]!] }, context());
-    // Lambda retries from the lowest failed sequence number: both of a's records, in their order.
-    expect(response.batchItemFailures).toEqual([
-      { itemIdentifier: aFirst.dynamodb!.SequenceNumber },
-      { itemIdentifier: aSecond.dynamodb!.SequenceNumber },
-    ]);
-    expect(await get("personnel", a)).not.toHaveProperty("full_name");
-    expect(started).not.toContain(aSecond.eventID);
-    // b is another item: its records ran, in stream order.
-    expect(started.filter((id) => bRecords.some((r) => r.eventID === id))).toEqual(bRecords.map((r) => r.eventID));
-  });
+  it(
+    "items run concurrently, one item's records in stream order: " +
+      "after a failed record, its item's later records wait for the retry",
+    async () => {
+      const a = person("o1");
+      const b = person("o2");
+      await put("personnel", a);
+      await put("personnel", b);
+      // a's first record cannot be decoded; its second must not run ahead of it.
+      const aFirst = record("personnel", a);
+      aFirst.dynamodb!.NewImage = { PK: { S: a.PK as string }, SK: { S: "PROFILE" }, fullName: { X: "?" } } as never;
+      const aSecond = record("personnel", a, "MODIFY");
+      const bRecords = [record("personnel", b), record("personnel", { ...b, fullName: "Grace Hopper" }, "MODIFY")];
+      const started: string[] = [];
+      const handler = createNormalizerHandler({ deps, onResult: (_result, r) => started.push(r.eventID!) });
+      const response = await handler({ Records: [aFirst, bRecords[0]!, aSecond, bRecords[1]!] }, context());
+      // Lambda retries from the lowest failed sequence number: both of a's records, in their order.
+      expect(response.batchItemFailures).toEqual([
+        { itemIdentifier: aFirst.dynamodb!.SequenceNumber },
+        { itemIdentifier: aSecond.dynamodb!.SequenceNumber },
+      ]);
+      expect(await get("personnel", a)).not.toHaveProperty("full_name");
+      expect(started).not.toContain(aSecond.eventID);
+      // b is another item: its records ran, in stream order.
+      expect(started.filter((id) => bRecords.some((r) => r.eventID === id))).toEqual(bRecords.map((r) => r.eventID));
+    },
+  );
 
   it("a failed record without a sequence number fails the whole invocation instead of being dropped", async () => {
     const a = person("h4");

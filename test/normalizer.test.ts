@@ -243,22 +243,26 @@ describe("normalizer on live streams", () => {
     );
   });
 
-  it("a deleted visit moves dateLastSeen back to the latest remaining one (the REMOVE passes the normalizer's filter)", async () => {
-    const person = { PK: "PERSON#v1", SK: "PROFILE" };
-    await put("personnel", {
-      ...person,
-      fullName: "Edsger Dijkstra",
-      employmentStatus: "active",
-      updatedAt: "2025-01-01T00:00:00.000Z",
-    });
-    await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#a", reportDate: "2025-10-01" });
-    await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#b", reportDate: "2025-10-20" });
-    await eventually("personnel", person, { dateLastSeen: "2025-10-20" });
-    await t.clients.doc.send(
-      new DeleteCommand({ TableName: t.names.personnel, Key: { PK: "PERSON#v1", SK: "HISTORY#b" } }),
-    );
-    await eventually("personnel", person, { dateLastSeen: "2025-10-01" });
-  });
+  it(
+    "a deleted visit moves dateLastSeen back to the latest remaining one " +
+      "(the REMOVE passes the normalizer's filter)",
+    async () => {
+      const person = { PK: "PERSON#v1", SK: "PROFILE" };
+      await put("personnel", {
+        ...person,
+        fullName: "Edsger Dijkstra",
+        employmentStatus: "active",
+        updatedAt: "2025-01-01T00:00:00.000Z",
+      });
+      await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#a", reportDate: "2025-10-01" });
+      await put("personnel", { PK: "PERSON#v1", SK: "HISTORY#b", reportDate: "2025-10-20" });
+      await eventually("personnel", person, { dateLastSeen: "2025-10-20" });
+      await t.clients.doc.send(
+        new DeleteCommand({ TableName: t.names.personnel, Key: { PK: "PERSON#v1", SK: "HISTORY#b" } }),
+      );
+      await eventually("personnel", person, { dateLastSeen: "2025-10-01" });
+    },
+  );
 
   it("a derived copy follows its source when the application changes projectId or fullName", async () => {
     const report = { PK: "REPORT#f1", SK: "METADATA" };
@@ -288,73 +292,81 @@ describe("normalizer on live streams", () => {
     expect(Number(r.version)).toBe(2);
   });
 
-  it("owned values follow: status follows employmentStatus, dateLastSeen a newer visit, timestamp an edited createdAt", async () => {
-    const person = { PK: "PERSON#own1", SK: "PROFILE" };
-    await put("personnel", {
-      ...person,
-      fullName: "Mary Jackson",
-      employmentStatus: "active",
-      createdAt: "2025-01-01T00:00:00.000Z",
-      updatedAt: "2025-01-02T00:00:00.000Z",
-    });
-    await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-02T00:00:00.000Z" });
-    // Old code updates only employmentStatus (and updatedAt): the migrator's status and dateLastSeen follow.
-    await update("personnel", person, { employmentStatus: "on_leave", updatedAt: "2025-02-01T00:00:00.000Z" });
-    await eventually("personnel", person, { status: "inactive", dateLastSeen: "2025-02-01T00:00:00.000Z" });
-    await put("personnel", { PK: person.PK, SK: "HISTORY#2025-09-01#r1", reportDate: "2025-09-01", hoursWorked: 8 });
-    await eventually("personnel", person, { dateLastSeen: "2025-09-01" });
+  it(
+    "owned values follow: " +
+      "status follows employmentStatus, dateLastSeen a newer visit, timestamp an edited createdAt",
+    async () => {
+      const person = { PK: "PERSON#own1", SK: "PROFILE" };
+      await put("personnel", {
+        ...person,
+        fullName: "Mary Jackson",
+        employmentStatus: "active",
+        createdAt: "2025-01-01T00:00:00.000Z",
+        updatedAt: "2025-01-02T00:00:00.000Z",
+      });
+      await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-02T00:00:00.000Z" });
+      // Old code updates only employmentStatus (and updatedAt): the migrator's status and dateLastSeen follow.
+      await update("personnel", person, { employmentStatus: "on_leave", updatedAt: "2025-02-01T00:00:00.000Z" });
+      await eventually("personnel", person, { status: "inactive", dateLastSeen: "2025-02-01T00:00:00.000Z" });
+      await put("personnel", { PK: person.PK, SK: "HISTORY#2025-09-01#r1", reportDate: "2025-09-01", hoursWorked: 8 });
+      await eventually("personnel", person, { dateLastSeen: "2025-09-01" });
 
-    const report = { PK: "REPORT#own1", SK: "METADATA" };
-    await put("reports", {
-      ...report,
-      projectId: "proj_070",
-      managerId: "mgr_07",
-      reportDate: "2025-11-06",
-      createdAt: "2025-11-06T08:00:00.000Z",
-      version: 1,
-    });
-    await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
-    await update("reports", report, { createdAt: "2025-11-05T08:00:00.000Z" });
-    await eventually("reports", report, { timestamp: "2025-11-05T08:00:00.000Z" });
-  });
+      const report = { PK: "REPORT#own1", SK: "METADATA" };
+      await put("reports", {
+        ...report,
+        projectId: "proj_070",
+        managerId: "mgr_07",
+        reportDate: "2025-11-06",
+        createdAt: "2025-11-06T08:00:00.000Z",
+        version: 1,
+      });
+      await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
+      await update("reports", report, { createdAt: "2025-11-05T08:00:00.000Z" });
+      await eventually("reports", report, { timestamp: "2025-11-05T08:00:00.000Z" });
+    },
+  );
 
-  it("no lost update: a status or dateLastSeen the application set after the migrator did stays when their inputs change", async () => {
-    const person = { PK: "PERSON#own2", SK: "PROFILE" };
-    await put("personnel", {
-      ...person,
-      fullName: "Dorothy Vaughan",
-      employmentStatus: "active",
-      createdAt: "2025-01-01T00:00:00.000Z",
-    });
-    await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-01T00:00:00.000Z" });
-    await update("personnel", person, { status: "archived", dateLastSeen: "2025-03-03" });
-    await update("personnel", person, { employmentStatus: "on_leave" });
-    await put("personnel", { PK: person.PK, SK: "HISTORY#2025-10-01#r2", reportDate: "2025-10-01", hoursWorked: 8 });
-    // The visit's record is handled after every earlier record of the person (one item's records run in order).
-    await waitFor(
-      () => run.seen.find((s) => keyOf(s.record) === `${person.PK}|HISTORY#2025-10-01#r2`),
-      "the visit to be normalized",
-    );
-    expect(await get("personnel", person)).toMatchObject({
-      status: "archived",
-      dateLastSeen: "2025-03-03",
-      employmentStatus: "on_leave",
-    });
+  it(
+    "no lost update: " +
+      "a status or dateLastSeen the application set after the migrator did stays when their inputs change",
+    async () => {
+      const person = { PK: "PERSON#own2", SK: "PROFILE" };
+      await put("personnel", {
+        ...person,
+        fullName: "Dorothy Vaughan",
+        employmentStatus: "active",
+        createdAt: "2025-01-01T00:00:00.000Z",
+      });
+      await eventually("personnel", person, { status: "active", dateLastSeen: "2025-01-01T00:00:00.000Z" });
+      await update("personnel", person, { status: "archived", dateLastSeen: "2025-03-03" });
+      await update("personnel", person, { employmentStatus: "on_leave" });
+      await put("personnel", { PK: person.PK, SK: "HISTORY#2025-10-01#r2", reportDate: "2025-10-01", hoursWorked: 8 });
+      // The visit's record is handled after every earlier record of the person (one item's records run in order).
+      await waitFor(
+        () => run.seen.find((s) => keyOf(s.record) === `${person.PK}|HISTORY#2025-10-01#r2`),
+        "the visit to be normalized",
+      );
+      expect(await get("personnel", person)).toMatchObject({
+        status: "archived",
+        dateLastSeen: "2025-03-03",
+        employmentStatus: "on_leave",
+      });
 
-    const report = { PK: "REPORT#own2", SK: "METADATA" };
-    await put("reports", {
-      ...report,
-      projectId: "proj_071",
-      managerId: "mgr_07",
-      reportDate: "2025-11-06",
-      createdAt: "2025-11-06T08:00:00.000Z",
-    });
-    await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
-    await update("reports", report, { timestamp: "2025-11-06T09:15:00.000Z" });
-    await update("reports", report, { createdAt: "2025-11-04T08:00:00.000Z", projectId: "proj_072" });
-    await eventually("reports", report, { project_id: "proj_072" });
-    expect((await get("reports", report))?.timestamp).toBe("2025-11-06T09:15:00.000Z");
-  });
+      const report = { PK: "REPORT#own2", SK: "METADATA" };
+      await put("reports", {
+        ...report,
+        projectId: "proj_071",
+        managerId: "mgr_07",
+        reportDate: "2025-11-06",
+        createdAt: "2025-11-06T08:00:00.000Z",
+      });
+      await eventually("reports", report, { timestamp: "2025-11-06T08:00:00.000Z" });
+      await update("reports", report, { timestamp: "2025-11-06T09:15:00.000Z" });
+      await update("reports", report, { createdAt: "2025-11-04T08:00:00.000Z", projectId: "proj_072" });
+      await eventually("reports", report, { project_id: "proj_072" });
+      expect((await get("reports", report))?.timestamp).toBe("2025-11-06T09:15:00.000Z");
+    },
+  );
 
   it("a full-item put by old code drops the ownership record and the value: the migrator derives again", async () => {
     const person = { PK: "PERSON#own3", SK: "PROFILE" };
@@ -398,43 +410,46 @@ describe("normalizer on live streams", () => {
     await eventually("reports", later, { project_id: "proj_022", status: "archived" });
   });
 
-  it("invariant 4: no loops — one application write yields exactly two stream records, the second needing no work", async () => {
-    const key = { PK: "REPORT#loop1", SK: "METADATA" };
-    await put("reports", {
-      ...key,
-      projectId: "proj_030",
-      managerId: "mgr_03",
-      reportDate: "2025-11-07",
-      createdAt: "2025-11-07T08:00:00.000Z",
-      version: 1,
-      updatedAt: "2025-11-07T08:00:00.000Z",
-      lastModifiedBy: "user_1",
-    });
-    // Wait until the runner has handled the normalizer's own record (delivery implies its invocation is over).
-    const own = await waitFor(
-      () => run.seen.find((s) => keyOf(s.record) === "REPORT#loop1|METADATA" && s.record.eventName === "MODIFY"),
-      "the normalizer's own record",
-    );
-    const records = (await readStreamRecords(t.clients, t.names.reports)).filter((r) => r.keys.PK === key.PK);
-    expect(records.map((r) => r.eventName)).toEqual(["INSERT", "MODIFY"]);
-    const [app, migrator] = records as [DecodedRecord, DecodedRecord];
-    expect(run.seen.find((s) => s.record.dynamodb?.SequenceNumber === app.sequenceNumber)?.result.outcome).toBe(
-      "applied",
-    );
-    expect(own.record.dynamodb?.SequenceNumber).toBe(migrator.sequenceNumber);
-    expect(own.result.outcome).toBe("alreadyNormalized");
-    expect(isMigratorWrite(migrator)).toBe(true);
-    // The second record needs no work: the rules derive nothing from it.
-    expect(
-      derivePatch("reports", migrator.newImage!, { mode: "normalizer", writeTime: migrator.approximateCreationTime })
-        .set,
-    ).toEqual([]);
-    // Invariant 5: the normalizer's write changed only target attributes and its own markers.
-    const changed = Object.keys({ ...migrator.oldImage, ...migrator.newImage }).filter(
-      (k) => JSON.stringify(migrator.oldImage?.[k]) !== JSON.stringify(migrator.newImage?.[k]),
-    );
-    expect(changed.sort()).toEqual([...targetAttributes("reports"), ...Object.values(MIGRATOR_MARKER)].sort());
-  });
+  it(
+    "invariant 4: no loops — " + "one application write yields exactly two stream records, the second needing no work",
+    async () => {
+      const key = { PK: "REPORT#loop1", SK: "METADATA" };
+      await put("reports", {
+        ...key,
+        projectId: "proj_030",
+        managerId: "mgr_03",
+        reportDate: "2025-11-07",
+        createdAt: "2025-11-07T08:00:00.000Z",
+        version: 1,
+        updatedAt: "2025-11-07T08:00:00.000Z",
+        lastModifiedBy: "user_1",
+      });
+      // Wait until the runner has handled the normalizer's own record (delivery implies its invocation is over).
+      const own = await waitFor(
+        () => run.seen.find((s) => keyOf(s.record) === "REPORT#loop1|METADATA" && s.record.eventName === "MODIFY"),
+        "the normalizer's own record",
+      );
+      const records = (await readStreamRecords(t.clients, t.names.reports)).filter((r) => r.keys.PK === key.PK);
+      expect(records.map((r) => r.eventName)).toEqual(["INSERT", "MODIFY"]);
+      const [app, migrator] = records as [DecodedRecord, DecodedRecord];
+      expect(run.seen.find((s) => s.record.dynamodb?.SequenceNumber === app.sequenceNumber)?.result.outcome).toBe(
+        "applied",
+      );
+      expect(own.record.dynamodb?.SequenceNumber).toBe(migrator.sequenceNumber);
+      expect(own.result.outcome).toBe("alreadyNormalized");
+      expect(isMigratorWrite(migrator)).toBe(true);
+      // The second record needs no work: the rules derive nothing from it.
+      expect(
+        derivePatch("reports", migrator.newImage!, { mode: "normalizer", writeTime: migrator.approximateCreationTime })
+          .set,
+      ).toEqual([]);
+      // Invariant 5: the normalizer's write changed only target attributes and its own markers.
+      const changed = Object.keys({ ...migrator.oldImage, ...migrator.newImage }).filter(
+        (k) => JSON.stringify(migrator.oldImage?.[k]) !== JSON.stringify(migrator.newImage?.[k]),
+      );
+      expect(changed.sort()).toEqual([...targetAttributes("reports"), ...Object.values(MIGRATOR_MARKER)].sort());
+    },
+  );
 
   it("invariant 2: no resurrection — an item deleted while its record is pending stays deleted", async () => {
     const key = { PK: "REPORT#gone1", SK: "METADATA" };
@@ -465,51 +480,54 @@ describe("normalizer on live streams", () => {
     expect(records.map((r) => r.eventName)).toEqual(["INSERT", "REMOVE"]);
   });
 
-  it("data the rules cannot fix is recorded in the ledger with keys and reasons only, and the rest is written", async () => {
-    const person = { PK: "PERSON#bad1", SK: "PROFILE" };
-    await put("personnel", {
-      ...person,
-      fullName: 4242,
-      employmentStatus: "seasonal",
-      phone: "+1-555-0100",
-      createdAt: "2025-01-01T00:00:00.000Z",
-    });
-    // Too big to take the targets: DynamoDB refuses the write (400 KB item limit).
-    const big = {
-      PK: "REPORT#big1",
-      SK: "METADATA",
-      projectId: "proj_050",
-      managerId: "mgr_05",
-      reportDate: "2025-11-09",
-      createdAt: "2025-11-09T08:00:00.000Z",
-    };
-    const used = Object.entries(big).reduce((n, [k, v]) => n + k.length + v.length, 0) + "transcript".length;
-    await put("reports", { ...big, transcript: "x".repeat(400 * 1024 - used - 8) });
+  it(
+    "data the rules cannot fix is recorded in the ledger with keys and reasons only, " + "and the rest is written",
+    async () => {
+      const person = { PK: "PERSON#bad1", SK: "PROFILE" };
+      await put("personnel", {
+        ...person,
+        fullName: 4242,
+        employmentStatus: "seasonal",
+        phone: "+1-555-0100",
+        createdAt: "2025-01-01T00:00:00.000Z",
+      });
+      // Too big to take the targets: DynamoDB refuses the write (400 KB item limit).
+      const big = {
+        PK: "REPORT#big1",
+        SK: "METADATA",
+        projectId: "proj_050",
+        managerId: "mgr_05",
+        reportDate: "2025-11-09",
+        createdAt: "2025-11-09T08:00:00.000Z",
+      };
+      const used = Object.entries(big).reduce((n, [k, v]) => n + k.length + v.length, 0) + "transcript".length;
+      await put("reports", { ...big, transcript: "x".repeat(400 * 1024 - used - 8) });
 
-    await eventually("personnel", person, { dateLastSeen: "2025-01-01T00:00:00.000Z" });
-    const personnel = await waitFor(async () => {
-      const v = await run.ledger.normalizerViolations("personnel");
-      return v.some((e) => e.key.PK === person.PK) ? v : undefined;
-    }, "the personnel violation");
-    const entry = personnel.find((e) => e.key.PK === person.PK)!;
-    expect(entry.key).toEqual(person);
-    expect(entry.violations.map((v) => `${v.attribute}:${v.problem}`).sort()).toEqual([
-      "full_name:source-not-string",
-      "status:unmapped-value",
-    ]);
-    expect(JSON.stringify(entry)).not.toMatch(/4242|seasonal|555-0100/);
+      await eventually("personnel", person, { dateLastSeen: "2025-01-01T00:00:00.000Z" });
+      const personnel = await waitFor(async () => {
+        const v = await run.ledger.normalizerViolations("personnel");
+        return v.some((e) => e.key.PK === person.PK) ? v : undefined;
+      }, "the personnel violation");
+      const entry = personnel.find((e) => e.key.PK === person.PK)!;
+      expect(entry.key).toEqual(person);
+      expect(entry.violations.map((v) => `${v.attribute}:${v.problem}`).sort()).toEqual([
+        "full_name:source-not-string",
+        "status:unmapped-value",
+      ]);
+      expect(JSON.stringify(entry)).not.toMatch(/4242|seasonal|555-0100/);
 
-    const reports = await waitFor(async () => {
-      const v = await run.ledger.normalizerViolations("reports");
-      return v.some((e) => e.key.PK === big.PK) ? v : undefined;
-    }, "the rejected report");
-    const rejected = reports.find((e) => e.key.PK === big.PK)!;
-    expect(rejected.outcome).toBe("rejected");
-    expect(rejected.reason).toMatch(/size/i);
-    expect((await get("reports", { PK: big.PK, SK: big.SK }))?.project_id).toBeUndefined();
-    // Recorded, not retried: nothing went to the on-failure sink.
-    expect(await run.ledger.streamFailures("normalizer", "reports")).toEqual([]);
-  });
+      const reports = await waitFor(async () => {
+        const v = await run.ledger.normalizerViolations("reports");
+        return v.some((e) => e.key.PK === big.PK) ? v : undefined;
+      }, "the rejected report");
+      const rejected = reports.find((e) => e.key.PK === big.PK)!;
+      expect(rejected.outcome).toBe("rejected");
+      expect(rejected.reason).toMatch(/size/i);
+      expect((await get("reports", { PK: big.PK, SK: big.SK }))?.project_id).toBeUndefined();
+      // Recorded, not retried: nothing went to the on-failure sink.
+      expect(await run.ledger.streamFailures("normalizer", "reports")).toEqual([]);
+    },
+  );
 
   it("records the normalizer as live for each table it serves", async () => {
     for (const table of ["reports", "personnel", "vendors", "constraints"] as const) {
@@ -520,7 +538,8 @@ describe("normalizer on live streams", () => {
 });
 
 describe("invariant 1: no lost update", () => {
-  it("under concurrent application traffic, every normalizer write is exactly what the state it landed on needed, and everything converges", async () => {
+  it("under concurrent application traffic, every normalizer write is exactly what the state it landed on " +
+    "needed, and everything converges", async () => {
     const t = await createTestTables("legacy");
     const run = startRunner(t);
     try {
@@ -624,7 +643,8 @@ describe("invariant 1: no lost update", () => {
         }
       }
       expect(derived).toBeGreaterThan(5);
-      // The application's own statuses survived the normalizer (dataset rows with status "draft" the traffic left alone).
+      // The application's own statuses survived the normalizer
+      // (dataset rows with status "draft" the traffic left alone).
       const touched = new Set(traffic.journal.map((w) => `${w.table}|${w.key.PK}|${w.key.SK}`));
       for (const row of rows.filter(
         (r) => r.table === "reports" && r.item.status === "draft" && !touched.has(`reports|${r.item.PK}|${r.item.SK}`),
@@ -671,7 +691,8 @@ describe("invariant 7: bad input is contained", () => {
       `${key.PK} to be normalized`,
     );
 
-  it("a record the handler fails is retried, then lands in the on-failure sink with its sequence number; its neighbours and other tables flow", async () => {
+  it("a record the handler fails is retried, then lands in the on-failure sink with its sequence number; its " +
+    "neighbours and other tables flow", async () => {
     let poisonDeliveries = 0;
     const run = startRunner(t, {
       subscriptions: poisonSubscriptions,

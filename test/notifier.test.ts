@@ -9,29 +9,33 @@ const sns = mockClient(SNSClient);
 afterEach(() => sns.reset());
 
 describe("Notifier", () => {
-  it("publishes a phase event: subject with the stage, the summary and details as the message, the kind as an attribute", async () => {
-    sns.on(PublishCommand).resolves({ MessageId: "m-1" });
-    const notifier = new Notifier(
-      "arn:aws:sns:us-east-1:123456789012:ops",
-      new SNSClient({ region: "us-east-1" }),
-      "sitelogix-migrator prod",
-    );
-    const result = await notifier.notify({
-      kind: "sweep-finished",
-      summary: "sweep finished: reports",
-      details: ["scanned 10, applied 4", "Next: verify"],
-    });
-    expect(result).toEqual({ sent: true });
-    expect(sns.commandCalls(PublishCommand).map((c) => c.args[0].input)).toEqual([
-      {
-        TopicArn: "arn:aws:sns:us-east-1:123456789012:ops",
-        Subject: "[sitelogix-migrator prod] sweep finished: reports",
-        Message: "sweep finished: reports\nscanned 10, applied 4\nNext: verify",
-        MessageAttributes: { event: { DataType: "String", StringValue: "sweep-finished" } },
-      },
-    ]);
-    notifier.close();
-  });
+  it(
+    "publishes a phase event: " +
+      "subject with the stage, the summary and details as the message, the kind as an attribute",
+    async () => {
+      sns.on(PublishCommand).resolves({ MessageId: "m-1" });
+      const notifier = new Notifier(
+        "arn:aws:sns:us-east-1:123456789012:ops",
+        new SNSClient({ region: "us-east-1" }),
+        "sitelogix-migrator prod",
+      );
+      const result = await notifier.notify({
+        kind: "sweep-finished",
+        summary: "sweep finished: reports",
+        details: ["scanned 10, applied 4", "Next: verify"],
+      });
+      expect(result).toEqual({ sent: true });
+      expect(sns.commandCalls(PublishCommand).map((c) => c.args[0].input)).toEqual([
+        {
+          TopicArn: "arn:aws:sns:us-east-1:123456789012:ops",
+          Subject: "[sitelogix-migrator prod] sweep finished: reports",
+          Message: "sweep finished: reports\nscanned 10, applied 4\nNext: verify",
+          MessageAttributes: { event: { DataType: "String", StringValue: "sweep-finished" } },
+        },
+      ]);
+      notifier.close();
+    },
+  );
 
   it("keeps subjects within SNS's 100 printable ASCII characters", async () => {
     sns.on(PublishCommand).resolves({});

@@ -87,19 +87,25 @@ describe("preconditions", () => {
   it("contract refuses to drop a retiring GSI while a target GSI is not ACTIVE", async () => {
     const building = personnel({ ...allActive(legacyGsis), "GSI2-StatusIndex": "CREATING" });
     expect(await contractPhase.precondition(table(building), drop)).toEqual([
-      "sitelogix-personnel: the index phase has not finished (GSI2-StatusIndex is CREATING); deploy the index phase first",
+      "sitelogix-personnel: the index phase has not finished (GSI2-StatusIndex is CREATING); deploy the index " +
+        "phase first",
     ]);
     expect(await contractPhase.precondition(table(personnel(allActive(indexGsis))), drop)).toEqual([]);
   });
 
-  it("index refuses behind a closed gate and while another GSI is changing, and asks nothing when it builds nothing", async () => {
-    const busy = personnel({ ...allActive(legacyGsis), "GSI1-ProjectIndex": "UPDATING" });
-    expect(await indexPhase.precondition(table(busy, false), build)).toEqual([
-      "sitelogix-personnel: GSI GSI1-ProjectIndex is UPDATING; wait until it is ACTIVE",
-      "sitelogix-personnel: the index gate is closed, so GSI2-StatusIndex cannot be built: no verify result is recorded",
-    ]);
-    expect(await indexPhase.precondition(table(busy, false), [])).toEqual([]);
-  });
+  it(
+    "index refuses behind a closed gate and while another GSI is changing, " +
+      "and asks nothing when it builds nothing",
+    async () => {
+      const busy = personnel({ ...allActive(legacyGsis), "GSI1-ProjectIndex": "UPDATING" });
+      expect(await indexPhase.precondition(table(busy, false), build)).toEqual([
+        "sitelogix-personnel: GSI GSI1-ProjectIndex is UPDATING; wait until it is ACTIVE",
+        "sitelogix-personnel: the index gate is closed, so GSI2-StatusIndex cannot be built: no verify result is " +
+          "recorded",
+      ]);
+      expect(await indexPhase.precondition(table(busy, false), [])).toEqual([]);
+    },
+  );
 });
 
 describe("the rehearsal's plan is the deploy's", () => {
@@ -118,15 +124,18 @@ describe("the rehearsal's plan is the deploy's", () => {
       },
     );
 
-  it("core's live tables (the rehearsal) and the deployer's (stacks) refuse the same index phase, word for word", async () => {
-    const rehearsal = await problems(liveTablesOf(t.names, t.clients));
-    // awsLiveTables closes the clients it is given: give it its own.
-    const { createClients } = await import("@sitelogix/core");
-    const deployer = await problems(awsLiveTables(t.names, createClients()));
-    expect(rehearsal.length).toBe(4);
-    expect(rehearsal).toEqual(deployer);
-    expect(await problems(liveTablesOf(t.names, t.clients), ["personnel"])).toEqual(
-      rehearsal.filter((p) => p.startsWith(`${t.names.personnel}:`)),
-    );
-  });
+  it(
+    "core's live tables (the rehearsal) and the deployer's (stacks) " + "refuse the same index phase, word for word",
+    async () => {
+      const rehearsal = await problems(liveTablesOf(t.names, t.clients));
+      // awsLiveTables closes the clients it is given: give it its own.
+      const { createClients } = await import("@sitelogix/core");
+      const deployer = await problems(awsLiveTables(t.names, createClients()));
+      expect(rehearsal.length).toBe(4);
+      expect(rehearsal).toEqual(deployer);
+      expect(await problems(liveTablesOf(t.names, t.clients), ["personnel"])).toEqual(
+        rehearsal.filter((p) => p.startsWith(`${t.names.personnel}:`)),
+      );
+    },
+  );
 });

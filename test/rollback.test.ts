@@ -39,99 +39,108 @@ afterAll(async () => {
 });
 
 describe("rollback index (DynamoDB Local)", () => {
-  it("deletes the GSI the index phase built, after a dry run and a refusal without confirmation, and records it", async () => {
-    await applyIndexPhase(t.clients.dynamodb, t.names, "reports", "index");
-    expect(await gsis(t.names.reports)).toContain("GSI3-StatusIndex");
+  it(
+    "deletes the GSI the index phase built, " + "after a dry run and a refusal without confirmation, and records it",
+    async () => {
+      await applyIndexPhase(t.clients.dynamodb, t.names, "reports", "index");
+      expect(await gsis(t.names.reports)).toContain("GSI3-StatusIndex");
 
-    const dry = await runCli(["rollback", "index", "--table", "reports", "--dry-run", "--json"], env);
-    expect(dry.code, dry.stderr).toBe(0);
-    expect(JSON.parse(dry.stdout)).toMatchObject({
-      dryRun: true,
-      plan: { index: "GSI3-StatusIndex", state: "ACTIVE" },
-    });
-    expect(dry.stderr).toContain(`plan: delete GSI GSI3-StatusIndex (ACTIVE`);
-
-    const unconfirmed = await runCli(["rollback", "index", "--table", "reports"], env);
-    expect(unconfirmed.code).toBe(2);
-    expect(unconfirmed.stderr).toMatch(/without confirmation: run it in a terminal, or add --yes/);
-    expect(await gsis(t.names.reports)).toContain("GSI3-StatusIndex");
-
-    const run = await runCli(["rollback", "index", "--table", t.names.reports, "--yes", "--json"], env);
-    expect(run.code, run.stderr).toBe(0);
-    const doc = JSON.parse(run.stdout);
-    expect(doc.record).toMatchObject({ kind: "index", index: "GSI3-StatusIndex", status: "done", table: "reports" });
-    expect(doc.followUp.join("\n")).toMatch(/sst refresh --stage/);
-    expect(await gsis(t.names.reports)).toEqual(["GSI1-ProjectIndex", "GSI2-ManagerIndex"]);
-    const [record] = await rollbacksOf(new Ledger(t.clients.doc, t.names.ledger), "reports");
-    expect(record).toMatchObject({ kind: "index", index: "GSI3-StatusIndex", status: "done" });
-    expect(record!.finishedAt! >= record!.startedAt).toBe(true);
-
-    const again = await runCli(["rollback", "index", "--table", "reports", "--yes"], env);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/refused: .*no GSI built by the index phase: nothing to roll back/);
-  });
-
-  it("refuses a legacy index the application queries, an index of a new table, and one the schema does not know", async () => {
-    const legacy = await runCli(
-      ["rollback", "index", "--table", "reports", "--index", "GSI1-ProjectIndex", "--yes"],
-      env,
-    );
-    expect(legacy.code).toBe(1);
-    expect(legacy.stderr).toMatch(/legacy index .* the application still queries/);
-    const personnel = await runCli(
-      ["rollback", "index", "--table", "personnel", "--index", "GSI2-ProjectIndex", "--yes"],
-      env,
-    );
-    expect(personnel.code).toBe(1);
-    const newTable = await runCli(
-      ["rollback", "index", "--table", "work-logs", "--index", "GSI1-ProjectDateIndex", "--yes"],
-      env,
-    );
-    expect(newTable.code).toBe(1);
-    expect(newTable.stderr).toMatch(/created with the new table/);
-    const unknown = await runCli(["rollback", "index", "--table", "vendors", "--index", "NoSuchIndex", "--yes"], env);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/has no GSI NoSuchIndex/);
-    expect(await gsis(t.names.reports)).toEqual(expect.arrayContaining(["GSI1-ProjectIndex", "GSI2-ManagerIndex"]));
-    expect(await gsis(t.names.personnel)).toContain("GSI2-ProjectIndex");
-  });
-
-  it("refuses an index DynamoDB cannot delete now (CREATING past its backfill) and one while another index changes", async () => {
-    const dynamodb = new DynamoDBClient({});
-    const mock = mockClient(dynamodb);
-    const table = (gsi: object[]) =>
-      ({ Table: { TableName: "r", TableStatus: "ACTIVE", GlobalSecondaryIndexes: gsi } }) as never;
-    const base = [
-      { IndexName: "GSI1-ProjectIndex", IndexStatus: "ACTIVE" },
-      { IndexName: "GSI2-ManagerIndex", IndexStatus: "ACTIVE" },
-    ];
-    try {
-      mock
-        .on(DescribeTableCommand)
-        .resolves(table([...base, { IndexName: "GSI3-StatusIndex", IndexStatus: "CREATING", Backfilling: false }]));
-      await expect(planIndexRollback(dynamodb, "reports", "r")).rejects.toThrow(/CREATING past its backfill/);
-      mock
-        .on(DescribeTableCommand)
-        .resolves(table([...base, { IndexName: "GSI3-StatusIndex", IndexStatus: "CREATING", Backfilling: true }]));
-      await expect(planIndexRollback(dynamodb, "reports", "r")).resolves.toMatchObject({
-        index: "GSI3-StatusIndex",
-        state: "CREATING",
+      const dry = await runCli(["rollback", "index", "--table", "reports", "--dry-run", "--json"], env);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout)).toMatchObject({
+        dryRun: true,
+        plan: { index: "GSI3-StatusIndex", state: "ACTIVE" },
       });
-      mock
-        .on(DescribeTableCommand)
-        .resolves(
-          table([
-            base[0]!,
-            { IndexName: "GSI2-ManagerIndex", IndexStatus: "UPDATING" },
-            { IndexName: "GSI3-StatusIndex", IndexStatus: "ACTIVE" },
-          ]),
-        );
-      await expect(planIndexRollback(dynamodb, "reports", "r")).rejects.toThrow(/one index change at a time/);
-    } finally {
-      mock.restore();
-      dynamodb.destroy();
-    }
-  });
+      expect(dry.stderr).toContain(`plan: delete GSI GSI3-StatusIndex (ACTIVE`);
+
+      const unconfirmed = await runCli(["rollback", "index", "--table", "reports"], env);
+      expect(unconfirmed.code).toBe(2);
+      expect(unconfirmed.stderr).toMatch(/without confirmation: run it in a terminal, or add --yes/);
+      expect(await gsis(t.names.reports)).toContain("GSI3-StatusIndex");
+
+      const run = await runCli(["rollback", "index", "--table", t.names.reports, "--yes", "--json"], env);
+      expect(run.code, run.stderr).toBe(0);
+      const doc = JSON.parse(run.stdout);
+      expect(doc.record).toMatchObject({ kind: "index", index: "GSI3-StatusIndex", status: "done", table: "reports" });
+      expect(doc.followUp.join("\n")).toMatch(/sst refresh --stage/);
+      expect(await gsis(t.names.reports)).toEqual(["GSI1-ProjectIndex", "GSI2-ManagerIndex"]);
+      const [record] = await rollbacksOf(new Ledger(t.clients.doc, t.names.ledger), "reports");
+      expect(record).toMatchObject({ kind: "index", index: "GSI3-StatusIndex", status: "done" });
+      expect(record!.finishedAt! >= record!.startedAt).toBe(true);
+
+      const again = await runCli(["rollback", "index", "--table", "reports", "--yes"], env);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/refused: .*no GSI built by the index phase: nothing to roll back/);
+    },
+  );
+
+  it(
+    "refuses a legacy index the application queries, " + "an index of a new table, and one the schema does not know",
+    async () => {
+      const legacy = await runCli(
+        ["rollback", "index", "--table", "reports", "--index", "GSI1-ProjectIndex", "--yes"],
+        env,
+      );
+      expect(legacy.code).toBe(1);
+      expect(legacy.stderr).toMatch(/legacy index .* the application still queries/);
+      const personnel = await runCli(
+        ["rollback", "index", "--table", "personnel", "--index", "GSI2-ProjectIndex", "--yes"],
+        env,
+      );
+      expect(personnel.code).toBe(1);
+      const newTable = await runCli(
+        ["rollback", "index", "--table", "work-logs", "--index", "GSI1-ProjectDateIndex", "--yes"],
+        env,
+      );
+      expect(newTable.code).toBe(1);
+      expect(newTable.stderr).toMatch(/created with the new table/);
+      const unknown = await runCli(["rollback", "index", "--table", "vendors", "--index", "NoSuchIndex", "--yes"], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/has no GSI NoSuchIndex/);
+      expect(await gsis(t.names.reports)).toEqual(expect.arrayContaining(["GSI1-ProjectIndex", "GSI2-ManagerIndex"]));
+      expect(await gsis(t.names.personnel)).toContain("GSI2-ProjectIndex");
+    },
+  );
+
+  it(
+    "refuses an index DynamoDB cannot delete now (CREATING past its backfill) " + "and one while another index changes",
+    async () => {
+      const dynamodb = new DynamoDBClient({});
+      const mock = mockClient(dynamodb);
+      const table = (gsi: object[]) =>
+        ({ Table: { TableName: "r", TableStatus: "ACTIVE", GlobalSecondaryIndexes: gsi } }) as never;
+      const base = [
+        { IndexName: "GSI1-ProjectIndex", IndexStatus: "ACTIVE" },
+        { IndexName: "GSI2-ManagerIndex", IndexStatus: "ACTIVE" },
+      ];
+      try {
+        mock
+          .on(DescribeTableCommand)
+          .resolves(table([...base, { IndexName: "GSI3-StatusIndex", IndexStatus: "CREATING", Backfilling: false }]));
+        await expect(planIndexRollback(dynamodb, "reports", "r")).rejects.toThrow(/CREATING past its backfill/);
+        mock
+          .on(DescribeTableCommand)
+          .resolves(table([...base, { IndexName: "GSI3-StatusIndex", IndexStatus: "CREATING", Backfilling: true }]));
+        await expect(planIndexRollback(dynamodb, "reports", "r")).resolves.toMatchObject({
+          index: "GSI3-StatusIndex",
+          state: "CREATING",
+        });
+        mock
+          .on(DescribeTableCommand)
+          .resolves(
+            table([
+              base[0]!,
+              { IndexName: "GSI2-ManagerIndex", IndexStatus: "UPDATING" },
+              { IndexName: "GSI3-StatusIndex", IndexStatus: "ACTIVE" },
+            ]),
+          );
+        await expect(planIndexRollback(dynamodb, "reports", "r")).rejects.toThrow(/one index change at a time/);
+      } finally {
+        mock.restore();
+        dynamodb.destroy();
+      }
+    },
+  );
 });
 
 describe("rollback restore (client mocks: no local engine restores)", () => {

@@ -39,30 +39,34 @@ describe("reports", () => {
     createdAt: "2025-11-01T08:00:00Z",
   };
 
-  it("mirrors projectId, managerId and reportDate, derives timestamp from createdAt, and defaults status to published", () => {
-    const patch = derivePatch("reports", report, sweep);
-    expect(values(patch)).toEqual({
-      project_id: "p1",
-      manager_id: "m1",
-      report_date: "2025-11-01",
-      status: "published",
-      timestamp: "2025-11-01T08:00:00Z",
-    });
-    expect(patch.key).toEqual({ PK: "REPORT#r1", SK: "METADATA" });
-    expect(patch.violations).toEqual([]);
-    expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({
-      kind: "mirror",
-      source: "projectId",
-      sourceValue: "p1",
-    });
-    expect(patch.set.find((a) => a.attribute === "timestamp")?.basis).toEqual({
-      kind: "derived",
-      source: "createdAt",
-      sourceValue: "2025-11-01T08:00:00Z",
-    });
-    expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "default" });
-    expect(patch.ownershipRecord).toBe(false);
-  });
+  it(
+    "mirrors projectId, managerId and reportDate, " +
+      "derives timestamp from createdAt, and defaults status to published",
+    () => {
+      const patch = derivePatch("reports", report, sweep);
+      expect(values(patch)).toEqual({
+        project_id: "p1",
+        manager_id: "m1",
+        report_date: "2025-11-01",
+        status: "published",
+        timestamp: "2025-11-01T08:00:00Z",
+      });
+      expect(patch.key).toEqual({ PK: "REPORT#r1", SK: "METADATA" });
+      expect(patch.violations).toEqual([]);
+      expect(patch.set.find((a) => a.attribute === "project_id")?.basis).toEqual({
+        kind: "mirror",
+        source: "projectId",
+        sourceValue: "p1",
+      });
+      expect(patch.set.find((a) => a.attribute === "timestamp")?.basis).toEqual({
+        kind: "derived",
+        source: "createdAt",
+        sourceValue: "2025-11-01T08:00:00Z",
+      });
+      expect(patch.set.find((a) => a.attribute === "status")?.basis).toEqual({ kind: "default" });
+      expect(patch.ownershipRecord).toBe(false);
+    },
+  );
 
   it("is empty for a normalized item (no write, no loop)", () => {
     const normalized = {
@@ -221,14 +225,18 @@ describe("personnel", () => {
     });
   });
 
-  it("terminated staff are never made active (the plan's bug): absent status is derived, an application 'active' is kept and reported", () => {
-    expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe(
-      "archived",
-    );
-    const patch = derivePatch("personnel", { ...person, employmentStatus: "terminated", status: "active" }, sweep);
-    expect(values(patch).status).toBeUndefined();
-    expect(patch.disagreements).toEqual(["status"]);
-  });
+  it(
+    "terminated staff are never made active (the plan's bug): " +
+      "absent status is derived, an application 'active' is kept and reported",
+    () => {
+      expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe(
+        "archived",
+      );
+      const patch = derivePatch("personnel", { ...person, employmentStatus: "terminated", status: "active" }, sweep);
+      expect(values(patch).status).toBeUndefined();
+      expect(patch.disagreements).toEqual(["status"]);
+    },
+  );
 
   it("defaults status to active only when neither status nor employmentStatus exists", () => {
     const { employmentStatus: _, ...noEmployment } = person;
@@ -516,14 +524,18 @@ describe("ownership of derived values", () => {
     expect(patch.disagreements).toEqual([]);
   });
 
-  it("a full-item put that dropped the record and the value is derived again; one that kept the value without the record is the application's", () => {
-    expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe(
-      "inactive",
-    );
-    expect(
-      values(derivePatch("personnel", { ...person, employmentStatus: "on_leave", status: "active" }, sweep)).status,
-    ).toBeUndefined();
-  });
+  it(
+    "a full-item put that dropped the record and the value is derived again; " +
+      "one that kept the value without the record is the application's",
+    () => {
+      expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe(
+        "inactive",
+      );
+      expect(
+        values(derivePatch("personnel", { ...person, employmentStatus: "on_leave", status: "active" }, sweep)).status,
+      ).toBeUndefined();
+    },
+  );
 
   it("an owned value whose input the rules cannot map is a violation, and is kept", () => {
     const patch = derivePatch(
@@ -544,14 +556,18 @@ describe("ownership of derived values", () => {
     expect(patch.violations).toEqual([]);
   });
 
-  it("an application write of the very value the migrator holds changes nothing on the item: the value stays the migrator's", () => {
-    // DynamoDB keeps no trace of a SET to the same value (the images show no change), so no rule can tell.
-    const item = ownedBy(
-      { ...person, employmentStatus: "terminated" },
-      { status: "inactive", dateLastSeen: "2025-06-01" },
-    );
-    expect(values(derivePatch("personnel", item, sweep)).status).toBe("archived");
-  });
+  it(
+    "an application write of the very value the migrator holds changes nothing on the item: " +
+      "the value stays the migrator's",
+    () => {
+      // DynamoDB keeps no trace of a SET to the same value (the images show no change), so no rule can tell.
+      const item = ownedBy(
+        { ...person, employmentStatus: "terminated" },
+        { status: "inactive", dateLastSeen: "2025-06-01" },
+      );
+      expect(values(derivePatch("personnel", item, sweep)).status).toBe("archived");
+    },
+  );
 
   it("the record holds hashes, not values", () => {
     expect(ownershipHash("archived")).toMatch(/^[A-Za-z0-9_-]{8}$/);

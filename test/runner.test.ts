@@ -81,117 +81,128 @@ describe("local event-source mapping on DynamoDB Local", () => {
     );
   };
 
-  it("partial batch response: checkpoints before the lowest failed record and redelivers it with every later record", async () => {
-    const ids = ["p1", "p2", "p3", "p4", "p5"];
-    for (const id of ids) await put(id);
-    const seqs = await streamSeqs(ids);
-    let first = true;
-    // The first delivery fails p5 and p3 (reported out of order); the retry succeeds.
-    const { batches, handler } = recorder((s) => {
-      if (!first) return;
-      first = false;
-      return { batchItemFailures: [{ itemIdentifier: s[4]! }, { itemIdentifier: s[2]! }] };
-    });
-    const run = start(t, { subscriptions: subscription(), handlers: { "audit-logger": handler } });
-    try {
-      await waitFor(() => batches.length >= 2, "the redelivery");
-      const checkpoint = await waitFor(
-        async () =>
-          (await run.ledger.shardCheckpoints("audit-logger", "ai-analysis-cache")).find(
-            (c) => c.sequenceNumber === seqs[4],
-          ),
-        "the checkpoint at p5",
-      );
-      expect(checkpoint.finished).toBe(false);
-    } finally {
-      await run.stop();
-    }
-    expect(batches.map((b) => b.seqs)).toEqual([seqs, seqs.slice(2)]);
-    expect(await run.ledger.streamFailures("audit-logger", "ai-analysis-cache")).toEqual([]);
-  });
-
-  it("function error: bisects, retries the failing half down to the poison record, sinks it after maximumRetryAttempts, moves on", async () => {
-    const ids = ["b1", "b2", "poison", "b3"];
-    for (const id of ids) await put(id);
-    const [b1, b2, poison, b3] = await streamSeqs(ids);
-    const { batches, handler } = recorder((_, keys) => {
-      if (keys.includes("ANALYSIS#poison")) throw new Error("cannot process ANALYSIS#poison");
-      return undefined;
-    });
-    // The previous test's mapping resumes from its checkpoint: only the new records come.
-    const run = start(t, { subscriptions: subscription(), handlers: { "audit-logger": handler } });
-    try {
-      await waitFor(
-        () => batches.some((b) => b.seqs.includes(b3!) && !b.seqs.includes(poison!)),
-        "b3 after the poison",
-      );
-      await put("b4");
-      await waitFor(() => batches.some((b) => b.keys.includes("ANALYSIS#b4")), "a later record");
-    } finally {
-      await run.stop();
-    }
-    expect(batches.slice(0, 7).map((b) => b.seqs)).toEqual([
-      [b1, b2, poison, b3],
-      [b1, b2],
-      [poison, b3],
-      [poison],
-      [poison],
-      [poison],
-      [b3],
-    ]);
-    const failures = await run.ledger.streamFailures("audit-logger", "ai-analysis-cache");
-    expect(failures).toHaveLength(1);
-    expect(failures[0]).toMatchObject({
-      condition: "RetryAttemptsExhausted",
-      startSequenceNumber: poison,
-      endSequenceNumber: poison,
-      batchSize: 1,
-      attempts: 3,
-      error: "Error: cannot process ANALYSIS#poison",
-      records: [{ sequenceNumber: poison, eventName: "INSERT", keys: { PK: "ANALYSIS#poison", SK: "RESULT" } }],
-    });
-  });
-
-  it("filters: records no subscription filter matches are never delivered, and the checkpoint moves past them", async () => {
-    const t2 = await createTestTables("legacy");
-    try {
-      const table = t2.names["ai-analysis-cache"];
-      const key = { PK: "ANALYSIS#f1", SK: "RESULT" };
-      await t2.clients.doc.send(new PutCommand({ TableName: table, Item: { ...key, analysisType: "summary" } }));
-      await t2.clients.doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: key,
-          UpdateExpression: "SET analysisType = :t",
-          ExpressionAttributeValues: { ":t": "risk" },
-        }),
-      );
-      await t2.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
-      const records = await readStreamRecords(t2.clients, table);
-      const { batches, handler } = recorder();
-      // Lambda's filter syntax as the normalizer uses it: event names, or a key prefix with an event name.
-      const filters: FilterPattern[] = [
-        { eventName: ["INSERT"] },
-        { eventName: ["REMOVE"], dynamodb: { Keys: { PK: { S: [{ prefix: "ANALYSIS#f" }] } } } },
-        { eventName: ["MODIFY"], dynamodb: { Keys: { PK: { S: [{ prefix: "OTHER#" }] } } } },
-      ];
-      const run = start(t2, { subscriptions: subscription({ filters }), handlers: { "audit-logger": handler } });
+  it(
+    "partial batch response: " +
+      "checkpoints before the lowest failed record and redelivers it with every later record",
+    async () => {
+      const ids = ["p1", "p2", "p3", "p4", "p5"];
+      for (const id of ids) await put(id);
+      const seqs = await streamSeqs(ids);
+      let first = true;
+      // The first delivery fails p5 and p3 (reported out of order); the retry succeeds.
+      const { batches, handler } = recorder((s) => {
+        if (!first) return;
+        first = false;
+        return { batchItemFailures: [{ itemIdentifier: s[4]! }, { itemIdentifier: s[2]! }] };
+      });
+      const run = start(t, { subscriptions: subscription(), handlers: { "audit-logger": handler } });
       try {
-        await waitFor(
+        await waitFor(() => batches.length >= 2, "the redelivery");
+        const checkpoint = await waitFor(
           async () =>
-            (await run.ledger.shardCheckpoints("audit-logger", "ai-analysis-cache")).some(
-              (c) => c.sequenceNumber === records[2]!.sequenceNumber,
+            (await run.ledger.shardCheckpoints("audit-logger", "ai-analysis-cache")).find(
+              (c) => c.sequenceNumber === seqs[4],
             ),
-          "the checkpoint past the REMOVE",
+          "the checkpoint at p5",
         );
+        expect(checkpoint.finished).toBe(false);
       } finally {
         await run.stop();
       }
-      expect(batches.flatMap((b) => b.seqs)).toEqual([records[0]!.sequenceNumber, records[2]!.sequenceNumber]);
-    } finally {
-      await t2.dispose();
-    }
-  });
+      expect(batches.map((b) => b.seqs)).toEqual([seqs, seqs.slice(2)]);
+      expect(await run.ledger.streamFailures("audit-logger", "ai-analysis-cache")).toEqual([]);
+    },
+  );
+
+  it(
+    "function error: " +
+      "bisects, retries the failing half down to the poison record, sinks it after maximumRetryAttempts, moves on",
+    async () => {
+      const ids = ["b1", "b2", "poison", "b3"];
+      for (const id of ids) await put(id);
+      const [b1, b2, poison, b3] = await streamSeqs(ids);
+      const { batches, handler } = recorder((_, keys) => {
+        if (keys.includes("ANALYSIS#poison")) throw new Error("cannot process ANALYSIS#poison");
+        return undefined;
+      });
+      // The previous test's mapping resumes from its checkpoint: only the new records come.
+      const run = start(t, { subscriptions: subscription(), handlers: { "audit-logger": handler } });
+      try {
+        await waitFor(
+          () => batches.some((b) => b.seqs.includes(b3!) && !b.seqs.includes(poison!)),
+          "b3 after the poison",
+        );
+        await put("b4");
+        await waitFor(() => batches.some((b) => b.keys.includes("ANALYSIS#b4")), "a later record");
+      } finally {
+        await run.stop();
+      }
+      expect(batches.slice(0, 7).map((b) => b.seqs)).toEqual([
+        [b1, b2, poison, b3],
+        [b1, b2],
+        [poison, b3],
+        [poison],
+        [poison],
+        [poison],
+        [b3],
+      ]);
+      const failures = await run.ledger.streamFailures("audit-logger", "ai-analysis-cache");
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toMatchObject({
+        condition: "RetryAttemptsExhausted",
+        startSequenceNumber: poison,
+        endSequenceNumber: poison,
+        batchSize: 1,
+        attempts: 3,
+        error: "Error: cannot process ANALYSIS#poison",
+        records: [{ sequenceNumber: poison, eventName: "INSERT", keys: { PK: "ANALYSIS#poison", SK: "RESULT" } }],
+      });
+    },
+  );
+
+  it(
+    "filters: " + "records no subscription filter matches are never delivered, and the checkpoint moves past them",
+    async () => {
+      const t2 = await createTestTables("legacy");
+      try {
+        const table = t2.names["ai-analysis-cache"];
+        const key = { PK: "ANALYSIS#f1", SK: "RESULT" };
+        await t2.clients.doc.send(new PutCommand({ TableName: table, Item: { ...key, analysisType: "summary" } }));
+        await t2.clients.doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: key,
+            UpdateExpression: "SET analysisType = :t",
+            ExpressionAttributeValues: { ":t": "risk" },
+          }),
+        );
+        await t2.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
+        const records = await readStreamRecords(t2.clients, table);
+        const { batches, handler } = recorder();
+        // Lambda's filter syntax as the normalizer uses it: event names, or a key prefix with an event name.
+        const filters: FilterPattern[] = [
+          { eventName: ["INSERT"] },
+          { eventName: ["REMOVE"], dynamodb: { Keys: { PK: { S: [{ prefix: "ANALYSIS#f" }] } } } },
+          { eventName: ["MODIFY"], dynamodb: { Keys: { PK: { S: [{ prefix: "OTHER#" }] } } } },
+        ];
+        const run = start(t2, { subscriptions: subscription({ filters }), handlers: { "audit-logger": handler } });
+        try {
+          await waitFor(
+            async () =>
+              (await run.ledger.shardCheckpoints("audit-logger", "ai-analysis-cache")).some(
+                (c) => c.sequenceNumber === records[2]!.sequenceNumber,
+              ),
+            "the checkpoint past the REMOVE",
+          );
+        } finally {
+          await run.stop();
+        }
+        expect(batches.flatMap((b) => b.seqs)).toEqual([records[0]!.sequenceNumber, records[2]!.sequenceNumber]);
+      } finally {
+        await t2.dispose();
+      }
+    },
+  );
 
   it("records older than maximumRecordAgeInSeconds go to the on-failure sink without being delivered", async () => {
     const t2 = await createTestTables("legacy");
@@ -361,47 +372,50 @@ describe("shard lineage and starting positions (Streams API mocked: DynamoDB Loc
     streams.destroy();
   });
 
-  it("--from latest: a new mapping skips what was written before it started and records its starting position", async () => {
-    const t2 = await createTestTables("legacy");
-    try {
-      const hourAgo = new Date(Date.now() - 3600_000);
-      const { streams } = mockedStreams([
-        {
-          id: "shard-1",
-          pages: [[streamRecord("100", "ANALYSIS#old", hourAgo), streamRecord("200", "ANALYSIS#new", new Date())]],
-          closed: false,
-        },
-      ]);
-      const ledger = new Ledger(t2.clients.doc, t2.names.ledger);
-      const delivered: string[] = [];
-      const options: StreamRunnerOptions = {
-        clients: { dynamodb: t2.clients.dynamodb, streams },
-        names: t2.names,
-        ledger,
-        tables: ["ai-analysis-cache"],
-        subscribers: ["audit-logger"],
-        subscriptions: subscription(),
-        pollIntervalMs: 20,
-        from: "latest",
-        handlers: {
-          "audit-logger": async (event) => {
-            delivered.push(...event.Records.map((r) => r.dynamodb!.SequenceNumber!));
+  it(
+    "--from latest: " + "a new mapping skips what was written before it started and records its starting position",
+    async () => {
+      const t2 = await createTestTables("legacy");
+      try {
+        const hourAgo = new Date(Date.now() - 3600_000);
+        const { streams } = mockedStreams([
+          {
+            id: "shard-1",
+            pages: [[streamRecord("100", "ANALYSIS#old", hourAgo), streamRecord("200", "ANALYSIS#new", new Date())]],
+            closed: false,
           },
-        },
-      };
-      const runner = new StreamRunner(options);
-      const done = runner.run();
-      await waitFor(() => delivered.includes("200"), "the new record").finally(() => runner.stop());
-      await done;
-      expect(delivered).toEqual(["200"]);
-      const [mapping] = await ledger.query<{ from: string; startedAt: string }>(
-        "STREAM#audit-logger#ai-analysis-cache",
-        "MAPPING",
-      );
-      expect(mapping?.from).toBe("latest");
-      streams.destroy();
-    } finally {
-      await t2.dispose();
-    }
-  });
+        ]);
+        const ledger = new Ledger(t2.clients.doc, t2.names.ledger);
+        const delivered: string[] = [];
+        const options: StreamRunnerOptions = {
+          clients: { dynamodb: t2.clients.dynamodb, streams },
+          names: t2.names,
+          ledger,
+          tables: ["ai-analysis-cache"],
+          subscribers: ["audit-logger"],
+          subscriptions: subscription(),
+          pollIntervalMs: 20,
+          from: "latest",
+          handlers: {
+            "audit-logger": async (event) => {
+              delivered.push(...event.Records.map((r) => r.dynamodb!.SequenceNumber!));
+            },
+          },
+        };
+        const runner = new StreamRunner(options);
+        const done = runner.run();
+        await waitFor(() => delivered.includes("200"), "the new record").finally(() => runner.stop());
+        await done;
+        expect(delivered).toEqual(["200"]);
+        const [mapping] = await ledger.query<{ from: string; startedAt: string }>(
+          "STREAM#audit-logger#ai-analysis-cache",
+          "MAPPING",
+        );
+        expect(mapping?.from).toBe("latest");
+        streams.destroy();
+      } finally {
+        await t2.dispose();
+      }
+    },
+  );
 });

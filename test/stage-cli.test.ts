@@ -22,7 +22,8 @@ describe("under sst shell: the stage's pinned region", () => {
     const run = await runCli(["sweep", "--pause"], { ...env(), ...shellFor("us-east-1"), AWS_REGION: "eu-west-1" });
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(
-      "sitelogix-migrate: stage prod is deployed in us-east-1, but the AWS SDK would act in eu-west-1 (AWS_REGION=eu-west-1); " +
+      "sitelogix-migrate: stage prod is deployed in us-east-1, but the AWS SDK would act in eu-west-1 " +
+        "(AWS_REGION=eu-west-1); " +
         "nothing was done: unset AWS_REGION or set it to us-east-1, then run the command again\n",
     );
     expect(await new Ledger(t.clients.doc, t.names.ledger).pauseFlag()).toBeUndefined();
@@ -98,7 +99,8 @@ describe("phase events: verify tells the stage's topic whether the gate is green
 });
 
 describe("Node.js versions", () => {
-  it(`on Node ${process.versions.node.split(".")[0]}: one line of its own on 20, nothing on 22+, and never the SDK's warning`, async () => {
+  const major = process.versions.node.split(".")[0];
+  it(`on Node ${major}: one line of its own on 20, nothing on 22+, and never the SDK's warning`, async () => {
     const t = await createTestTables("legacy");
     try {
       // A command that creates SDK clients, with neither notice silenced (the suites silence both).
@@ -113,7 +115,8 @@ describe("Node.js versions", () => {
       const notices = run.stderr.split("\n").filter((line) => line.includes("end of life"));
       if (process.versions.node.startsWith("20.")) {
         expect(notices).toEqual([
-          `sitelogix-migrate: Node.js ${process.versions.node} is past end of life (Node 20: 2026-04-30) and AWS SDK releases after early January 2027 need Node.js 22; use Node.js 22 or 24`,
+          `sitelogix-migrate: Node.js ${process.versions.node} is past end of life (Node 20: 2026-04-30) ` +
+            "and AWS SDK releases after early January 2027 need Node.js 22; use Node.js 22 or 24",
         ]);
       } else {
         expect(notices).toEqual([]);

@@ -8,7 +8,8 @@ import { register } from "tsx/esm/api";
 if (process.versions.node.split(".")[0] === "20") {
   if (!process.env.SITELOGIX_NODE_NOTICE_SHOWN) {
     process.stderr.write(
-      `sitelogix-migrate: Node.js ${process.versions.node} is past end of life (Node 20: 2026-04-30) and AWS SDK releases after early January 2027 need Node.js 22; use Node.js 22 or 24\n`,
+      `sitelogix-migrate: Node.js ${process.versions.node} is past end of life (Node 20: 2026-04-30) ` +
+        "and AWS SDK releases after early January 2027 need Node.js 22; use Node.js 22 or 24\n",
     );
   }
   process.env.SITELOGIX_NODE_NOTICE_SHOWN = "1";

@@ -57,9 +57,9 @@ export function createProgress(label: string, startAt = 0, stream: NodeJS.WriteS
       lastLine = performance.now();
       const shownTotal = Math.max(total, done);
       const percent = shownTotal > 0 ? Math.floor((100 * done) / shownTotal) : 0;
-      stream.write(
-        `${label} ${done}/~${shownTotal} (${percent}%), ${Math.round(rate(done))}/s, ETA ${eta(done, shownTotal)}${info ? `, ${info}` : ""}\n`,
-      );
+      const extra = info ? `, ${info}` : "";
+      const speed = `${Math.round(rate(done))}/s`;
+      stream.write(`${label} ${done}/~${shownTotal} (${percent}%), ${speed}, ETA ${eta(done, shownTotal)}${extra}\n`);
     },
     stop() {},
   };

@@ -81,8 +81,10 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
     if (expected && attr.AttributeType !== expected) {
       problem(
         `key attribute ${attr.AttributeName} is of type ${attr.AttributeType}, the schema declares ${expected}`,
-        "the deploy would re-declare its type, which re-creates the indexes keyed on it or fails the update (and a target GSI keyed on it could never be built)",
-        `Find out with the application team which type ${attr.AttributeName} really holds; the schema (packages/core/src/schema.ts) must match the live table before anything is deployed`,
+        "the deploy would re-declare its type, which re-creates the indexes keyed on it or fails the update " +
+          "(and a target GSI keyed on it could never be built)",
+        `Find out with the application team which type ${attr.AttributeName} really holds; ` +
+          "the schema (packages/core/src/schema.ts) must match the live table before anything is deployed",
       );
     }
   }
@@ -97,14 +99,16 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
       );
       continue;
     }
-    const live = `${keyList(gsi.KeySchema)}; ${gsi.Projection?.ProjectionType ?? "?"}${gsi.Projection?.NonKeyAttributes?.length ? ` ${gsi.Projection.NonKeyAttributes.join(", ")}` : ""}`;
+    const nonKey = gsi.Projection?.NonKeyAttributes?.length ? ` ${gsi.Projection.NonKeyAttributes.join(", ")}` : "";
+    const live = `${keyList(gsi.KeySchema)}; ${gsi.Projection?.ProjectionType ?? "?"}${nonKey}`;
     const expected = `${declaredKeys(known)}; ALL`;
     // An index this phase does not declare is deleted anyway (the phase's index change).
     if (live !== expected && gsisIn(table, phase).includes(known)) {
       problem(
         `GSI ${gsi.IndexName} is (${live}), the schema declares (${expected})`,
         "the deploy would delete and re-create it: queries on it fail for the whole backfill",
-        "Make the schema (packages/core/src/schema.ts) declare the index as it is live, or rebuild the index deliberately first",
+        "Make the schema (packages/core/src/schema.ts) declare the index as it is live, " +
+          "or rebuild the index deliberately first",
       );
     }
   }
@@ -112,7 +116,8 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
   for (const lsi of described.LocalSecondaryIndexes ?? []) {
     problem(
       `has local secondary index ${lsi.IndexName} (${keyList(lsi.KeySchema)})`,
-      "the stacks declare no LSI and an LSI exists only from a table's creation, so Pulumi would replace the table (refused by protect: the deploy fails half way)",
+      "the stacks declare no LSI and an LSI exists only from a table's creation, so Pulumi would replace the table " +
+        "(refused by protect: the deploy fails half way)",
       "Do not deploy: the LSI must be declared in stacks/tables.ts first",
     );
   }
@@ -130,7 +135,8 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
     problem(
       `is in table class ${tableClass}, the stacks declare STANDARD`,
       "the deploy would switch its class (and its storage and request prices)",
-      "Switch it deliberately (aws dynamodb update-table --table-class STANDARD) or declare the class in stacks/tables.ts, then deploy",
+      "Switch it deliberately (aws dynamodb update-table --table-class STANDARD) " +
+        "or declare the class in stacks/tables.ts, then deploy",
     );
   }
 
@@ -138,10 +144,15 @@ export function liveTableProblems(table: LogicalTable, phase: Phase, described: 
     ? described.StreamSpecification.StreamViewType
     : undefined;
   if (stream && stream !== def.streamView) {
+    const change = def.streamView ? "turn it off and on again with the new view" : "turn it off";
+    const needs = def.streamView ? `: the migrator needs ${def.streamView}` : "";
     problem(
       `has a stream of view type ${stream}, the stacks declare ${def.streamView ?? "no stream"}`,
-      `the deploy would ${def.streamView ? "turn it off and on again with the new view" : "turn it off"}: a new stream ARN, and every consumer of the current stream (${described.LatestStreamArn ?? "its ARN"}) stops receiving records`,
-      `Agree the change with the owners of its consumers (aws lambda list-event-source-mappings --event-source-arn <stream ARN>) and make it deliberately first${def.streamView ? `: the migrator needs ${def.streamView}` : ""}`,
+      `the deploy would ${change}: a new stream ARN, and every consumer of the current stream ` +
+        `(${described.LatestStreamArn ?? "its ARN"}) stops receiving records`,
+      "Agree the change with the owners of its consumers " +
+        "(aws lambda list-event-source-mappings --event-source-arn <stream ARN>) " +
+        `and make it deliberately first${needs}`,
     );
   }
 

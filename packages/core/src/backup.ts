@@ -10,7 +10,8 @@ import { isErrorNamed } from "./errors.js";
 export class BackupsUnsupportedError extends Error {
   constructor(endpoint: string) {
     super(
-      `this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); run \`backup\` against AWS`,
+      `this endpoint (${endpoint}) does not support on-demand backups (DynamoDB Local has no backup API); ` +
+        "run `backup` against AWS",
     );
     this.name = "BackupsUnsupportedError";
   }
@@ -106,9 +107,9 @@ export async function backupTables(options: BackupOptions): Promise<BackupRecord
       };
     }
     await options.ledger.recordBackup(record);
-    options.onProgress?.(
-      `${tableName}: ${record.status}${record.backupArn ? ` ${record.backupArn}` : ""}${record.error ? ` (${record.error})` : ""}`,
-    );
+    const arn = record.backupArn ? ` ${record.backupArn}` : "";
+    const error = record.error ? ` (${record.error})` : "";
+    options.onProgress?.(`${tableName}: ${record.status}${arn}${error}`);
     results.push(record);
   }
   return results;

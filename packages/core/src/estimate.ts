@@ -124,7 +124,9 @@ export interface EstimateOptions {
 
 /** Fixed part of an audit entry besides the images: keys, ids, times, actor, changed names, hashes. */
 const AUDIT_ENTRY_OVERHEAD_BYTES = 400;
-/** Per audit entry besides the entry's own write: the chain head's put (under 1 KB, in the same transaction: 2 units). */
+/**
+ * Per audit entry besides the entry's own write: the chain head's put (under 1 KB, in the same transaction: 2 units).
+ */
 const AUDIT_SMALL_WRITES = 2;
 
 export async function estimateTable(options: EstimateOptions, table: SiteLogixTable): Promise<TableEstimate> {
@@ -232,7 +234,9 @@ const DAYS_PER_MONTH = 30.4;
 const HOURS_PER_MONTH = 730;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Prices write and read units at on-demand rates and at provisioned rates (capacity held at the target utilization). */
+/**
+ * Prices write and read units at on-demand rates and at provisioned rates (capacity held at the target utilization).
+ */
 function price(
   pricing: Pricing,
   item: string,

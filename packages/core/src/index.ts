@@ -12,6 +12,7 @@ export * from "./streams.js";
 export * from "./subscriptions.js";
 export * from "./backup.js";
 export * from "./estimate.js";
+export * from "./capacity-model.js";
 export * from "./status.js";
 export * from "./indexes.js";
 export * from "./audit/index.js";

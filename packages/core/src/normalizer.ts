@@ -17,7 +17,10 @@ export interface NormalizerDeps {
   ledger: Ledger;
 }
 
-/** `skipped`: nothing to normalize — a REMOVE (other than a visit's), or a person's HISTORY# whose PROFILE does not exist. */
+/**
+ * `skipped`: nothing to normalize — a REMOVE (other than a visit's), or a person's HISTORY# whose PROFILE does not
+ * exist.
+ */
 export type NormalizerOutcome = Outcome | "skipped";
 
 export interface NormalizeResult {

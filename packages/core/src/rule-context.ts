@@ -49,7 +49,9 @@ export interface ContextOptions {
   onThrottle?: () => void;
 }
 
-/** The context `item` is derived in: the writer's mode (and write time), plus the latest visit where the rules need it. */
+/**
+ * The context `item` is derived in: the writer's mode (and write time), plus the latest visit where the rules need it.
+ */
 export async function ruleContext(
   doc: DynamoDBDocumentClient,
   table: SiteLogixTable,

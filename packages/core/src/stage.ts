@@ -28,7 +28,8 @@ export function regionProblem(
   if (!link || region === link.region) return undefined;
   const source = process.env.AWS_REGION ? `AWS_REGION=${process.env.AWS_REGION}` : "the AWS profile's region";
   return (
-    `stage ${link.stage} is deployed in ${link.region}, but the AWS SDK would act in ${region ?? "no region"} (${source}); ` +
+    `stage ${link.stage} is deployed in ${link.region}, ` +
+    `but the AWS SDK would act in ${region ?? "no region"} (${source}); ` +
     `nothing was done: unset AWS_REGION or set it to ${link.region}, then run the command again`
   );
 }

@@ -20,12 +20,14 @@ export function assertJava(): void {
   if (major === undefined) {
     throw new Error(
       `Java ${MIN_JAVA}+ is required to run DynamoDB Local, but \`java\` was not found on PATH.\n` +
-        "Install it (Debian/Ubuntu: `sudo apt-get install openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and try again.",
+        "Install it (Debian/Ubuntu: `sudo apt-get install openjdk-17-jre-headless`; " +
+        "macOS: `brew install openjdk@17`) and try again.",
     );
   }
   if (major < MIN_JAVA) {
     throw new Error(
-      `Java ${MIN_JAVA}+ is required to run DynamoDB Local, but \`java\` is version ${major}. Install Java ${MIN_JAVA} or newer.`,
+      `Java ${MIN_JAVA}+ is required to run DynamoDB Local, but \`java\` is version ${major}. ` +
+        `Install Java ${MIN_JAVA} or newer.`,
     );
   }
 }

@@ -30,14 +30,20 @@ export interface SampleRow {
 }
 
 export interface DatasetOptions {
-  /** Total items over the four legacy tables (approximate split: reports 30%, personnel 35%, vendors 15%, constraints 20%). */
+  /**
+   * Total items over the four legacy tables
+   * (approximate split: reports 30%, personnel 35%, vendors 15%, constraints 20%).
+   */
   items: number;
   seed?: number;
   /** Size of report transcripts; every 200th report gets a 120 KB one unless `largeTranscripts` is false. */
   transcriptBytes?: number;
   /** Benchmarks turn the 120 KB transcripts off to get items of uniform size. */
   largeTranscripts?: boolean;
-  /** Plant items no rule can fix (numeric fullName, numeric dateLastSeen, unknown employmentStatus): verify must find them. */
+  /**
+   * Plant items no rule can fix (numeric fullName, numeric dateLastSeen, unknown employmentStatus):
+   * verify must find them.
+   */
   violations?: boolean;
 }
 
@@ -299,7 +305,10 @@ export class ApplicationTraffic {
       seed?: number;
       tables?: SiteLogixTable[];
       journal?: boolean;
-      /** New application code: a third of the updates also set a derived attribute (status, timestamp, dateLastSeen) itself. */
+      /**
+       * New application code: a third of the updates also set a derived attribute
+       * (status, timestamp, dateLastSeen) itself.
+       */
       derivedWrites?: boolean;
     },
   ) {

@@ -41,7 +41,8 @@ export async function startSnsRecorder(): Promise<SnsRecorder> {
       });
       res.writeHead(200, { "content-type": "text/xml" });
       res.end(
-        `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-${published.length}</MessageId></PublishResult>` +
+        '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">' +
+          `<PublishResult><MessageId>m-${published.length}</MessageId></PublishResult>` +
           "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>",
       );
     });

@@ -12,9 +12,12 @@ export function registerLocal(program: Command): void {
   program
     .command("local")
     .description(
-      "rehearse the whole migration on an embedded DynamoDB Local (needs Java 17+): legacy tables with sample data, expand\n" +
-        "(streams, normalizer, audit logger) under live application traffic, sweep, verify, the application's fix of the\n" +
-        "violations, sweep and verify again, the gated index phase, index and access-pattern checks, contract, audit trail.\n" +
+      "rehearse the whole migration on an embedded DynamoDB Local (needs Java 17+): " +
+        "legacy tables with sample data, expand\n" +
+        "(streams, normalizer, audit logger) under live application traffic, sweep, verify, " +
+        "the application's fix of the\n" +
+        "violations, sweep and verify again, the gated index phase, index and access-pattern checks, " +
+        "contract, audit trail.\n" +
         "Prints a table of phases and writes a Markdown report. Exit 0 when every check passed, 1 otherwise.",
     )
     .addOption(
@@ -33,11 +36,13 @@ export function registerLocal(program: Command): void {
     .option("--report <file>", "where to write the Markdown report", "sitelogix-rehearsal.md")
     .option(
       "--no-fix",
-      "leave the planted violations unfixed: the gate stays red and the index phase is refused (a rehearsal of a refusal)",
+      "leave the planted violations unfixed: the gate stays red and the index phase is refused " +
+        "(a rehearsal of a refusal)",
     )
     .option(
       "--keep-running",
-      "leave DynamoDB Local and the stream runner up afterwards and print how to point the CLI at them (Ctrl-C stops them)",
+      "leave DynamoDB Local and the stream runner up afterwards and print how to point the CLI at them " +
+        "(Ctrl-C stops them)",
     )
     .action(
       async (opts: {

@@ -83,10 +83,13 @@ export function registerRollback(program: Command): void {
   rollback
     .command("index")
     .description(
-      "delete a target GSI that failed to build, is stuck or misbehaves (the one the index phase built on --table, or --index). " +
-        "Refuses a legacy index the application still queries, an index of a new table or one the schema does not know, and a state " +
-        "in which DynamoDB cannot delete it. Waits until the index is gone, records it in the ledger, notifies the stage's topic " +
-        "and prints the next steps. Exit 0 when deleted (or --dry-run), 1 when refused or not finished, 2 for a usage error.",
+      "delete a target GSI that failed to build, is stuck or misbehaves " +
+        "(the one the index phase built on --table, or --index). " +
+        "Refuses a legacy index the application still queries, an index of a new table " +
+        "or one the schema does not know, and a state in which DynamoDB cannot delete it. " +
+        "Waits until the index is gone, records it in the ledger, notifies the stage's topic " +
+        "and prints the next steps. " +
+        "Exit 0 when deleted (or --dry-run), 1 when refused or not finished, 2 for a usage error.",
     )
     .requiredOption("--table <table>", "the table: logical (reports) or physical (sitelogix-reports) name")
     .option("--index <name>", "the GSI to delete (default: the table's only GSI built by the index phase)")
@@ -98,18 +101,16 @@ export function registerRollback(program: Command): void {
       const { table, tableName } = tableOf(opts.table);
       await withRollback(async ({ dynamodb }, ledger) => {
         const plan = await planIndexRollback(dynamodb, table, tableName, opts.index);
-        say(
-          `plan: delete GSI ${plan.index} (${plan.state}${plan.itemCount !== undefined ? `, ~${plan.itemCount} items` : ""}) on ${tableName}; the table stays online`,
-        );
+        const items = plan.itemCount !== undefined ? `, ~${plan.itemCount} items` : "";
+        say(`plan: delete GSI ${plan.index} (${plan.state}${items}) on ${tableName}; the table stays online`);
         if (opts.dryRun) {
           if (opts.json) printJson({ plan, dryRun: true });
           return;
         }
         await confirm(`delete GSI ${plan.index} on ${tableName}`, plan.index, opts);
         const result = await rollbackIndex(dynamodb, ledger, plan, { maxWaitMs: opts.maxWait * 60_000 });
-        say(
-          `${tableName}: GSI ${plan.index} ${result.record.status === "done" ? "deleted" : `still being deleted after ${opts.maxWait} min`}`,
-        );
+        const outcome = result.record.status === "done" ? "deleted" : `still being deleted after ${opts.maxWait} min`;
+        say(`${tableName}: GSI ${plan.index} ${outcome}`);
         if (result.record.status === "done") {
           const notifier = stageNotifier();
           const sent = await notifier.notify({
@@ -126,9 +127,11 @@ export function registerRollback(program: Command): void {
   rollback
     .command("restore")
     .description(
-      "restore --table into a NEW table, from point-in-time recovery (--to ISO) or an on-demand backup (--backup ARN; `status` " +
-        "shows the latest), wait until it is ACTIVE, record it in the ledger and print how to repair the live table from it. " +
-        "The live table is never replaced. Exit 0 when restored (or --dry-run), 1 when refused or not finished, 2 for a usage error.",
+      "restore --table into a NEW table, from point-in-time recovery (--to ISO) " +
+        "or an on-demand backup (--backup ARN; `status` shows the latest), wait until it is ACTIVE, " +
+        "record it in the ledger and print how to repair the live table from it. " +
+        "The live table is never replaced. " +
+        "Exit 0 when restored (or --dry-run), 1 when refused or not finished, 2 for a usage error.",
     )
     .requiredOption("--table <table>", "the table to restore: logical (reports) or physical (sitelogix-reports) name")
     .option(
@@ -158,9 +161,8 @@ export function registerRollback(program: Command): void {
           ...(opts.backup ? { backupArn: opts.backup } : {}),
           ...(opts.target ? { targetTableName: opts.target } : {}),
         });
-        say(
-          `plan: restore ${tableName} ${plan.to ? `as of ${plan.to}` : `from backup ${plan.backupArn}`} into the new table ${plan.targetTableName}`,
-        );
+        const source = plan.to ? `as of ${plan.to}` : `from backup ${plan.backupArn}`;
+        say(`plan: restore ${tableName} ${source} into the new table ${plan.targetTableName}`);
         if (opts.dryRun) {
           if (opts.json) printJson({ plan, dryRun: true });
           return;
@@ -170,9 +172,8 @@ export function registerRollback(program: Command): void {
           maxWaitMs: opts.maxWait * 60_000,
           onProgress: say,
         });
-        say(
-          `${plan.targetTableName}: ${result.record.status === "done" ? "restored, ACTIVE" : `not ACTIVE after ${opts.maxWait} min`}`,
-        );
+        const outcome = result.record.status === "done" ? "restored, ACTIVE" : `not ACTIVE after ${opts.maxWait} min`;
+        say(`${plan.targetTableName}: ${outcome}`);
         report(result, restoreFollowUp(plan, result.record.status), opts.json, plan);
       });
     });

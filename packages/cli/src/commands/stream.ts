@@ -23,10 +23,16 @@ interface StreamOptions {
 
 function describeEvent(e: RunnerEvent): string | undefined {
   switch (e.type) {
-    case "mapping":
-      return `${e.subscriber} <- ${e.table}: ${e.resumed ? `resuming the mapping started ${e.mapping.startedAt}` : `new mapping from ${e.mapping.from}`} (${e.mapping.streamArn})`;
-    case "shard":
-      return `${e.subscriber} <- ${e.table}: shard ${e.shardId} ${e.after ? `resumes after sequence number ${e.after}` : "starts at its first record"}`;
+    case "mapping": {
+      const how = e.resumed
+        ? `resuming the mapping started ${e.mapping.startedAt}`
+        : `new mapping from ${e.mapping.from}`;
+      return `${e.subscriber} <- ${e.table}: ${how} (${e.mapping.streamArn})`;
+    }
+    case "shard": {
+      const from = e.after ? `resumes after sequence number ${e.after}` : "starts at its first record";
+      return `${e.subscriber} <- ${e.table}: shard ${e.shardId} ${from}`;
+    }
     case "shardFinished":
       return `${e.subscriber} <- ${e.table}: shard ${e.shardId} closed and fully processed`;
     case "invocation":
@@ -35,7 +41,11 @@ function describeEvent(e: RunnerEvent): string | undefined {
         : `${e.subscriber} <- ${e.table}: batch of ${e.records} failed (${e.result}): ${e.error}`;
     case "sunk": {
       const f = e.failure;
-      return `${f.subscriber} <- ${f.table}: ON-FAILURE ${f.condition}: shard ${f.shardId} records ${f.startSequenceNumber}..${f.endSequenceNumber} (${f.batchSize}) after ${f.attempts} invocation(s), recorded in the ledger: ${f.error}`;
+      const records = `records ${f.startSequenceNumber}..${f.endSequenceNumber} (${f.batchSize})`;
+      return (
+        `${f.subscriber} <- ${f.table}: ON-FAILURE ${f.condition}: shard ${f.shardId} ${records} ` +
+        `after ${f.attempts} invocation(s), recorded in the ledger: ${f.error}`
+      );
     }
     case "error":
       return `${e.subscriber} <- ${e.table}: ${e.error} (retrying)`;
@@ -47,7 +57,8 @@ export function registerStream(program: Command): void {
     .command("stream")
     .description(
       "local event-source mapping: poll the tables' streams and run the normalizer and audit-logger handlers with\n" +
-        "Lambda's semantics (batches, partial failures, bisect, retries, on-failure sink in the ledger), checkpointing\n" +
+        "Lambda's semantics (batches, partial failures, bisect, retries, on-failure sink in the ledger), " +
+        "checkpointing\n" +
         "per shard in the ledger, until SIGINT/SIGTERM. The handlers' own logs (JSON, as in CloudWatch) go to stdout.",
     )
     .option("--table <table...>", "tables whose streams to read (logical or physical name; default: all six)")
@@ -99,7 +110,8 @@ export function registerStream(program: Command): void {
         const stats = await runner.run();
         for (const [subscriber, s] of Object.entries(stats)) {
           say(
-            `${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations (${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`,
+            `${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations ` +
+              `(${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`,
           );
         }
       } finally {

@@ -8,7 +8,8 @@ export function registerTables(program: Command): void {
     .command("create")
     .description(
       "create every SiteLogix table (streams NEW_AND_OLD_IMAGES) and the migrator's audit and ledger tables,\n" +
-        "wait until ACTIVE and enable TTL. Idempotent: existing tables must match the schema, else it fails naming the difference.",
+        "wait until ACTIVE and enable TTL. " +
+        "Idempotent: existing tables must match the schema, else it fails naming the difference.",
     )
     .addOption(
       new Option(

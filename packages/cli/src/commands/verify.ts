@@ -24,7 +24,8 @@ const keyText = (k: Record<string, string>) =>
     .join(" ");
 
 function describe(v: TableVerification, gate: IndexGateDecision): string {
-  const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${(v.durationMs / 1000).toFixed(1)} s`;
+  const seconds = (v.durationMs / 1000).toFixed(1);
+  const head = `${v.table} (${v.tableName}): ${v.green ? "GREEN" : "RED"} — ${v.scanned} items scanned in ${seconds} s`;
   const disagreements =
     v.disagreements > 0
       ? `; ${v.disagreements} items where the application's value differs from the rules (informational)`
@@ -36,20 +37,17 @@ function describe(v: TableVerification, gate: IndexGateDecision): string {
   ];
   for (const i of v.indexes) {
     if (i.gaps === 0 && i.violations === 0 && i.disagreements === 0) continue;
-    lines.push(
-      `  ${i.index} (${i.keyAttributes.join(", ")}): ${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`,
-    );
+    const counts = `${i.gaps} gaps, ${i.violations} violations, ${i.disagreements} disagreements`;
+    lines.push(`  ${i.index} (${i.keyAttributes.join(", ")}): ${counts}`);
     for (const s of i.sampleGaps.slice(0, SAMPLES_SHOWN))
       lines.push(`    gap        ${keyText(s.key)}: ${s.attributes.join(", ")} missing or stale`);
     for (const s of i.sampleViolations.slice(0, SAMPLES_SHOWN)) {
-      lines.push(
-        `    violation  ${keyText(s.key)}: ${s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ")}`,
-      );
+      const problems = s.violations.map((x) => `${x.attribute} ${x.problem} (${x.at}: ${x.type})`).join("; ");
+      lines.push(`    violation  ${keyText(s.key)}: ${problems}`);
     }
     for (const s of i.sampleDisagreements.slice(0, SAMPLES_SHOWN)) {
-      lines.push(
-        `    disagrees  ${keyText(s.key)}: ${s.attributes.join(", ")} set by the application, not what the rules derive`,
-      );
+      const attributes = s.attributes.join(", ");
+      lines.push(`    disagrees  ${keyText(s.key)}: ${attributes} set by the application, not what the rules derive`);
     }
   }
   // What the gate decides with this result (also the deploy's check): open, or what still blocks it.
@@ -65,8 +63,11 @@ function describe(v: TableVerification, gate: IndexGateDecision): string {
 function gateEvent(results: Record<string, GateVerification>): PhaseEvent {
   const all = Object.values(results);
   const red = all.filter((r) => !r.green);
-  const line = (r: GateVerification) =>
-    `${r.table}: ${r.green ? "green" : `red (${r.gaps} items with gaps, ${r.violations} with violations)`}; index gate ${r.indexGate.allowed ? "open" : `closed: ${r.indexGate.reasons.join("; ")}`}`;
+  const line = (r: GateVerification) => {
+    const result = r.green ? "green" : `red (${r.gaps} items with gaps, ${r.violations} with violations)`;
+    const gate = r.indexGate.allowed ? "open" : `closed: ${r.indexGate.reasons.join("; ")}`;
+    return `${r.table}: ${result}; index gate ${gate}`;
+  };
   return red.length === 0
     ? { kind: "gate-green", summary: `gate green: ${all.map((r) => r.table).join(", ")}`, details: all.map(line) }
     : {
@@ -80,13 +81,15 @@ export function registerVerify(program: Command): void {
   program
     .command("verify")
     .description(
-      "the index gate: a parallel full scan per table that counts, per target GSI, gaps (a key attribute the rules would " +
-        "write is missing, empty or stale) and violations (a key attribute that is not a string or is empty and cannot be " +
-        "derived; a source of the wrong type; an unmapped value), with up to 20 sample keys each. It also counts " +
+      "the index gate: a parallel full scan per table that counts, per target GSI, " +
+        "gaps (a key attribute the rules would write is missing, empty or stale) " +
+        "and violations (a key attribute that is not a string or is empty and cannot be derived; " +
+        "a source of the wrong type; an unmapped value), with up to 20 sample keys each. It also counts " +
         "disagreements: a derived key attribute (status, timestamp, dateLastSeen, vendor_type) the application wrote " +
-        "holds another value than the rules would derive; the migrator never overwrites it, the item is indexed under the " +
-        "application's value, and the gate is not affected (informational). Items flagged by the scan " +
-        "are re-read before counting. Records the result in the ledger with the scan's start time and prints what the " +
+        "holds another value than the rules would derive; the migrator never overwrites it, " +
+        "the item is indexed under the application's value, and the gate is not affected (informational). " +
+        "Items flagged by the scan are re-read before counting. " +
+        "Records the result in the ledger with the scan's start time and prints what the " +
         "index gate then decides per table: open, or each reason it stays closed and the command that fixes it. " +
         "Exit 0 when every table is clean, 3 when any has gaps or violations, 1 on error.",
     )

@@ -67,12 +67,13 @@ export async function applyApplicationFix(
             return `#r${i}`;
           })
           .join(", ");
+        const remove = removeClause ? ` REMOVE ${removeClause}` : "";
         try {
           await doc.send(
             new UpdateCommand({
               TableName: names[table],
               Key: key,
-              UpdateExpression: `SET ${setClauses.join(", ")} ADD #v :one${removeClause ? ` REMOVE ${removeClause}` : ""}`,
+              UpdateExpression: `SET ${setClauses.join(", ")} ADD #v :one${remove}`,
               ConditionExpression: "attribute_exists(PK)",
               ExpressionAttributeNames: attrNames,
               ExpressionAttributeValues: values,

@@ -11,7 +11,10 @@ import { PhaseFailed, Rig } from "./rig.js";
 export interface RehearsalOptions {
   items: number;
   port?: number;
-  /** Fix the planted violations as the application would; without it the gate stays red and the index phase is refused. */
+  /**
+   * Fix the planted violations as the application would; without it the gate stays red and the index phase is
+   * refused.
+   */
   fix: boolean;
   /** Application writes per second while the migration runs. */
   trafficRate: number;

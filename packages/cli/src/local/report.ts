@@ -50,9 +50,9 @@ export function renderMarkdown(report: RehearsalReport): string {
 /** The phase table for a terminal. */
 export function renderTable(report: RehearsalReport): string {
   const width = Math.max(...report.phases.map((p) => p.phase.length), 5);
-  const rows = report.phases.map(
-    (p) =>
-      `${p.phase.padEnd(width)}  ${(p.ok ? "ok" : "FAILED").padEnd(6)}  ${seconds(p.durationMs).padStart(8)}  ${p.summary}`,
-  );
+  const rows = report.phases.map((p) => {
+    const result = (p.ok ? "ok" : "FAILED").padEnd(6);
+    return `${p.phase.padEnd(width)}  ${result}  ${seconds(p.durationMs).padStart(8)}  ${p.summary}`;
+  });
   return [`${"phase".padEnd(width)}  result  duration  summary`, ...rows].join("\n");
 }

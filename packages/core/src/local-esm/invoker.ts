@@ -31,6 +31,7 @@ function lambdaContext(functionName: string, streamArn: string, timeoutMs: numbe
   const [, , , region = "local", account = "000000000000"] = streamArn.split(":");
   const deadline = Date.now() + timeoutMs;
   const noop = () => undefined;
+  const day = new Date().toISOString().slice(0, 10).replaceAll("-", "/");
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName,
@@ -39,7 +40,7 @@ function lambdaContext(functionName: string, streamArn: string, timeoutMs: numbe
     memoryLimitInMB: "1024",
     awsRequestId: randomUUID(),
     logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `${new Date().toISOString().slice(0, 10).replaceAll("-", "/")}/[$LATEST]${randomBytes(16).toString("hex")}`,
+    logStreamName: `${day}/[$LATEST]${randomBytes(16).toString("hex")}`,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: noop,
     fail: noop,

@@ -53,7 +53,10 @@ export class MappingRunner {
     return this.mapping?.from !== "latest" || createdMs >= Date.parse(this.mapping.startedAt) - 60_000;
   }
 
-  /** Runs a ledger write until it succeeds (a lost checkpoint would only mean redelivery, but a lost sink entry a lost batch). */
+  /**
+   * Runs a ledger write until it succeeds (a lost checkpoint would only mean redelivery, but a lost sink entry a lost
+   * batch).
+   */
   async persist(write: () => Promise<void>): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {

@@ -247,7 +247,10 @@ export class ShardConsumer {
     }
   }
 
-  /** Sends records to the on-failure sink (the ledger), then moves the checkpoint past them; `attempts`: invocations made. */
+  /**
+   * Sends records to the on-failure sink (the ledger), then moves the checkpoint past them; `attempts`: invocations
+   * made.
+   */
   private async sink(
     records: Pending[],
     condition: StreamFailureCondition,

@@ -77,7 +77,8 @@ export async function planRestore(
       !pitr.LatestRestorableDateTime
     ) {
       throw new RollbackRefusedError(
-        `point-in-time recovery is not enabled on ${tableName}: restore from a backup (--backup ARN; \`status\` shows the latest)`,
+        `point-in-time recovery is not enabled on ${tableName}: ` +
+          "restore from a backup (--backup ARN; `status` shows the latest)",
       );
     }
     const window = {
@@ -163,14 +164,14 @@ export async function restoreTable(
 
 /** What the operator does with the restored table. */
 export function restoreFollowUp(plan: RestorePlan, status: RollbackRecord["status"]): string[] {
+  const describe = `aws dynamodb describe-table --table-name ${plan.targetTableName}`;
+  const query = `sitelogix-migrate audit query --table ${plan.table}${plan.to ? ` --from ${plan.to}` : ""}`;
   return [
-    ...(status === "timed-out"
-      ? [
-          `the restore goes on in DynamoDB: follow it with \`aws dynamodb describe-table --table-name ${plan.targetTableName}\``,
-        ]
-      : []),
-    `${plan.targetTableName} has the keys and indexes of ${plan.tableName} but no stream, PITR, TTL, auto scaling, tags or alarms, and SST does not manage it`,
-    `find what to repair: \`sitelogix-migrate audit query --table ${plan.table}${plan.to ? ` --from ${plan.to}` : ""}\` lists every change since; copy back the damaged items rather than switching the application to the restored table`,
+    ...(status === "timed-out" ? [`the restore goes on in DynamoDB: follow it with \`${describe}\``] : []),
+    `${plan.targetTableName} has the keys and indexes of ${plan.tableName} ` +
+      "but no stream, PITR, TTL, auto scaling, tags or alarms, and SST does not manage it",
+    `find what to repair: \`${query}\` lists every change since; ` +
+      "copy back the damaged items rather than switching the application to the restored table",
     `delete it when done: \`aws dynamodb delete-table --table-name ${plan.targetTableName}\``,
   ];
 }

@@ -39,10 +39,16 @@ function refusal(table: SiteLogixTable, tableName: string, gsi: GlobalSecondaryI
   if (def.from === "legacy")
     return `${name} is a legacy index of ${tableName} that the application still queries: it is never rolled back`;
   if (def.from !== "index")
-    return `${name} was created with the new table ${tableName}, not by the index phase: roll back the table instead (runbook)`;
+    return (
+      `${name} was created with the new table ${tableName}, not by the index phase: ` +
+      "roll back the table instead (runbook)"
+    );
   if (gsi.IndexStatus === "DELETING") return `${name} on ${tableName} is already being deleted`;
   if (gsi.IndexStatus === "CREATING" && gsi.Backfilling !== true) {
-    return `${name} on ${tableName} is CREATING past its backfill, when DynamoDB cannot delete it: wait until it is ACTIVE, then run this again`;
+    return (
+      `${name} on ${tableName} is CREATING past its backfill, when DynamoDB cannot delete it: ` +
+      "wait until it is ACTIVE, then run this again"
+    );
   }
   if (gsi.IndexStatus !== "ACTIVE" && gsi.IndexStatus !== "CREATING")
     return `${name} on ${tableName} is ${gsi.IndexStatus}: wait until it is ACTIVE`;
@@ -72,7 +78,8 @@ export async function planIndexRollback(
       throw new RollbackRefusedError(`${tableName} has no GSI built by the index phase: nothing to roll back`);
     if (built.length > 1)
       throw new RollbackRefusedError(
-        `${tableName} has several GSIs built by the index phase: name one with --index (${built.map((g) => g.IndexName).join(", ")})`,
+        `${tableName} has several GSIs built by the index phase: ` +
+          `name one with --index (${built.map((g) => g.IndexName).join(", ")})`,
       );
     gsi = built[0]!;
   }
@@ -80,9 +87,8 @@ export async function planIndexRollback(
   if (problem) throw new RollbackRefusedError(problem);
   const busy = live.filter((g) => g !== gsi && g.IndexStatus !== "ACTIVE");
   if (busy.length > 0) {
-    throw new RollbackRefusedError(
-      `${tableName}: ${busy.map((g) => `${g.IndexName} is ${g.IndexStatus}`).join(", ")}; DynamoDB makes one index change at a time: wait`,
-    );
+    const states = busy.map((g) => `${g.IndexName} is ${g.IndexStatus}`).join(", ");
+    throw new RollbackRefusedError(`${tableName}: ${states}; DynamoDB makes one index change at a time: wait`);
   }
   return {
     table,
@@ -142,7 +148,10 @@ export async function rollbackIndex(
 /** What the operator does next (the index would be built again by a deploy at the index phase). */
 export function indexRollbackFollowUp(plan: IndexRollbackPlan): string[] {
   return [
-    `SST's state still lists ${plan.index}: set this stage's phase back to "expand" in migration.config.ts and run \`npx sst refresh --stage <stage>\` (a deploy at phase "index" builds it again once the gate is green)`,
-    `find what made it fail: \`sitelogix-migrate verify --table ${plan.table}\` names the items that block the gate; fix them, then deploy the index phase again`,
+    `SST's state still lists ${plan.index}: set this stage's phase back to "expand" in migration.config.ts ` +
+      "and run `npx sst refresh --stage <stage>` " +
+      '(a deploy at phase "index" builds it again once the gate is green)',
+    `find what made it fail: \`sitelogix-migrate verify --table ${plan.table}\` names the items that block the gate; ` +
+      "fix them, then deploy the index phase again",
   ];
 }
