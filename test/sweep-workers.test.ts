@@ -37,10 +37,14 @@ const reportsNow = () => scanAll(t.clients.doc, t.names.reports);
 const latestRun = async () => (await ledgerOf(t).latestSweep("reports"))!;
 /** The run a command started after `previous` (the latest run then). */
 const newRun = (previous: string | undefined) =>
-  waitFor(async () => {
-    const run = await ledgerOf(t).latestSweep("reports");
-    return run && run.sweepId !== previous ? run : undefined;
-  }, "the new sweep run", 90_000);
+  waitFor(
+    async () => {
+      const run = await ledgerOf(t).latestSweep("reports");
+      return run && run.sweepId !== previous ? run : undefined;
+    },
+    "the new sweep run",
+    90_000,
+  );
 /** Consumed WCU and scanned items of the latest run, from its segments' checkpoints. */
 const ledgerTotals = async () => {
   const run = await latestRun();
@@ -208,13 +212,14 @@ describe("sweep --workers", () => {
     const rescanned = totals.scanned - rows.length;
     expect(rescanned).toBeGreaterThanOrEqual(0);
     expect(rescanned).toBeLessThanOrEqual(12);
-    // Items the killed worker wrote after its last checkpoint are rescanned, found normalized, not rewritten.
+    // Items the killed worker wrote after its last checkpoint are rescanned, found normalized and
+    // not rewritten.
     expect(totals.applied + rescanned).toBeGreaterThanOrEqual(rows.length);
     expect(totals.applied).toBeLessThanOrEqual(rows.length);
     await expectAllNormalizedOnce(await reportsNow());
   }, 300_000);
 
-  it("four processes hold one --max-wcu within ±10%, and --set-max-wcu changes a running sweep within 5 s", async () => {
+  it("four processes hold one --max-wcu within ±10%; --set-max-wcu changes a running sweep in 5 s", async () => {
     // The machine's ceiling now (one process, no cap), then budgets well under it.
     await reload();
     const ceiling = await sweepTable(t, "reports", { segments: 4, concurrency: 32 });
