@@ -22,6 +22,7 @@ import {
 } from "@sitelogix/core";
 import { selectTables, tableOption } from "../options.js";
 import { CliError, printJson, say } from "../output.js";
+import { executionLine, executionStates } from "./sweep-distributed.js";
 
 const DEFAULT_PRICING = new URL("../../../core/pricing.json", import.meta.url);
 const EXISTING_TABLES = SITELOGIX_TABLES.filter((t) => TABLES[t].existing);
@@ -37,7 +38,7 @@ async function withClients<T>(
   }
 }
 
-function renderStatus(status: MigrationStatus): string {
+function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<typeof executionStates>>): string {
   const lines: string[] = [];
   if (status.ledgerError) lines.push(`ledger: unreadable (${status.ledgerError})`, "");
   for (const t of status.tables) {
@@ -66,6 +67,7 @@ function renderStatus(status: MigrationStatus): string {
     lines.push(
       `  last sweep: ${s ? `${s.status}, started ${s.startedAt}${s.finishedAt ? `, finished ${s.finishedAt}` : s.status !== "finished" ? " (resumable with --resume)" : ""}` : "none"}`,
     );
+    if (executions[t.table]) lines.push(executionLine(executions[t.table]!));
     const g = t.lastGate;
     lines.push(
       `  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations${g.disagreements ? `, ${g.disagreements} disagreements` : ""})` : "none"}`,
@@ -124,8 +126,10 @@ export function registerCockpit(program: Command): void {
       const status = await withClients(({ dynamodb }, ledger) =>
         migrationStatus(dynamodb, ledger, names, selectTables(opts.table, names)),
       );
-      if (opts.json) printJson(status);
-      else process.stdout.write(`${renderStatus(status)}\n`);
+      const executions = await executionStates(status.tables);
+      if (opts.json)
+        printJson({ ...status, tables: status.tables.map((t) => ({ ...t, execution: executions[t.table] })) });
+      else process.stdout.write(`${renderStatus(status, executions)}\n`);
     });
 
   program
