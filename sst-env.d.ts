@@ -10,6 +10,12 @@ declare module "sst" {
       "name": string
       "type": "sst.sst.Linkable"
     }
+    "AuditDigests": {
+      "bucket": string
+      "keyId": string
+      "type": "sst.sst.Linkable"
+      "writer": string
+    }
     "AuditLog": {
       "name": string
       "type": "sst.sst.Linkable"

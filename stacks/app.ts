@@ -1,8 +1,9 @@
 // The whole app for one stage: check the deploy against the live tables and the ledger, then
-// declare the tables, the audit trail, the stream functions and the distributed sweep.
+// declare the tables, the audit trail and its digests, the stream functions and the distributed sweep.
 import { audit } from "./audit";
 import { stageContext } from "./config";
 import { planDeploy } from "./deploy-plan";
+import { digests } from "./digests";
 import { inputs } from "./inputs";
 import { customerKeys, migrator } from "./migrator";
 import { announceIndexChanges } from "./phase-events";
@@ -27,6 +28,7 @@ export async function deploy() {
   const { topicArn } = migrator(ctx, declared, plan);
   distributedSweep(ctx, declared, { topicArn, customerKeys: (logical) => customerKeys(ctx, plan, logical) });
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
+  digests(ctx, declared.audit, topicArn);
   return {
     phase: ctx.phase,
     region: ctx.region,

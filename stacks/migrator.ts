@@ -158,6 +158,10 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
           POWERTOOLS_SERVICE_NAME: `sitelogix-${subscription.name}`,
           POWERTOOLS_METRICS_NAMESPACE,
           POWERTOOLS_LOG_LEVEL: "INFO",
+          // The audit retention of migration.config.ts: entries' expiresAt (the digests are locked as long).
+          ...(subscription.name === "audit-logger"
+            ? { SITELOGIX_AUDIT_RETENTION_YEARS: String(ctx.auditSettings.retentionYears) }
+            : {}),
         },
         link: links,
         permissions: [

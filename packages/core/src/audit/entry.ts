@@ -43,14 +43,20 @@ export interface AuditEntry extends EntryContent {
   prevExpiresAt?: number;
 }
 
-/** How one field of an entry is hashed, stored, read back and shown. An absent value is hashed as null, stored and shown not at all. */
+/**
+ * How one field of an entry is hashed, stored, read back and shown. An absent value is hashed as
+ * null, stored and shown not at all.
+ */
 export interface EntryField<V> {
   /**
    * The field's canonical form in the hash. Only two fields are outside it: `hash` (the result) and
    * `entity` (a function of table and keys, which verification checks against the stored key).
    */
   hash: ((value: NonNullable<V>) => unknown) | false;
-  /** An attribute of the entry's item under the field's name, the item's partition key, or the values payload (inline, compressed or chunked). */
+  /**
+   * An attribute of the entry's item under the field's name, the item's partition key, or the values
+   * payload (inline, compressed or chunked).
+   */
   stored: "attribute" | "partitionKey" | "payload";
   /** The value read back from what was stored there (unmarshalled, numbers wrapped) and the whole item so read. */
   decode: (stored: unknown, item: Readonly<Record<string, unknown>>) => V;

@@ -5,6 +5,8 @@ import { createWriteStream } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { entryFields, type AuditEntry, type EntryFieldName } from "./entry.js";
+import { proofFileOf, writeProof, type ExportedChains, type ProofSource } from "./export-proof.js";
+import { sealedPoints } from "./verify-digests.js";
 
 export type EntryFormat = "table" | "json" | "ndjson" | "csv";
 
@@ -98,18 +100,33 @@ export interface ExportResult {
   entries: number;
   bytes: number;
   sha256: string;
+  /** The proof beside the export (when digests exist): its file, the digests, entries sealed and not. */
+  proof?: { file: string; digests: number; sealedEntries: number; unsealedEntries: number };
 }
 
 /**
  * Writes entries to `file` (streamed, through a temporary file renamed at the end so that a failed
  * export never leaves a complete-looking file) and its SHA-256 beside it as `<file>.sha256`, in
- * `sha256sum` format: `sha256sum -c <file>.sha256` checks it.
+ * `sha256sum` format: `sha256sum -c <file>.sha256` checks it. With `proof`, also the proof
+ * (export-proof.ts) that lets `verifyExport` check the export offline; the digests it includes are
+ * checked first, and an export refused if they are not intact.
  */
 export async function exportEntries(
   entries: AsyncIterable<AuditEntry>,
   format: "ndjson" | "csv",
   file: string,
+  proof?: ProofSource,
 ): Promise<ExportResult> {
+  const problems: string[] = [];
+  const sealed = proof
+    ? await sealedPoints(proof.store, proof.publicKeyPem, proof.audit.tableName, (p) =>
+        problems.push(`${p.digest}: ${p.problem}`),
+      )
+    : undefined;
+  if (problems.length)
+    throw new Error(`the signed digests are not intact (run \`audit verify\`): ${problems.slice(0, 5).join("; ")}`);
+  const chains: ExportedChains = new Map();
+  let sealedEntries = 0;
   const partial = `${file}.partial`;
   const out = createWriteStream(partial);
   const digest = createHash("sha256");
@@ -118,6 +135,12 @@ export async function exportEntries(
   const counted = async function* () {
     for await (const entry of entries) {
       count++;
+      if (sealed) {
+        const chain = chains.get(entry.entity);
+        if (!chain) chains.set(entry.entity, { table: entry.table, keys: entry.keys, first: entry.position });
+        else chain.first = Math.min(chain.first, entry.position);
+        if (entry.position <= (sealed.points.get(entry.entity)?.count ?? 0)) sealedEntries++;
+      }
       yield entry;
     }
   };
@@ -137,5 +160,11 @@ export async function exportEntries(
   const sha256 = digest.digest("hex");
   const digestFile = `${file}.sha256`;
   await writeFile(digestFile, `${sha256}  ${basename(file)}\n`);
-  return { file, digestFile, entries: count, bytes, sha256 };
+  const result: ExportResult = { file, digestFile, entries: count, bytes, sha256 };
+  if (proof && sealed) {
+    const proofFile = proofFileOf(file);
+    const { digests } = await writeProof(proof, sealed, chains, proofFile);
+    result.proof = { file: proofFile, digests, sealedEntries, unsealedEntries: count - sealedEntries };
+  }
+  return result;
 }

@@ -18,7 +18,10 @@ export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retentio
   return { years: Number(raw) };
 }
 
-/** Expiry of an entry recorded at `recordedAt`: never earlier than the retention allows, never before its predecessor's. */
+/**
+ * Expiry of an entry recorded at `recordedAt`: never earlier than the retention allows, never before
+ * its predecessor's.
+ */
 export function expiryOf(
   retention: Retention,
   recordedAt: Date,

@@ -72,7 +72,10 @@ export interface StoredEntry {
   storage: EntryStorage;
 }
 
-/** The items that store an entry: every stored field of ENTRY_FIELDS, the index keys, and the values inline, compressed or chunked. */
+/**
+ * The items that store an entry: every stored field of ENTRY_FIELDS, the index keys, and the values
+ * inline, compressed or chunked.
+ */
 export function storedEntry(entry: AuditEntry): StoredEntry {
   const shard = shardOf(entry.entity);
   const attributes: Record<string, unknown> = {};

@@ -37,7 +37,10 @@ export const AUDIT_BATCH_CONCURRENCY = 16;
 
 export type AppendOutcome = { outcome: "appended"; position: number; storage: EntryStorage } | { outcome: "duplicate" };
 
-/** A record older than the newest entry of its item that is not in the chain: appending it would misorder the history. */
+/**
+ * A record older than the newest entry of its item that is not in the chain: appending it would
+ * misorder the history.
+ */
 export class OutOfOrderRecordError extends Error {}
 
 export interface AuditTrailOptions {
@@ -164,7 +167,8 @@ export class AuditTrail {
     );
     if (!out.Item) {
       throw new OutOfOrderRecordError(
-        `record ${content.sequenceNumber} of ${content.entity} arrived after a newer record of the same item was audited; not appended`,
+        `record ${content.sequenceNumber} of ${content.entity} arrived after a newer record of the same item ` +
+          "was audited; not appended",
       );
     }
     return this.duplicateOf(content, out.Item);
@@ -174,7 +178,8 @@ export class AuditTrail {
     const eventId = existing?.eventId?.S;
     if (eventId !== undefined && eventId !== content.eventId) {
       throw new Error(
-        `audit entry for sequence number ${content.sequenceNumber} of ${content.entity} belongs to event ${eventId}, not ${content.eventId}`,
+        `audit entry for sequence number ${content.sequenceNumber} of ${content.entity} belongs to event ` +
+          `${eventId}, not ${content.eventId}`,
       );
     }
     return { outcome: "duplicate" };

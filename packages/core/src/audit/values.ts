@@ -66,7 +66,10 @@ function normalizeValue(raw: unknown, path: string): AttributeValue {
   throw new MalformedImage(`${path}: invalid ${type} value`);
 }
 
-/** A stream image (Lambda or Streams API form) as an SDK attribute map; throws naming the bad attribute, never its value. */
+/**
+ * A stream image (Lambda or Streams API form) as an SDK attribute map; throws naming the bad
+ * attribute, never its value.
+ */
 export function normalizeImage(raw: RawImage, prefix = ""): AttributeMap {
   return Object.fromEntries(Object.entries(raw).map(([name, v]) => [name, normalizeValue(v, `${prefix}${name}`)]));
 }
@@ -142,7 +145,10 @@ export function eventForm(map: AttributeMap): unknown {
   return Object.fromEntries(Object.entries(map).map(([k, v]) => [k, value(v)]));
 }
 
-/** Approximate stored size of attribute values, rounded up (DynamoDB's rules: names + values + 3 bytes per container element). */
+/**
+ * Approximate stored size of attribute values, rounded up (DynamoDB's rules: names + values + 3 bytes
+ * per container element).
+ */
 export function sizeOf(map: AttributeMap): number {
   const utf8 = (s: string) => Buffer.byteLength(s);
   const value = (av: AttributeValue): number => {
@@ -167,7 +173,10 @@ export function keyString(av: AttributeValue, name: string): string {
   throw new MalformedImage(`key ${name} is not a scalar`);
 }
 
-/** A value as plain JSON: numbers exact (as strings where a JS number would round), binary as base64, sets as arrays. */
+/**
+ * A value as plain JSON: numbers exact (as strings where a JS number would round), binary as base64,
+ * sets as arrays.
+ */
 function plainValue(av: AttributeValue): unknown {
   if (av.S !== undefined) return av.S;
   if (av.N !== undefined) return plainNumber(av.N);
