@@ -17,7 +17,7 @@ import type { Context } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ledgerKeys, type SegmentTask, type SiteLogixTable, type SweepCheckpoint } from "@sitelogix/core";
 import { executionName, type SweepExecutionInput } from "@sitelogix/core/sweep-machine/execution";
-import { createTestTables, generateDataset, ledgerOf, loadDataset, type TestTables } from "@sitelogix/testkit";
+import { createTestTables, generateDataset, ledgerOf, loadDataset, runCli, type TestTables } from "@sitelogix/testkit";
 
 const MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:sitelogix-migrator-dev-Sweep";
 const EXECUTIONS = MACHINE.replace(":stateMachine:", ":execution:");
@@ -332,5 +332,20 @@ describe("sweep --distributed", () => {
       executions: 2,
       executionArn: `${EXECUTIONS}:${executionName(run.sweepId)}-2`,
     });
+  });
+});
+
+describe("sweep --distributed and --stop as options", () => {
+  it("are in sweep's help, and refused with what they cannot go with (exit 2)", async () => {
+    const help = await runCli(["sweep", "--help"]);
+    const text = help.stdout.replace(/\s+/g, " ");
+    expect(text).toContain("--distributed run the sweep in the stage's Step Functions state machine");
+    expect(text).toContain("--stop stop the distributed sweep of each --table");
+    const both = await runCli(["sweep", "--distributed", "--workers", "2"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/option '--distributed' cannot be used with option '--workers <k>'/);
+    const noTable = await runCli(["sweep", "--stop"], { SITELOGIX_TABLE_PREFIX: t.prefix });
+    expect(noTable.code).toBe(2);
+    expect(noTable.stderr).toContain("--stop needs --table");
   });
 });

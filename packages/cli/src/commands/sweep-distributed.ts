@@ -50,7 +50,7 @@ export const distributedOptions = () => [
     "--distributed",
     "run the sweep in the stage's Step Functions state machine (Lambda workers over the segments; under " +
       `sst shell, or with ${SWEEP_MACHINE_ARN_ENV}) and follow it; Ctrl-C detaches, the execution goes on`,
-  ).conflicts(["workers", "dryRun"]),
+  ).conflicts(["workers", "dryRun", "setMaxWcu", "setConcurrency", "pause", "unpause"]),
   new Option(
     "--stop",
     "stop the distributed sweep of each --table (StopExecution); slices in flight finish and checkpoint",
