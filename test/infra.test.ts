@@ -557,9 +557,16 @@ describe("adopting production's tables", () => {
   const tableNamed = (run: ProgramRun, name: string) =>
     one(run, "aws:dynamodb/table:Table", (r) => r.inputs.name === name);
   /** kms:Decrypt grants per stream function (by its description, e.g. `normalizer on sitelogix-reports`). */
+  // The stream functions and the sweep worker: the functions that read the rule tables.
+  const tableReaders = (run: ProgramRun) =>
+    ofType(run, "aws:lambda/function:Function").filter((fn) =>
+      ["sitelogix-normalizer", "sitelogix-audit-logger", "sitelogix-sweep-worker"].includes(
+        fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
+      ),
+    );
   const decryptGrants = (run: ProgramRun) =>
     Object.fromEntries(
-      streamFunctions(run).map((fn) => {
+      tableReaders(run).map((fn) => {
         const role = one(run, "aws:iam/role:Role", (r) => r.outputs.arn === fn.inputs.role);
         const statements: { Action: string[]; Resource: string[] }[] = JSON.parse(
           role.inputs.inlinePolicies[0].policy,
