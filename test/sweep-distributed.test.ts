@@ -11,6 +11,7 @@ import {
   StartExecutionCommand,
   StopExecutionCommand,
 } from "@aws-sdk/client-sfn";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import type { Context } from "aws-lambda";
@@ -38,6 +39,14 @@ interface FakeExecution {
 let t: TestTables;
 let handler: (task: SegmentTask, context: Context) => Promise<{ done: boolean }>;
 const sfn = mockClient(SFNClient);
+const sns = mockClient(SNSClient);
+const TOPIC = "arn:aws:sns:us-east-1:123456789012:sitelogix-ops";
+/** The phase events sent: subject and kind. */
+const published = () =>
+  sns.commandCalls(PublishCommand).map((c) => ({
+    Subject: c.args[0].input.Subject,
+    event: c.args[0].input.MessageAttributes?.event?.StringValue,
+  }));
 const executions = new Map<string, FakeExecution>();
 /** Segments whose worker fails (its table cannot be found), by table. */
 const failing = new Map<SiteLogixTable, Set<number>>();
@@ -116,6 +125,8 @@ beforeAll(async () => {
   process.env.SITELOGIX_TABLE_PREFIX = t.prefix;
   process.env.SITELOGIX_SWEEP_STATE_MACHINE_ARN = MACHINE;
   process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
+  process.env.SITELOGIX_NOTIFY_TOPIC_ARN = TOPIC;
+  sns.on(PublishCommand).resolves({ MessageId: "m-1" });
   const { createSweepWorkerHandler } = await import("@sitelogix/functions/sweep-worker");
   const ledger = ledgerOf(t);
   handler = createSweepWorkerHandler({
@@ -162,9 +173,14 @@ beforeAll(async () => {
     return { redriveDate: new Date() };
   });
 });
-afterEach(() => sfn.resetHistory());
+afterEach(() => {
+  sfn.resetHistory();
+  sns.resetHistory();
+});
 afterAll(async () => {
   sfn.restore();
+  sns.restore();
+  delete process.env.SITELOGIX_NOTIFY_TOPIC_ARN;
   await t?.dispose();
 });
 
@@ -201,6 +217,7 @@ describe("sweep --distributed", () => {
     expect(report.failedSegments).toEqual([]);
     expect(stderr).toContain(`reports: sweep ${run.sweepId} started in Step Functions`);
     expect(stderr).toMatch(/reports: distributed sweep .* SUCCEEDED: segments 4\/4 done/);
+    expect(published()).toEqual([{ Subject: "[sitelogix-migrator] sweep finished: reports", event: "sweep-finished" }]);
   });
 
   it("refuses without a state machine, saying where its ARN comes from", async () => {
@@ -244,6 +261,7 @@ describe("sweep --distributed", () => {
     expect(stderr).toContain("SIGINT: detaching — the execution goes on in Step Functions");
     expect(stderr).toContain("stop it with sitelogix-migrate sweep --stop --table vendors");
     expect(sfn.commandCalls(StopExecutionCommand)).toHaveLength(0);
+    expect(published()).toEqual([]);
     const run = await runRecord("vendors");
     expect(executions.get(run.executionArn)?.status).toBe("RUNNING");
     expect(run.status).toBe("running");
@@ -279,6 +297,7 @@ describe("sweep --distributed", () => {
     expect(segment?.error).toMatch(/^ResourceNotFoundException: /);
     expect(failed.stderr).toContain(`failed segment 1 at ${segment?.failedAt}: ResourceNotFoundException`);
     expect(failed.stderr).toContain("continue with sitelogix-migrate sweep --distributed --resume --table constraints");
+    expect(published()).toEqual([{ Subject: "[sitelogix-migrator] sweep failed: constraints", event: "sweep-failed" }]);
     expect(JSON.parse(failed.stdout).tables.constraints).toMatchObject({
       execution: "FAILED",
       segmentsDone: 2,

@@ -11,6 +11,7 @@ import {
   Ledger,
   planSweep,
   resolveTableNames,
+  stageNotifier,
   startSweepRun,
   tablesWithRules,
   UnfinishedSweepError,
@@ -104,6 +105,7 @@ export async function sweepDistributed(opts: DistributedSweepOptions): Promise<v
   const clients = createClients();
   const ledger = new Ledger(clients.doc, names.ledger);
   const sfn = new SFNClient({});
+  const notifier = stageNotifier();
   const detach = new AbortController();
   const how = tables.map((t) => `sitelogix-migrate sweep --stop --table ${t}`).join("; ");
   const signals = onStopSignals(
@@ -185,7 +187,18 @@ export async function sweepDistributed(opts: DistributedSweepOptions): Promise<v
         onView: (view, state) => progress.update(view.scanned, estimatedTotal, viewInfo(view, state)),
       }).finally(() => progress.stop());
       const { view, state } = followed;
-      if (!followed.detached) for (const line of endLines(table, view, state)) say(line);
+      if (!followed.detached) {
+        const lines = endLines(table, view, state);
+        for (const line of lines) say(line);
+        // The phase event of its end, as a one-process sweep sends it (a detached run's failure: the alarm).
+        const ok = state.status === "SUCCEEDED";
+        const sent = await notifier.notify({
+          kind: ok ? "sweep-finished" : "sweep-failed",
+          summary: `sweep ${ok ? "finished" : "failed"}: ${table}`,
+          details: ok ? [...lines, `Next: sitelogix-migrate verify --table ${table}`] : lines,
+        });
+        if (sent.error) say(`${table}: the sweep notification was not sent: ${sent.error}`);
+      }
       if (ENDED_BADLY.has(state.status)) process.exitCode = EXIT.error;
       results[table] = { tableName: names[table], executionArn, execution: state.status, ...view };
     }
@@ -193,6 +206,7 @@ export async function sweepDistributed(opts: DistributedSweepOptions): Promise<v
     if (signals.received) process.exitCode = signalExitCode(signals.received);
   } finally {
     signals.dispose();
+    notifier.close();
     sfn.destroy();
     destroyClients(clients);
   }
