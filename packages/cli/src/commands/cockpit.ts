@@ -23,6 +23,7 @@ import {
 } from "@sitelogix/core";
 import { selectTables, tableOption } from "../options.js";
 import { CliError, printJson, say } from "../output.js";
+import { executionLine, executionStates } from "./sweep-distributed.js";
 
 const DEFAULT_PRICING = new URL("../../../core/pricing.json", import.meta.url);
 const EXISTING_TABLES = SITELOGIX_TABLES.filter((t) => TABLES[t].existing);
@@ -61,7 +62,7 @@ function sweepLines(t: TableStatus): string[] {
   return lines;
 }
 
-function renderStatus(status: MigrationStatus): string {
+function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<typeof executionStates>>): string {
   const lines: string[] = [];
   if (status.ledgerError) lines.push(`ledger: unreadable (${status.ledgerError})`, "");
   for (const t of status.tables) {
@@ -88,6 +89,7 @@ function renderStatus(status: MigrationStatus): string {
     for (const name of t.missingGsis) lines.push(`  GSI ${name}: missing (target)`);
     lines.push(`  normalizer: ${t.normalizerLiveAt ? `live since ${t.normalizerLiveAt}` : "not live"}`);
     lines.push(...sweepLines(t));
+    if (executions[t.table]) lines.push(executionLine(executions[t.table]!));
     const g = t.lastGate;
     const disagreements = g?.disagreements ? `, ${g.disagreements} disagreements` : "";
     lines.push(
@@ -158,8 +160,10 @@ export function registerCockpit(program: Command): void {
       const status = await withClients(({ dynamodb }, ledger) =>
         migrationStatus(dynamodb, ledger, names, selectTables(opts.table, names)),
       );
-      if (opts.json) printJson(status);
-      else process.stdout.write(`${renderStatus(status)}\n`);
+      const executions = await executionStates(status.tables);
+      if (opts.json)
+        printJson({ ...status, tables: status.tables.map((t) => ({ ...t, execution: executions[t.table] })) });
+      else process.stdout.write(`${renderStatus(status, executions)}\n`);
     });
 
   program
