@@ -52,7 +52,8 @@ describe("sitelogix-migrate local", () => {
       const reportFile = join(dir, "passed.md");
       const run = await runCli(
         ["local", "--items", "200", "--traffic", "10", "--report", reportFile],
-        {},
+        // The digest key and digests the rehearsal seals with, kept out of the home directory.
+        { SITELOGIX_AUDIT_HOME: join(dir, "audit-home") },
         { timeoutMs: REHEARSAL_TIMEOUT },
       );
       expect(run.code, run.stderr).toBe(0);
@@ -76,6 +77,10 @@ describe("sitelogix-migrate local", () => {
       );
       expect(report).toMatch(
         /[1-9]\d* entries in [1-9]\d* chains, one per stream record; [1-9]\d* by the sweep; audit verify intact/,
+      );
+      expect(report).toMatch(/audit seal: digest-0000000001\.json of [1-9]\d* chain heads, signed with the local key/);
+      expect(report).toMatch(
+        /audit verify: every chain intact \([1-9]\d* chains, .*1 signed digests, 0 entries unsealed\)/,
       );
       expect(await listening(portOf(report))).toBe(false);
     },

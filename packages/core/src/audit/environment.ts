@@ -27,12 +27,24 @@ export function auditEndpointId({ env = process.env, auditTableName }: AuditEnvi
 
 const auditHome = (env: NodeJS.ProcessEnv) => env.SITELOGIX_AUDIT_HOME ?? join(homedir(), ".sitelogix");
 
+/** The endpoint's local Ed25519 signer: `<SITELOGIX_AUDIT_HOME>/audit-keys/<endpoint id>/` (the rehearsal's). */
+export function localSignerFor(options: AuditEnvironment = {}): Promise<DigestSigner> {
+  const env = options.env ?? process.env;
+  return localSigner(join(auditHome(env), "audit-keys", auditEndpointId({ ...options, env })));
+}
+
+/** The endpoint's local digest directory: `<SITELOGIX_AUDIT_HOME>/audit-digests/<endpoint id>/`. */
+export function localStoreFor(options: AuditEnvironment = {}): DigestStore {
+  const env = options.env ?? process.env;
+  return directoryDigestStore(join(auditHome(env), "audit-digests", auditEndpointId({ ...options, env })));
+}
+
 /** The KMS signer when SITELOGIX_AUDIT_KMS_KEY_ID is set, else the endpoint's local Ed25519 key pair. */
 export async function signerFromEnvironment(options: AuditEnvironment = {}): Promise<DigestSigner> {
   const env = options.env ?? process.env;
   const keyId = env.SITELOGIX_AUDIT_KMS_KEY_ID;
   if (keyId) return kmsSigner({ kms: options.kms ?? new KMSClient({}), keyId });
-  return localSigner(join(auditHome(env), "audit-keys", auditEndpointId({ ...options, env })));
+  return localSignerFor(options);
 }
 
 /** The S3 store when SITELOGIX_AUDIT_DIGEST_BUCKET is set (prefix SITELOGIX_AUDIT_DIGEST_PREFIX), else a directory. */
@@ -46,5 +58,5 @@ export function storeFromEnvironment(options: AuditEnvironment = {}): DigestStor
       prefix: env.SITELOGIX_AUDIT_DIGEST_PREFIX ?? "digests/",
     });
   }
-  return directoryDigestStore(join(auditHome(env), "audit-digests", auditEndpointId({ ...options, env })));
+  return localStoreFor(options);
 }
