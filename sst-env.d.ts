@@ -10,6 +10,12 @@ declare module "sst" {
       "name": string
       "type": "sst.sst.Linkable"
     }
+    "AuditDigests": {
+      "bucket": string
+      "keyId": string
+      "type": "sst.sst.Linkable"
+      "writer": string
+    }
     "AuditLog": {
       "name": string
       "type": "sst.sst.Linkable"
@@ -35,6 +41,16 @@ declare module "sst" {
     "Reports": {
       "name": string
       "type": "sst.sst.Linkable"
+    }
+    "SweepMachine": {
+      "arn": string
+      "maxConcurrency": number
+      "segments": number
+      "type": "sst.sst.Linkable"
+    }
+    "SweepWorker": {
+      "name": string
+      "type": "sst.aws.Function"
     }
     "Vendors": {
       "name": string

@@ -49,6 +49,12 @@ export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, t
   ],
 };
 
+/** The customer-managed key an adopted table keeps (plan.live), if any. */
+export function customerKeys(ctx: StageContext, plan: Pick<DeployPlan, "live">, logical: LogicalTable): string[] {
+  const encryption = ctx.adopt && TABLES[logical].existing ? plan.live[logical]?.encryption : undefined;
+  return encryption?.kind === "customer-managed" ? [encryption.keyArn] : [];
+}
+
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, _dash, c: string) => c.toUpperCase());
 
 export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPlan, "live">) {
@@ -129,12 +135,6 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
     });
   }
 
-  /** The customer-managed key an adopted table keeps (plan.live), if any. */
-  function customerKeys(logical: LogicalTable): string[] {
-    const encryption = ctx.adopt && TABLES[logical].existing ? plan.live[logical]?.encryption : undefined;
-    return encryption?.kind === "customer-managed" ? [encryption.keyArn] : [];
-  }
-
   function subscribe(subscription: Subscription, logical: SiteLogixTable) {
     const source = tables[logical];
     const id = `${pascal(subscription.name)}${source.linkName}`;
@@ -158,6 +158,10 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
           POWERTOOLS_SERVICE_NAME: `sitelogix-${subscription.name}`,
           POWERTOOLS_METRICS_NAMESPACE,
           POWERTOOLS_LOG_LEVEL: "INFO",
+          // The audit retention of migration.config.ts: entries' expiresAt (the digests are locked as long).
+          ...(subscription.name === "audit-logger"
+            ? { SITELOGIX_AUDIT_RETENTION_YEARS: String(ctx.auditSettings.retentionYears) }
+            : {}),
         },
         link: links,
         permissions: [
@@ -165,7 +169,7 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
           // On-failure destinations of stream mappings are sent to with the function's role.
           { actions: ["sqs:SendMessage"], resources: [dlq.arn] },
           // The stream and the items of a table encrypted with a customer-managed key are read through it.
-          ...customerKeys(logical).map((key) => ({ actions: ["kms:Decrypt"], resources: [key] })),
+          ...customerKeys(ctx, plan, logical).map((key) => ({ actions: ["kms:Decrypt"], resources: [key] })),
         ],
       },
       {

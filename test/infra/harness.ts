@@ -175,6 +175,18 @@ function providerOutputs(type: string, name: string, inputs: Record<string, any>
         invokeArn: `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/${fnArn}/invocations`,
       };
     }
+    case "aws:sfn/stateMachine:StateMachine":
+      return { name: physical, arn: arn("states", `stateMachine:${physical}`) };
+    case "aws:cloudwatch/logGroup:LogGroup":
+      return { name: physical, arn: arn("logs", `log-group:${physical}`) };
+    case "aws:iam/role:Role":
+      return { name: physical, arn: `arn:aws:iam::${ACCOUNT}:role/${physical}` };
+    case "aws:kms/key:Key":
+      return { keyId: `${name}-key-id`, arn: arn("kms", `key/${name}-key-id`) };
+    case "aws:s3/bucket:Bucket": {
+      const bucket = inputs.bucket ?? `${inputs.bucketPrefix ?? name}mock`;
+      return { bucket, arn: `arn:aws:s3:::${bucket}` };
+    }
     case "random:index/randomBytes:RandomBytes":
       return { base64: Buffer.alloc(32, 7).toString("base64"), hex: Buffer.alloc(32, 7).toString("hex") };
     default:
