@@ -34,4 +34,13 @@ describe("Lambda bundles", () => {
       expect(modules).not.toContain("packages/core/src/index.ts");
     });
   }
+
+  it("digest-writer: sealing, the KMS signer and the S3 store, without the local mapping or the barrel", async () => {
+    const modules = await bundledModules("digest-writer");
+    expect(modules).toContain("packages/core/src/audit/seal.ts");
+    expect(modules).toContain("packages/core/src/audit/signer.ts");
+    expect(modules).toContain("packages/core/src/audit/digest-store.ts");
+    expect(modules.filter((path) => path.startsWith("packages/core/src/local-esm/"))).toEqual([]);
+    expect(modules).not.toContain("packages/core/src/index.ts");
+  });
 });
