@@ -26,12 +26,14 @@ export async function deploy() {
   const declared = { ...tables(ctx, plan), ...audit(ctx) };
   const { topicArn } = migrator(ctx, declared, plan);
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
-  digests(ctx, declared.audit, topicArn);
+  const auditDigests = digests(ctx, declared.audit, topicArn);
   return {
     phase: ctx.phase,
     region: ctx.region,
     tables: ctx.names,
     indexChanges: plan.indexChanges.map((c) => `${c.action} ${c.index} on ${c.tableName}`),
     phaseEvents,
+    // What an operator sets SITELOGIX_AUDIT_KMS_KEY_ID / SITELOGIX_AUDIT_DIGEST_BUCKET to outside `sst shell`.
+    auditDigests: { keyId: auditDigests.key.arn, bucket: auditDigests.bucket.bucket, writer: auditDigests.writer },
   };
 }
