@@ -15,9 +15,18 @@ export default {
     // Before the first prod deploy, add who gets the alarms and phase events — the deploy refuses
     // without it: alarms: { email: ["<on-call address>"] } or
     // alarms: { topicArn: "<existing SNS topic in us-east-1>" }.
-    prod: { phase: "expand", existingTables: "adopt" },
+    // sweep: the distributed sweep (`sweep --distributed`, docs/sweep.md): segments ≥ 4× maxConcurrency.
+    prod: {
+      phase: "expand",
+      existingTables: "adopt",
+      sweep: { segments: 64, maxConcurrency: 16, sliceMinutes: 10, toleratedFailurePercentage: 0 },
+    },
   },
   // Dev and rehearsal stages lock their digests for one day only: a digest cannot be deleted by
   // anyone before its lock expires (COMPLIANCE mode), so `sst remove` succeeds a day after the last one.
-  otherStages: { phase: "expand", audit: { digestLockDays: 1 } },
+  otherStages: {
+    phase: "expand",
+    sweep: { segments: 16, maxConcurrency: 4, sliceMinutes: 10, toleratedFailurePercentage: 0 },
+    audit: { digestLockDays: 1 },
+  },
 } satisfies MigrationConfig;

@@ -42,6 +42,16 @@ declare module "sst" {
       "name": string
       "type": "sst.sst.Linkable"
     }
+    "SweepMachine": {
+      "arn": string
+      "maxConcurrency": number
+      "segments": number
+      "type": "sst.sst.Linkable"
+    }
+    "SweepWorker": {
+      "name": string
+      "type": "sst.aws.Function"
+    }
     "Vendors": {
       "name": string
       "type": "sst.sst.Linkable"

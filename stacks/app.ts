@@ -1,12 +1,13 @@
 // The whole app for one stage: check the deploy against the live tables and the ledger, then
-// declare the tables, the audit trail, the stream functions and the audit digests.
+// declare the tables, the audit trail and its digests, the stream functions and the distributed sweep.
 import { audit } from "./audit";
 import { stageContext } from "./config";
 import { planDeploy } from "./deploy-plan";
 import { digests } from "./digests";
 import { inputs } from "./inputs";
-import { migrator } from "./migrator";
+import { customerKeys, migrator } from "./migrator";
 import { announceIndexChanges } from "./phase-events";
+import { distributedSweep } from "./sweep";
 import { tables } from "./tables";
 
 /** The region sst.config.ts pins for this stage. */
@@ -25,6 +26,7 @@ export async function deploy() {
   );
   const declared = { ...tables(ctx, plan), ...audit(ctx) };
   const { topicArn } = migrator(ctx, declared, plan);
+  distributedSweep(ctx, declared, { topicArn, customerKeys: (logical) => customerKeys(ctx, plan, logical) });
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
   const auditDigests = digests(ctx, declared.audit, topicArn);
   return {

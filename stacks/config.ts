@@ -1,6 +1,7 @@
 // Per-stage deploy settings, read from the checked-in migration.config.ts at the repository root.
 import { defaultTableNames, type TableNames } from "@sitelogix/core/names";
 import { PHASES, type Phase } from "@sitelogix/core/schema";
+import { sweepMachineProblems, type DistributedSweepConfig } from "@sitelogix/core/sweep-machine/asl";
 
 /** The phases a stage can be deployed at (`legacy` is production before this app exists). */
 export type DeployPhase = Exclude<Phase, "legacy">;
@@ -21,6 +22,8 @@ export interface StageConfig {
    * refused without one: an alarm that notifies nobody is no alarm.
    */
   alarms?: AlarmDestination;
+  /** The distributed sweep's state machine and worker (`sweep --distributed`); defaults: SWEEP_MACHINE_DEFAULTS. */
+  sweep?: DistributedSweepConfig;
   /** The audit trail's retention and its signed digests (stacks/digests.ts). */
   audit?: AuditConfig;
 }
@@ -166,7 +169,11 @@ export function stageContext(config: MigrationConfig, stage: string, protect: bo
     ]);
   }
   const audit = auditSettings(stage, protect, stageConfig.audit);
-  const problems = [...checkAlarms(stage, region, protect, stageConfig.alarms), ...(Array.isArray(audit) ? audit : [])];
+  const problems = [
+    ...checkAlarms(stage, region, protect, stageConfig.alarms),
+    ...sweepMachineProblems(stageConfig.sweep ?? {}).map((p) => `migration.config.ts: stage "${stage}": sweep.${p}`),
+    ...(Array.isArray(audit) ? audit : []),
+  ];
   if (problems.length > 0 || Array.isArray(audit)) throw new StageConfigError(problems);
   const adopt = stageConfig.existingTables === "adopt";
   const names = defaultTableNames(adopt ? "" : `${stage}-`);

@@ -49,6 +49,12 @@ export const PERMISSIONS: Record<Subscription["name"], (source: DeclaredTable, t
   ],
 };
 
+/** The customer-managed key an adopted table keeps (plan.live), if any. */
+export function customerKeys(ctx: StageContext, plan: Pick<DeployPlan, "live">, logical: LogicalTable): string[] {
+  const encryption = ctx.adopt && TABLES[logical].existing ? plan.live[logical]?.encryption : undefined;
+  return encryption?.kind === "customer-managed" ? [encryption.keyArn] : [];
+}
+
 const pascal = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, _dash, c: string) => c.toUpperCase());
 
 export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPlan, "live">) {
@@ -133,12 +139,6 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
     });
   }
 
-  /** The customer-managed key an adopted table keeps (plan.live), if any. */
-  function customerKeys(logical: LogicalTable): string[] {
-    const encryption = ctx.adopt && TABLES[logical].existing ? plan.live[logical]?.encryption : undefined;
-    return encryption?.kind === "customer-managed" ? [encryption.keyArn] : [];
-  }
-
   function subscribe(subscription: Subscription, logical: SiteLogixTable) {
     const source = tables[logical];
     const id = `${pascal(subscription.name)}${source.linkName}`;
@@ -173,7 +173,7 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
           // On-failure destinations of stream mappings are sent to with the function's role.
           { actions: ["sqs:SendMessage"], resources: [dlq.arn] },
           // The stream and the items of a table encrypted with a customer-managed key are read through it.
-          ...customerKeys(logical).map((key) => ({ actions: ["kms:Decrypt"], resources: [key] })),
+          ...customerKeys(ctx, plan, logical).map((key) => ({ actions: ["kms:Decrypt"], resources: [key] })),
         ],
       },
       {

@@ -293,8 +293,8 @@ describe("ownership of derived values", () => {
   });
 
   it(
-    "no lost update: the application sets status after the migrator did; a later employmentStatus change " +
-      "leaves it",
+    "no lost update: " +
+      "the application sets status after the migrator did; a later employmentStatus change leaves it",
     async () => {
       await put("personnel", person("w3"));
       const key = { PK: "PERSON#w3", SK: "PROFILE" };
@@ -310,8 +310,8 @@ describe("ownership of derived values", () => {
   );
 
   it(
-    "no lost update: the application writes an owned attribute between the migrator's read and its write → " +
-      "conflict, its value kept",
+    "no lost update: " +
+      "the application writes an owned attribute between the migrator's read and its write → conflict, its value kept",
     async () => {
       await put("personnel", person("w4"));
       const key = { PK: "PERSON#w4", SK: "PROFILE" };

@@ -43,4 +43,13 @@ describe("Lambda bundles", () => {
     expect(modules.filter((path) => path.startsWith("packages/core/src/local-esm/"))).toEqual([]);
     expect(modules).not.toContain("packages/core/src/index.ts");
   });
+
+  it("sweep-worker: the segment worker and the applier; no local event-source mapping, barrel or CLI", async () => {
+    const modules = await bundledModules("sweep-worker");
+    expect(modules).toContain("packages/core/src/applier.ts");
+    expect(modules.some((path) => path.startsWith("packages/core/src/sweep"))).toBe(true);
+    expect(modules.filter((path) => path.startsWith("packages/core/src/local-esm/"))).toEqual([]);
+    expect(modules.filter((path) => path.startsWith("packages/cli/"))).toEqual([]);
+    expect(modules).not.toContain("packages/core/src/index.ts");
+  });
 });

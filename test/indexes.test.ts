@@ -64,8 +64,8 @@ describe("index phase on DynamoDB Local", () => {
   });
 
   it(
-    "creates the target GSIs one update at a time; each index holds exactly what it should, and an oddity is " +
-      "named",
+    "creates the target GSIs one update at a time; " +
+      "each index holds exactly what it should, and an oddity is named",
     async () => {
       const seen: IndexChange[] = [];
       for (const table of ["reports", "personnel", "vendors", "constraints"] as const)
@@ -105,8 +105,8 @@ describe("index phase on DynamoDB Local", () => {
   });
 
   it(
-    "the date-range pattern queries the year of the data it samples, not a fixed one (live writes are dated " +
-      "today)",
+    "the date-range pattern queries the year of the data it samples, " +
+      "not a fixed one (live writes are dated today)",
     async () => {
       const tables = await createTestTables("target");
       try {

@@ -116,13 +116,6 @@ const one = (run: ProgramRun, type: string, pick: (r: RecordedResource) => boole
   expect(found, type).toHaveLength(1);
   return found[0]!;
 };
-/** The normalizer and audit-logger functions (not the digest writer). */
-const streamFunctions = (run: ProgramRun) =>
-  ofType(run, "aws:lambda/function:Function").filter((fn) =>
-    ["sitelogix-normalizer", "sitelogix-audit-logger"].includes(
-      fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
-    ),
-  );
 const physical = (stage: string, logical: string) =>
   stage === "prod" ? PHYSICAL[logical]! : `${stage}-${PHYSICAL[logical]}`;
 /** A GSI's key attributes, HASH first, whichever way it is declared. */
@@ -369,10 +362,14 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
         });
       }
       const all = [...run().builds.values()];
-      // The eleven stream functions and the digest writer (test/infra-digests.test.ts).
-      expect(all).toHaveLength(12);
+      // The eleven stream functions, the digest writer (test/infra-digests.test.ts) and the sweep worker
+      // (test/infra-sweep.test.ts).
+      expect(all).toHaveLength(13);
       expect(all.filter((b) => b.handler === "packages/functions/src/digest-writer.handler")).toHaveLength(1);
-      const builds = all.filter((b) => b.handler !== "packages/functions/src/digest-writer.handler");
+      expect(all.filter((b) => b.handler.includes("sweep-worker"))).toHaveLength(1);
+      const builds = all.filter(
+        (b) => b.handler !== "packages/functions/src/digest-writer.handler" && !b.handler.includes("sweep-worker"),
+      );
       expect(builds.filter((b) => b.handler === "packages/functions/src/normalizer.handler")).toHaveLength(5);
       expect(builds.filter((b) => b.handler === "packages/functions/src/audit-logger.handler")).toHaveLength(6);
       const linked = Object.fromEntries(
@@ -528,8 +525,9 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
           ["SiteLogixMigrator failed", "SiteLogixMigrator malformed"],
         ]);
         expect(recordFailures("sitelogix-audit-logger")).toEqual([["SiteLogixMigrator AuditRecordsFailed"]]);
-        // Per function, per table, per role; and the digest writer's two (test/infra-digests.test.ts).
-        expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length + 2 + 2);
+        // Per function, per table, per role, the distributed sweep's failed executions and the digest
+        // writer's two (test/infra-digests.test.ts).
+        expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length + 2 + 1 + 2);
       },
     );
   });
@@ -578,10 +576,17 @@ describe("adopting production's tables", () => {
   });
   const tableNamed = (run: ProgramRun, name: string) =>
     one(run, "aws:dynamodb/table:Table", (r) => r.inputs.name === name);
-  /** kms:Decrypt grants per stream function (by its description, e.g. `normalizer on sitelogix-reports`). */
+  // The stream functions and the sweep worker: the functions that read the rule tables.
+  const tableReaders = (run: ProgramRun) =>
+    ofType(run, "aws:lambda/function:Function").filter((fn) =>
+      ["sitelogix-normalizer", "sitelogix-audit-logger", "sitelogix-sweep-worker"].includes(
+        fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
+      ),
+    );
+  /** kms:Decrypt grants per table reader (by its description, e.g. `normalizer on sitelogix-reports`). */
   const decryptGrants = (run: ProgramRun) =>
     Object.fromEntries(
-      streamFunctions(run).map((fn) => {
+      tableReaders(run).map((fn) => {
         const role = one(run, "aws:iam/role:Role", (r) => r.outputs.arn === fn.inputs.role);
         const statements: { Action: string[]; Resource: string[] }[] = JSON.parse(
           role.inputs.inlinePolicies[0].policy,
@@ -607,9 +612,12 @@ describe("adopting production's tables", () => {
         kmsKeyArn: KEY,
       });
       const grants = decryptGrants(run);
-      expect(Object.keys(grants)).toHaveLength(11);
+      // The 11 stream functions and the sweep worker, which reads every table with rules.
+      expect(Object.keys(grants)).toHaveLength(12);
       for (const [fn, resources] of Object.entries(grants))
-        expect(resources, fn).toEqual(fn.endsWith(" on sitelogix-reports") ? [KEY] : []);
+        expect(resources, fn).toEqual(
+          fn.endsWith(" on sitelogix-reports") || fn.startsWith("sweep segment worker") ? [KEY] : [],
+        );
     },
   );
 
@@ -740,7 +748,12 @@ describe("the checked-in configuration", () => {
       runOf("dev", "expand").links.map((link) => [
         link.name,
         {
-          ...Object.fromEntries(Object.entries(link.properties).map(([key, value]) => [key, typeof value])),
+          // A property without a value (a function's url) is left out, as SST's generator drops it.
+          ...Object.fromEntries(
+            Object.entries(link.properties)
+              .filter(([, value]) => value !== undefined)
+              .map(([key, value]) => [key, typeof value]),
+          ),
           type: JSON.stringify(link.type),
         },
       ]),

@@ -114,8 +114,7 @@ const get = async (table: SiteLogixTable, item: Item) =>
 
 describe("normalizer handler", () => {
   it(
-    "invariant 7: bad input is contained — a malformed record fails alone, its neighbours are normalized" +
-      "invariant 7: bad input is contained — a malformed record fails alone, its neighbours are normalized",
+    "invariant 7: " + "bad input is contained — a malformed record fails alone, its neighbours are normalized",
     async () => {
       const a = person("h1");
       const b = person("h2");
@@ -139,8 +138,8 @@ describe("normalizer handler", () => {
   );
 
   it(
-    "items run concurrently, one item's records in stream order: after a failed record, its item's later " +
-      "records wait for the retry",
+    "items run concurrently, one item's records in stream order: " +
+      "after a failed record, its item's later records wait for the retry",
     async () => {
       const a = person("o1");
       const b = person("o2");

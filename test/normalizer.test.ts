@@ -244,8 +244,8 @@ describe("normalizer on live streams", () => {
   });
 
   it(
-    "a deleted visit moves dateLastSeen back to the latest remaining one (the REMOVE passes the normalizer's " +
-      "filter)",
+    "a deleted visit moves dateLastSeen back to the latest remaining one " +
+      "(the REMOVE passes the normalizer's filter)",
     async () => {
       const person = { PK: "PERSON#v1", SK: "PROFILE" };
       await put("personnel", {
@@ -293,8 +293,8 @@ describe("normalizer on live streams", () => {
   });
 
   it(
-    "owned values follow: status follows employmentStatus, dateLastSeen a newer visit, timestamp an edited " +
-      "createdAt",
+    "owned values follow: " +
+      "status follows employmentStatus, dateLastSeen a newer visit, timestamp an edited createdAt",
     async () => {
       const person = { PK: "PERSON#own1", SK: "PROFILE" };
       await put("personnel", {
@@ -327,8 +327,8 @@ describe("normalizer on live streams", () => {
   );
 
   it(
-    "no lost update: a status or dateLastSeen the application set after the migrator did stays when their " +
-      "inputs change",
+    "no lost update: " +
+      "a status or dateLastSeen the application set after the migrator did stays when their inputs change",
     async () => {
       const person = { PK: "PERSON#own2", SK: "PROFILE" };
       await put("personnel", {
@@ -411,7 +411,7 @@ describe("normalizer on live streams", () => {
   });
 
   it(
-    "invariant 4: no loops — one application write yields exactly two stream records, the second needing no " + "work",
+    "invariant 4: no loops — " + "one application write yields exactly two stream records, the second needing no work",
     async () => {
       const key = { PK: "REPORT#loop1", SK: "METADATA" };
       await put("reports", {
@@ -481,8 +481,7 @@ describe("normalizer on live streams", () => {
   });
 
   it(
-    "data the rules cannot fix is recorded in the ledger with keys and reasons only, and the rest is written" +
-      "data the rules cannot fix is recorded in the ledger with keys and reasons only, and the rest is written",
+    "data the rules cannot fix is recorded in the ledger with keys and reasons only, " + "and the rest is written",
     async () => {
       const person = { PK: "PERSON#bad1", SK: "PROFILE" };
       await put("personnel", {

@@ -10,8 +10,8 @@ afterEach(() => sns.reset());
 
 describe("Notifier", () => {
   it(
-    "publishes a phase event: subject with the stage, the summary and details as the message, the kind as an " +
-      "attribute",
+    "publishes a phase event: " +
+      "subject with the stage, the summary and details as the message, the kind as an attribute",
     async () => {
       sns.on(PublishCommand).resolves({ MessageId: "m-1" });
       const notifier = new Notifier(

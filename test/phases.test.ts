@@ -94,8 +94,8 @@ describe("preconditions", () => {
   });
 
   it(
-    "index refuses behind a closed gate and while another GSI is changing, and asks nothing when it builds " +
-      "nothing",
+    "index refuses behind a closed gate and while another GSI is changing, " +
+      "and asks nothing when it builds nothing",
     async () => {
       const busy = personnel({ ...allActive(legacyGsis), "GSI1-ProjectIndex": "UPDATING" });
       expect(await indexPhase.precondition(table(busy, false), build)).toEqual([
@@ -125,8 +125,7 @@ describe("the rehearsal's plan is the deploy's", () => {
     );
 
   it(
-    "core's live tables (the rehearsal) and the deployer's (stacks) refuse the same index phase, word for word" +
-      "core's live tables (the rehearsal) and the deployer's (stacks) refuse the same index phase, word for word",
+    "core's live tables (the rehearsal) and the deployer's (stacks) " + "refuse the same index phase, word for word",
     async () => {
       const rehearsal = await problems(liveTablesOf(t.names, t.clients));
       // awsLiveTables closes the clients it is given: give it its own.

@@ -40,8 +40,7 @@ afterAll(async () => {
 
 describe("rollback index (DynamoDB Local)", () => {
   it(
-    "deletes the GSI the index phase built, after a dry run and a refusal without confirmation, and records it" +
-      "deletes the GSI the index phase built, after a dry run and a refusal without confirmation, and records it",
+    "deletes the GSI the index phase built, " + "after a dry run and a refusal without confirmation, and records it",
     async () => {
       await applyIndexPhase(t.clients.dynamodb, t.names, "reports", "index");
       expect(await gsis(t.names.reports)).toContain("GSI3-StatusIndex");
@@ -76,8 +75,7 @@ describe("rollback index (DynamoDB Local)", () => {
   );
 
   it(
-    "refuses a legacy index the application queries, an index of a new table, and one the schema does not know" +
-      "refuses a legacy index the application queries, an index of a new table, and one the schema does not know",
+    "refuses a legacy index the application queries, " + "an index of a new table, and one the schema does not know",
     async () => {
       const legacy = await runCli(
         ["rollback", "index", "--table", "reports", "--index", "GSI1-ProjectIndex", "--yes"],
@@ -105,7 +103,7 @@ describe("rollback index (DynamoDB Local)", () => {
   );
 
   it(
-    "refuses an index DynamoDB cannot delete now (CREATING past its backfill) and one while another index " + "changes",
+    "refuses an index DynamoDB cannot delete now (CREATING past its backfill) " + "and one while another index changes",
     async () => {
       const dynamodb = new DynamoDBClient({});
       const mock = mockClient(dynamodb);

@@ -40,8 +40,8 @@ describe("reports", () => {
   };
 
   it(
-    "mirrors projectId, managerId and reportDate, derives timestamp from createdAt, and defaults status to " +
-      "published",
+    "mirrors projectId, managerId and reportDate, " +
+      "derives timestamp from createdAt, and defaults status to published",
     () => {
       const patch = derivePatch("reports", report, sweep);
       expect(values(patch)).toEqual({
@@ -226,8 +226,8 @@ describe("personnel", () => {
   });
 
   it(
-    "terminated staff are never made active (the plan's bug): absent status is derived, an application " +
-      "'active' is kept and reported",
+    "terminated staff are never made active (the plan's bug): " +
+      "absent status is derived, an application 'active' is kept and reported",
     () => {
       expect(values(derivePatch("personnel", { ...person, employmentStatus: "terminated" }, sweep)).status).toBe(
         "archived",
@@ -525,8 +525,8 @@ describe("ownership of derived values", () => {
   });
 
   it(
-    "a full-item put that dropped the record and the value is derived again; one that kept the value without " +
-      "the record is the application's",
+    "a full-item put that dropped the record and the value is derived again; " +
+      "one that kept the value without the record is the application's",
     () => {
       expect(values(derivePatch("personnel", { ...person, employmentStatus: "on_leave" }, sweep)).status).toBe(
         "inactive",
@@ -557,8 +557,8 @@ describe("ownership of derived values", () => {
   });
 
   it(
-    "an application write of the very value the migrator holds changes nothing on the item: the value stays " +
-      "the migrator's",
+    "an application write of the very value the migrator holds changes nothing on the item: " +
+      "the value stays the migrator's",
     () => {
       // DynamoDB keeps no trace of a SET to the same value (the images show no change), so no rule can tell.
       const item = ownedBy(

@@ -82,8 +82,8 @@ describe("local event-source mapping on DynamoDB Local", () => {
   };
 
   it(
-    "partial batch response: checkpoints before the lowest failed record and redelivers it with every later " +
-      "record",
+    "partial batch response: " +
+      "checkpoints before the lowest failed record and redelivers it with every later record",
     async () => {
       const ids = ["p1", "p2", "p3", "p4", "p5"];
       for (const id of ids) await put(id);
@@ -115,8 +115,8 @@ describe("local event-source mapping on DynamoDB Local", () => {
   );
 
   it(
-    "function error: bisects, retries the failing half down to the poison record, sinks it after " +
-      "maximumRetryAttempts, moves on",
+    "function error: " +
+      "bisects, retries the failing half down to the poison record, sinks it after maximumRetryAttempts, moves on",
     async () => {
       const ids = ["b1", "b2", "poison", "b3"];
       for (const id of ids) await put(id);
@@ -161,8 +161,7 @@ describe("local event-source mapping on DynamoDB Local", () => {
   );
 
   it(
-    "filters: records no subscription filter matches are never delivered, and the checkpoint moves past them" +
-      "filters: records no subscription filter matches are never delivered, and the checkpoint moves past them",
+    "filters: " + "records no subscription filter matches are never delivered, and the checkpoint moves past them",
     async () => {
       const t2 = await createTestTables("legacy");
       try {
@@ -374,8 +373,7 @@ describe("shard lineage and starting positions (Streams API mocked: DynamoDB Loc
   });
 
   it(
-    "--from latest: a new mapping skips what was written before it started and records its starting position" +
-      "--from latest: a new mapping skips what was written before it started and records its starting position",
+    "--from latest: " + "a new mapping skips what was written before it started and records its starting position",
     async () => {
       const t2 = await createTestTables("legacy");
       try {

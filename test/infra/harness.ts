@@ -175,6 +175,10 @@ function providerOutputs(type: string, name: string, inputs: Record<string, any>
         invokeArn: `arn:aws:apigateway:${REGION}:lambda:path/2015-03-31/functions/${fnArn}/invocations`,
       };
     }
+    case "aws:sfn/stateMachine:StateMachine":
+      return { name: physical, arn: arn("states", `stateMachine:${physical}`) };
+    case "aws:cloudwatch/logGroup:LogGroup":
+      return { name: physical, arn: arn("logs", `log-group:${physical}`) };
     case "aws:iam/role:Role":
       return { name: physical, arn: `arn:aws:iam::${ACCOUNT}:role/${physical}` };
     case "aws:kms/key:Key":

@@ -21,7 +21,7 @@ export * from "./throttler.js";
 export * from "./sleep.js";
 export * from "./inspector.js";
 export * from "./gate.js";
-export * from "./sweep.js";
+export * from "./sweep/index.js";
 export * from "./adoption.js";
 export * from "./notifier.js";
 export * from "./credentials.js";

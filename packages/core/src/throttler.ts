@@ -57,7 +57,7 @@ const MIN_RATE = 1;
  * back to the cap, or to no limit at all.
  */
 export class Throttler {
-  private readonly cap: number;
+  private cap: number;
   private readonly burstSeconds: number;
   private readonly now: () => number;
   private limit: number;
@@ -91,6 +91,20 @@ export class Throttler {
       slowdowns: this.slowdowns,
       limit: Number.isFinite(this.limit) ? this.limit : null,
     };
+  }
+
+  /**
+   * Changes the cap (a running sweep's share of its table's budget); undefined lifts it. A rate
+   * cut by throttling stays cut, below the new cap, and recovers towards it.
+   */
+  setCap(maxWcu: number | undefined): void {
+    if (maxWcu !== undefined && !(maxWcu > 0)) throw new Error(`max WCU must be positive, got ${maxWcu}`);
+    const next = maxWcu ?? Infinity;
+    if (next === this.cap) return;
+    const atCap = this.limit >= this.cap;
+    this.cap = next;
+    if (atCap || this.limit > next) this.limit = next;
+    if (Number.isFinite(this.limit)) this.tokens = Math.min(this.tokens, Math.max(this.limit * this.burstSeconds, 1));
   }
 
   /** The estimate to pass to `acquire` and `settle` for the next write. */
@@ -216,8 +230,22 @@ export class ConcurrencyLimit {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(readonly limit: number) {
+  constructor(private limit: number) {
     if (!(limit >= 1)) throw new Error(`concurrency must be at least 1, got ${limit}`);
+  }
+
+  get size(): number {
+    return this.limit;
+  }
+
+  /** Changes the limit; a lower one takes effect as tasks finish, a higher one at once. */
+  setLimit(limit: number): void {
+    if (!(limit >= 1)) throw new Error(`concurrency must be at least 1, got ${limit}`);
+    this.limit = limit;
+    while (this.active < this.limit && this.waiting.length > 0) {
+      this.active++;
+      this.waiting.shift()!();
+    }
   }
 
   async acquire(): Promise<void> {
@@ -230,9 +258,8 @@ export class ConcurrencyLimit {
 
   /** Frees a slot, handing it straight to the next waiter if there is one. */
   release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.active--;
+    if (this.active > this.limit || this.waiting.length === 0) this.active--;
+    else this.waiting.shift()!();
   }
 
   /** Runs `task` in a slot. */

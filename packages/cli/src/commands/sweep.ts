@@ -4,15 +4,18 @@ import {
   createClients,
   destroyClients,
   Ledger,
-  planSweep,
+  NoRunningSweepError,
+  reconfigureSweep,
   resolveTableNames,
   runSweep,
+  runSweepWorker,
   stageNotifier,
   SweepBusyError,
   SWEEP_DEFAULTS,
   sweepClientConfig,
+  SweepRefusedError,
+  sweepTables,
   tablesWithRules,
-  UnfinishedSweepError,
   type SiteLogixTable,
   type SweepPlan,
   type SweepProgress,
@@ -24,6 +27,7 @@ import { selectTables } from "../options.js";
 import { CliError, EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
+import { sweepWithWorkers } from "../sweep-workers.js";
 
 interface SweepCliOptions {
   table?: string[];
@@ -35,6 +39,10 @@ interface SweepCliOptions {
   json?: boolean;
   pause?: boolean;
   unpause?: boolean;
+  workers?: number;
+  setMaxWcu?: number;
+  setConcurrency?: number;
+  leaseMs?: number;
 }
 
 const tableReport = (r: SweepReport) => ({
@@ -49,6 +57,7 @@ const tableReport = (r: SweepReport) => ({
   durationMs: r.durationMs,
   throttles: r.throttles,
   samples: r.dryRun ? r.samples : { rejected: r.samples.rejected, violations: r.samples.violations },
+  ...(r.failedSegments ? { failedSegments: r.failedSegments } : {}),
 });
 
 function progressInfo(p: SweepProgress, dryRun: boolean): string {
@@ -70,19 +79,26 @@ function progressInfo(p: SweepProgress, dryRun: boolean): string {
 
 function summary(table: SiteLogixTable, r: SweepReport): string {
   const c = r.counts;
-  const head = `${table} (${r.tableName}): ${r.dryRun ? "dry run " : ""}${r.status}${r.resumed ? " (resumed)" : ""} in ${(r.durationMs / 1000).toFixed(1)} s`;
+  const head =
+    `${table} (${r.tableName}): ${r.dryRun ? "dry run " : ""}${r.status}${r.resumed ? " (resumed)" : ""} ` +
+    `in ${(r.durationMs / 1000).toFixed(1)} s`;
   const body = r.dryRun
-    ? `scanned ${c.scanned}, would write ${c.needsWork}, already normalized ${c.alreadyNormalized}, out of scope ${c.outOfScope}, violations ${c.violations}`
-    : `scanned ${c.scanned}, applied ${c.applied}, already normalized ${c.alreadyNormalized}, out of scope ${c.outOfScope}, conflicts ${c.conflicts}, gone ${c.gone}, rejected ${c.rejected}, violations ${c.violations}, ${c.consumedWcu} WCU`;
+    ? `scanned ${c.scanned}, would write ${c.needsWork}, already normalized ${c.alreadyNormalized}, ` +
+      `out of scope ${c.outOfScope}, violations ${c.violations}`
+    : `scanned ${c.scanned}, applied ${c.applied}, already normalized ${c.alreadyNormalized}, ` +
+      `out of scope ${c.outOfScope}, conflicts ${c.conflicts}, gone ${c.gone}, rejected ${c.rejected}, ` +
+      `violations ${c.violations}, ${c.consumedWcu} WCU`;
   const lines = [`${head}: ${body}`];
   const key = (k: Record<string, string>) =>
     Object.entries(k)
       .map(([n, v]) => `${n}=${v}`)
       .join(" ");
+  for (const f of r.failedSegments ?? []) lines.push(`  failed segment ${f.segment} at ${f.failedAt}: ${f.error}`);
   for (const s of r.samples.rejected) lines.push(`  rejected   ${key(s.key)}: ${s.reason}`);
   for (const s of r.samples.violations)
     lines.push(
-      `  violation  ${key(s.key)}: ${s.violations.map((v) => `${v.attribute} ${v.problem} (${v.at}: ${v.type})`).join("; ")}`,
+      `  violation  ${key(s.key)}: ` +
+        s.violations.map((v) => `${v.attribute} ${v.problem} (${v.at}: ${v.type})`).join("; "),
     );
   for (const s of r.samples.diffs)
     lines.push(
@@ -101,7 +117,8 @@ async function setPause(paused: boolean, json: boolean | undefined): Promise<voi
     else
       say(
         paused
-          ? `paused: running sweeps stop issuing work within ${SWEEP_DEFAULTS.controlIntervalMs / 1000} s and wait (checkpoints stay); continue with sweep --unpause`
+          ? `paused: running sweeps stop issuing work within ${SWEEP_DEFAULTS.controlIntervalMs / 1000} s ` +
+              "and wait (checkpoints stay); continue with sweep --unpause"
           : "unpaused: paused sweeps continue within seconds",
       );
   } finally {
@@ -157,52 +174,26 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   const stop = new AbortController();
   const signals = onStopSignals("stopping — in-flight writes finish, checkpoints are saved", () => stop.abort());
   try {
-    // Decide for every table before touching any, so an unfinished sweep is reported up front.
-    const plans = new Map<SiteLogixTable, SweepPlan>();
-    const refusals: string[] = [];
-    for (const table of tables) {
-      try {
-        plans.set(
-          table,
-          await onTable(names.ledger, () => planSweep(ledger, table, { resume: opts.resume, dryRun: opts.dryRun })),
-        );
-      } catch (err) {
-        if (!(err instanceof UnfinishedSweepError)) throw err;
-        refusals.push(err.message);
-      }
-    }
-    if (refusals.length > 0) throw new CliError(refusals.join("; "));
-
-    const results: Record<string, unknown> = {};
-    for (const table of tables) {
-      if (stop.signal.aborted) break;
-      const plan = plans.get(table)!;
-      if (plan.action === "skip") {
-        say(`${table}: its last sweep (${plan.run.sweepId}) finished at ${plan.run.finishedAt}; nothing to resume`);
-        results[table] = {
-          tableName: names[table],
-          status: "skipped",
-          sweepId: plan.run.sweepId,
-          finishedAt: plan.run.finishedAt,
-        };
-        continue;
-      }
+    const runTable = async (table: SiteLogixTable, plan: Exclude<SweepPlan, { action: "skip" }>) => {
       const progress = createProgress(`${opts.dryRun ? "dry run " : "sweep "}${table}`);
-      let report: SweepReport;
+      const common = {
+        clients,
+        ledger,
+        table,
+        tableName: names[table],
+        segments: opts.segments,
+        concurrency: opts.concurrency,
+        ...(opts.maxWcu !== undefined ? { maxWcu: opts.maxWcu } : {}),
+        ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}),
+        signal: stop.signal,
+        onProgress: (p: SweepProgress) =>
+          progress.update(p.scanned, p.estimatedTotal, progressInfo(p, opts.dryRun === true)),
+      };
       try {
-        report = await onTable(names[table], () =>
-          runSweep({
-            clients,
-            ledger,
-            table,
-            tableName: names[table],
-            plan,
-            segments: opts.segments,
-            concurrency: opts.concurrency,
-            ...(opts.maxWcu !== undefined ? { maxWcu: opts.maxWcu } : {}),
-            signal: stop.signal,
-            onProgress: (p) => progress.update(p.scanned, p.estimatedTotal, progressInfo(p, opts.dryRun === true)),
-          }),
+        return await onTable(names[table], () =>
+          opts.workers && plan.action !== "dry-run"
+            ? sweepWithWorkers({ ...common, plan, workers: opts.workers })
+            : runSweep({ ...common, plan }),
         );
       } catch (err) {
         progress.stop();
@@ -212,19 +203,46 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
       } finally {
         progress.stop();
       }
-      say(summary(table, report));
-      await announce(notifier, table, { report });
-      results[table] = tableReport(report);
-      if (report.stopReason) {
-        // The next table would meet the same credentials: stop here, resumable.
-        say(
-          `${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)`,
-        );
-        process.exitCode = EXIT.error;
-        break;
-      }
-      if (report.status === "stopped") say(`${table}: stopped; continue with sitelogix-migrate sweep --resume`);
-    }
+    };
+    const results: Record<string, unknown> = {};
+    await sweepTables({
+      ledger,
+      tables,
+      resume: opts.resume,
+      dryRun: opts.dryRun,
+      signal: stop.signal,
+      plan: (_table, plan) => onTable(names.ledger, plan),
+      run: (table, plan) => runTable(table, plan),
+      onResult: async (result) => {
+        const table = result.table;
+        if ("skipped" in result) {
+          const run = result.skipped;
+          say(`${table}: its last sweep (${run.sweepId}) finished at ${run.finishedAt}; nothing to resume`);
+          results[table] = {
+            tableName: names[table],
+            status: "skipped",
+            sweepId: run.sweepId,
+            finishedAt: run.finishedAt,
+          };
+          return;
+        }
+        const report = result.report;
+        say(summary(table, report));
+        await announce(notifier, table, { report });
+        results[table] = tableReport(report);
+        if (report.stopReason) {
+          say(
+            `${table}: stopped because ${report.stopReason}; checkpoints are saved. Get fresh credentials, ` +
+              "then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)",
+          );
+          process.exitCode = EXIT.error;
+        } else if (report.status === "stopped")
+          say(`${table}: stopped; continue with sitelogix-migrate sweep --resume`);
+      },
+    }).catch((err) => {
+      if (err instanceof SweepRefusedError) throw new CliError(err.message);
+      throw err;
+    });
     if (opts.json) printJson({ dryRun: opts.dryRun === true, tables: results });
     if (signals.received) process.exitCode = signalExitCode(signals.received);
   } finally {
@@ -234,14 +252,79 @@ async function sweep(opts: SweepCliOptions): Promise<void> {
   }
 }
 
+/** `--set-max-wcu` / `--set-concurrency`: the running sweep's workers take their share within 2 s. */
+async function reconfigure(opts: SweepCliOptions): Promise<void> {
+  const names = resolveTableNames();
+  if (!opts.table?.length) throw new CliError("--set-max-wcu and --set-concurrency need --table", EXIT.usage);
+  const tables = selectTables(opts.table, names, tablesWithRules());
+  const clients = createClients();
+  try {
+    const ledger = new Ledger(clients.doc, names.ledger);
+    const results: Record<string, unknown> = {};
+    for (const table of tables) {
+      const fields = {
+        ...(opts.setMaxWcu !== undefined ? { maxWcu: opts.setMaxWcu } : {}),
+        ...(opts.setConcurrency !== undefined ? { concurrency: opts.setConcurrency } : {}),
+      };
+      const done = await onTable(names.ledger, () => reconfigureSweep(ledger, table, fields)).catch((err) => {
+        throw err instanceof NoRunningSweepError ? new CliError(err.message) : err;
+      });
+      results[table] = done;
+      say(
+        `${table}: sweep ${done.sweepId} now runs at ` +
+          `${done.maxWcu !== undefined ? `${done.maxWcu} WCU/s` : "no WCU cap"}` +
+          `, ${done.concurrency} items in flight over all workers; its workers take their share within ` +
+          `${SWEEP_DEFAULTS.controlIntervalMs / 1000} s`,
+      );
+    }
+    if (opts.json) printJson({ tables: results });
+  } finally {
+    destroyClients(clients);
+  }
+}
+
+/** The hidden `sweep-worker` command: one worker process of `sweep --workers K`. */
+async function sweepWorker(opts: { table: string; sweepId: string; leaseMs?: number }): Promise<void> {
+  const names = resolveTableNames();
+  const [table] = selectTables([opts.table], names, tablesWithRules());
+  const clients = createClients(sweepClientConfig({ segments: 1 }));
+  const stop = new AbortController();
+  const signals = onStopSignals("stopping — in-flight writes finish, the checkpoint is saved", () => stop.abort());
+  try {
+    await onTable(names[table!], () =>
+      runSweepWorker({
+        clients,
+        ledger: new Ledger(clients.doc, names.ledger),
+        table: table!,
+        tableName: names[table!],
+        sweepId: opts.sweepId,
+        signal: stop.signal,
+        ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}),
+      }),
+    );
+    if (signals.received) process.exitCode = signalExitCode(signals.received);
+  } finally {
+    signals.dispose();
+    destroyClients(clients);
+  }
+}
+
 export function registerSweep(program: Command): void {
+  program
+    .command("sweep-worker", { hidden: true })
+    .description("one worker process of `sweep --workers K` (started by it): claims segments through the ledger")
+    .requiredOption("--table <name>", "the table of the run")
+    .requiredOption("--sweep-id <id>", "the run")
+    .addOption(new Option("--lease-ms <n>", "segment lease").argParser(positiveInt))
+    .action((opts: { table: string; sweepId: string; leaseMs?: number }) => sweepWorker(opts));
   program
     .command("sweep")
     .description(
-      "backfill the target attributes of existing items: parallel scan, one conditional write per item that needs work " +
-        "(none for items already normalized), throttled, checkpointed per segment in the ledger, resumable. " +
-        "Progress goes to stderr. Exit 0 when every table finished, 1 on error (checkpoints kept), 130/143 when " +
-        "stopped by SIGINT/SIGTERM (in-flight writes finish, checkpoints saved; continue with --resume).",
+      "backfill the target attributes of existing items: parallel scan, one conditional write per item that " +
+        "needs work (none for items already normalized), throttled, checkpointed per item in the ledger, " +
+        "resumable. Progress goes to stderr. Exit 0 when every table finished, 1 on error (checkpoints kept), " +
+        "130/143 when stopped by SIGINT/SIGTERM (in-flight writes finish, checkpoints saved; continue with " +
+        "--resume).",
     )
     .option(
       "--table <name...>",
@@ -258,7 +341,8 @@ export function registerSweep(program: Command): void {
     .addOption(
       new Option(
         "--concurrency <n>",
-        "items in flight over all segments (each: one write, plus one HISTORY# query for a personnel profile)",
+        "items in flight over all segments and workers (each: one write, plus one HISTORY# query for a " +
+          "personnel profile)",
       )
         .default(SWEEP_DEFAULTS.concurrency)
         .argParser(positiveInt),
@@ -266,20 +350,47 @@ export function registerSweep(program: Command): void {
     .addOption(
       new Option(
         "--max-wcu <n>",
-        "cap on consumed write capacity units per second, from ReturnConsumedCapacity (default: no cap; on throttling it slows down by itself)",
+        "the table's budget: consumed write capacity units per second over all workers, from " +
+          "ReturnConsumedCapacity (default: no cap; on throttling it slows down by itself)",
       ).argParser(positiveNumber),
     )
     .addOption(
       new Option(
+        "--workers <k>",
+        "run K worker processes that claim segments through the ledger (the distributed sweep on one " +
+          "machine); default: this process runs every segment",
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
         "--dry-run",
-        "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute names, never values)",
-      ).conflicts("resume"),
+        "write nothing (not even the ledger): report counts per outcome and sample diffs (keys and attribute " +
+          "names, never values)",
+      ).conflicts(["resume", "workers"]),
     )
     .option(
       "--resume",
-      "continue each table's unfinished sweep from its checkpoints; tables whose last sweep finished are skipped, others start",
+      "continue each table's unfinished sweep from its checkpoints; tables whose last sweep finished are " +
+        "skipped, others start",
     )
     .option("--json", "print one JSON document on stdout: per table the counts, durationMs and sample keys")
+    .addOption(
+      new Option(
+        "--set-max-wcu <n>",
+        "change the budget of the table's running sweep (every mode); its workers follow within 2 s",
+      )
+        .argParser(positiveNumber)
+        .conflicts(["dryRun", "resume", "maxWcu", "workers", "pause", "unpause"]),
+    )
+    .addOption(
+      new Option(
+        "--set-concurrency <n>",
+        "change the items in flight of the table's running sweep (over all workers); followed within 2 s",
+      )
+        .argParser(positiveInt)
+        .conflicts(["dryRun", "resume", "maxWcu", "workers", "pause", "unpause"]),
+    )
+    .addOption(new Option("--lease-ms <n>", "segment and run lease (tests)").argParser(positiveInt).hideHelp())
     .addOption(
       new Option(
         "--pause",
@@ -296,6 +407,7 @@ export function registerSweep(program: Command): void {
     )
     .action(async (opts: SweepCliOptions) => {
       if (opts.pause || opts.unpause) return setPause(opts.pause === true, opts.json);
+      if (opts.setMaxWcu !== undefined || opts.setConcurrency !== undefined) return reconfigure(opts);
       return sweep(opts);
     });
 }

@@ -12,8 +12,8 @@ import {
   liveTablesOf,
   type Phase,
   planDeploy,
-  planSweep,
   runSweep,
+  sweepTables,
   SITELOGIX_TABLES,
   sleep,
   tablesWithRules,
@@ -27,11 +27,14 @@ import {
 import { StreamRunner } from "@sitelogix/core/local-esm";
 import { ApplicationTraffic, type DynamoDbLocal, startDynamoDbLocal } from "@sitelogix/testkit";
 import { createProgress } from "../progress.js";
+import { sweepWithWorkers } from "../sweep-workers.js";
 import type { RehearsalOptions } from "./rehearsal.js";
 
 export class PhaseFailed extends Error {}
 
 export const RULE_TABLES = tablesWithRules().filter((t) => TABLES[t].existing);
+/** Worker processes the rehearsal sweeps personnel with (the others run in this process). */
+export const WORKER_TABLE_PROCESSES = 2;
 export const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 /** Waits until the runner has delivered nothing new for `quietMs`: everything written so far is processed. */
@@ -155,36 +158,51 @@ export class Rig {
     return changes;
   }
 
-  /** Sweeps every table with rules, one after the other, as an operator would. */
+  /**
+   * Sweeps every table with rules, one after the other, as an operator would; personnel with two
+   * worker processes claiming segments through the ledger (`sweep --workers 2`, the distributed path).
+   */
   async sweepAll() {
     const totals: SweepCounts[] = [];
     const details = [
-      "| table | scanned | applied | already normalized | out of scope | conflicts | gone | rejected | violations | WCU | duration |",
-      "|---|---|---|---|---|---|---|---|---|---|---|",
+      "| table | workers | scanned | applied | already normalized | out of scope | conflicts | gone | rejected " +
+        "| violations | WCU | duration |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ];
-    for (const table of RULE_TABLES) {
-      const plan = await planSweep(this.ledger, table, {});
-      if (plan.action === "skip") continue;
-      const progress = createProgress(`sweep ${table}`);
-      try {
-        const r = await runSweep({
+    await sweepTables({
+      ledger: this.ledger,
+      tables: [...RULE_TABLES],
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
+      run: async (table, plan) => {
+        const progress = createProgress(`sweep ${table}`);
+        const workers = table === "personnel" && plan.action !== "dry-run" ? WORKER_TABLE_PROCESSES : 0;
+        const common = {
           clients: this.clients,
           ledger: this.ledger,
           table,
           tableName: this.names[table],
-          plan,
-          signal: this.options.signal,
-          onProgress: (p) => progress.update(p.scanned, p.estimatedTotal, ""),
-        });
-        totals.push(r.counts);
-        const k = r.counts;
-        details.push(
-          `| ${table} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} | ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} | ${(r.durationMs / 1000).toFixed(1)} s |`,
-        );
-      } finally {
-        progress.stop();
-      }
-    }
+          ...(this.options.signal ? { signal: this.options.signal } : {}),
+          onProgress: (p: { scanned: number; estimatedTotal: number }) =>
+            progress.update(p.scanned, p.estimatedTotal, ""),
+        };
+        try {
+          const r =
+            workers > 0 && plan.action !== "dry-run"
+              ? await sweepWithWorkers({ ...common, plan, workers })
+              : await runSweep({ ...common, plan });
+          totals.push(r.counts);
+          const k = r.counts;
+          details.push(
+            `| ${table} | ${workers || 1} | ${k.scanned} | ${k.applied} | ${k.alreadyNormalized} | ${k.outOfScope} ` +
+              `| ${k.conflicts} | ${k.gone} | ${k.rejected} | ${k.violations} | ${k.consumedWcu} ` +
+              `| ${(r.durationMs / 1000).toFixed(1)} s |`,
+          );
+          return r;
+        } finally {
+          progress.stop();
+        }
+      },
+    });
     const total = (f: keyof SweepCounts) => sum(totals.map((t) => t[f]));
     return {
       summary: `${total("scanned")} scanned, ${total("applied")} written, ${total("alreadyNormalized")} already normalized, ${total("conflicts")} conflicts, ${total("gone")} gone, ${total("rejected")} rejected, ${total("violations")} violations`,

@@ -1,7 +1,8 @@
 // The ledger's records: one table holds all of the migration's state. Item keys:
 //   TABLE#<logical> / STATE                    when the normalizer went live (the phase is derived: status)
 //   TABLE#<logical> / SWEEP#<id>               sweep runs (id starts with the start time: sorts by age)
-//   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints of a sweep run
+//   TABLE#<logical> / SWEEPSEG#<id>#<nnnn>     per-segment checkpoints and leases of a sweep run
+//   TABLE#<logical> / SWEEPCTL#<id>            a sweep run's shared budget (max WCU, concurrency)
 //   TABLE#<logical> / GATE#<iso time>          verify results (the index gate)
 //   TABLE#<logical> / VIOLATION#<keys>         data problems the normalizer could not fix (keys, reasons; no values)
 //   TABLE#<logical> / BACKUP#<iso time>        on-demand backups taken by `backup`
@@ -23,6 +24,7 @@ export const ledgerKeys = {
     PK: `TABLE#${table}`,
     SK: `SWEEPSEG#${sweepId}#${String(segment).padStart(4, "0")}`,
   }),
+  sweepControl: (table: LogicalTable, sweepId: string) => ({ PK: `TABLE#${table}`, SK: `SWEEPCTL#${sweepId}` }),
   pause: () => ({ PK: "CONTROL", SK: "PAUSE" }),
 };
 
@@ -96,16 +98,45 @@ export interface SweepRun {
   error?: string;
 }
 
-/** A segment's position: everything before `cursor` has been fully applied. */
+/**
+ * A segment's position and lease: everything up to and including the item whose key is `cursor`
+ * has been fully applied (a scan resumes after it: any item's key is a valid ExclusiveStartKey).
+ */
 export interface SweepCheckpoint {
   table: LogicalTable;
   sweepId: string;
   segment: number;
-  /** The scan's LastEvaluatedKey after the last fully applied page; absent before the first page. */
+  /** The key of the last item of the fully applied prefix; absent before the first item. */
   cursor?: Record<string, unknown>;
   done: boolean;
+  /** Scan pages fully applied. */
   pages: number;
   counts: SweepCounts;
+  updatedAt: string;
+  /** The worker working on it (`host#pid#nonce`) and until when (epoch ms) unless it renews. */
+  leaseHolder?: string;
+  leaseUntil?: number;
+  /** Rates of its current worker, for `status` (items scanned/s, consumed WCU/s). */
+  itemsPerSecond?: number;
+  wcuPerSecond?: number;
+  /** Set by a worker that failed on it, or by the state machine's Catch; cleared when it is claimed again. */
+  failedAt?: string;
+  error?: string;
+}
+
+/**
+ * A sweep run's shared budget, read by every worker every few seconds: each takes an equal share
+ * of `maxWcu` and `concurrency` among the live workers. `throttles` counts slowdowns any worker
+ * made: a rise makes the others slow down too.
+ */
+export interface SweepControl {
+  table: LogicalTable;
+  sweepId: string;
+  /** Consumed WCU/s for the whole table; absent: no cap (throttling still slows down). */
+  maxWcu?: number;
+  /** Items in flight over all workers. */
+  concurrency: number;
+  throttles: number;
   updatedAt: string;
 }
 
