@@ -54,6 +54,7 @@ export interface SealResult {
   range: { from: string | null; to: string };
   previous: string | null;
   location: string;
+  durationMs: number;
 }
 
 /** The newest digest in the store, its signature checked; undefined when there is none yet. */
@@ -79,6 +80,7 @@ async function latestDigest(store: DigestStore, signer: DigestSigner, auditTable
 /** Seals the heads changed since the previous digest into a new signed digest. */
 export async function sealAuditDigest(deps: SealDeps): Promise<SealResult> {
   const { doc, auditTableName, signer, store } = deps;
+  const started = performance.now();
   const now = (deps.now ?? (() => new Date()))();
   const previous = await latestDigest(store, signer, auditTableName);
   const sequence = (previous?.body.sequence ?? 0) + 1;
@@ -150,6 +152,7 @@ export async function sealAuditDigest(deps: SealDeps): Promise<SealResult> {
     range: { from, to },
     previous: previous?.name ?? null,
     location: store.location,
+    durationMs: Math.round(performance.now() - started),
   };
 }
 
