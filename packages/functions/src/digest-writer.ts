@@ -22,7 +22,8 @@ export interface DigestWriterDeps {
   metrics?: Metrics;
 }
 
-async function defaultSealDeps(): Promise<SealDeps> {
+/** The audit table Lambda resolves (its link), the signer and store the environment selects. */
+export async function defaultSealDeps(): Promise<SealDeps> {
   const auditTableName = resolveTableNames().audit;
   return {
     doc: createClients().doc,
