@@ -8,8 +8,9 @@ import { auditSuite } from "./audit.js";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
 import { normalizerSuite } from "./normalizer.js";
 import { sweepSuite } from "./sweep.js";
+import { workersSuite } from "./workers.js";
 
-const SUITES: BenchSuite[] = [sweepSuite, normalizerSuite, auditSuite];
+const SUITES: BenchSuite[] = [sweepSuite, workersSuite, normalizerSuite, auditSuite];
 
 const GLOBAL = {
   suite: {

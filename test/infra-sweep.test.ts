@@ -211,7 +211,7 @@ describe.each([
 });
 
 describe("the sweep configuration", () => {
-  it("refuses maxConcurrency 0 (unlimited) and a slice that Lambda's timeout would cut, declaring nothing", async () => {
+  it("refuses maxConcurrency 0 (unlimited) and a slice Lambda's timeout would cut, declaring nothing", async () => {
     const config = withProdAlarms(migrationConfig);
     const run = await deploy(
       "dev",

@@ -28,6 +28,7 @@ import { CliError, EXIT, printJson, say } from "../output.js";
 import { createProgress } from "../progress.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
 import { sweepWithWorkers } from "../sweep-workers.js";
+import { distributedOptions, stopDistributed, sweepDistributed } from "./sweep-distributed.js";
 
 interface SweepCliOptions {
   table?: string[];
@@ -391,6 +392,8 @@ export function registerSweep(program: Command): void {
         .conflicts(["dryRun", "resume", "maxWcu", "workers", "pause", "unpause"]),
     )
     .addOption(new Option("--lease-ms <n>", "segment and run lease (tests)").argParser(positiveInt).hideHelp())
+    .addOption(distributedOptions()[0]!)
+    .addOption(distributedOptions()[1]!)
     .addOption(
       new Option(
         "--pause",
@@ -405,7 +408,11 @@ export function registerSweep(program: Command): void {
         "maxWcu",
       ]),
     )
-    .action(async (opts: SweepCliOptions) => {
+    .action(async (opts: SweepCliOptions & { distributed?: boolean; stop?: boolean }, command: Command) => {
+      if (opts.stop) return stopDistributed(opts);
+      // Without --segments, a distributed sweep takes the stage's (migration.config.ts).
+      const segments = command.getOptionValueSource("segments") === "default" ? undefined : opts.segments;
+      if (opts.distributed) return sweepDistributed({ ...opts, segments });
       if (opts.pause || opts.unpause) return setPause(opts.pause === true, opts.json);
       if (opts.setMaxWcu !== undefined || opts.setConcurrency !== undefined) return reconfigure(opts);
       return sweep(opts);

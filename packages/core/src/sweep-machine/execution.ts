@@ -12,6 +12,8 @@ import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { Resource } from "sst/resource";
 import { type Ledger, ledgerKeys, type SweepRun } from "../ledger/index.js";
 import type { SiteLogixTable } from "../schema.js";
+import { sleep } from "../sleep.js";
+import { type SweepRunView, sweepRunView } from "../sweep/progress.js";
 import { SWEEP_MACHINE_DEFAULTS } from "./asl.js";
 
 /** The state machine's ARN outside `sst shell` (under it, the `SweepMachine` link carries it). */
@@ -27,8 +29,12 @@ export interface SweepMachineLink {
 
 /** The stage's state machine: the `SweepMachine` link, else SITELOGIX_SWEEP_STATE_MACHINE_ARN; undefined: none. */
 export function sweepMachineLink(env: NodeJS.ProcessEnv = process.env): SweepMachineLink | undefined {
-  const linked = (Resource as unknown as Record<string, Partial<SweepMachineLink> | undefined>).SweepMachine;
-  if ("SweepMachine" in Resource && typeof linked?.arn === "string") {
+  // The links object throws on a name it does not hold: ask first.
+  const linked =
+    "SweepMachine" in Resource
+      ? (Resource as unknown as Record<string, Partial<SweepMachineLink> | undefined>).SweepMachine
+      : undefined;
+  if (typeof linked?.arn === "string") {
     return {
       arn: linked.arn,
       segments: Number(linked.segments ?? SWEEP_MACHINE_DEFAULTS.segments),
@@ -205,4 +211,49 @@ export async function resumeSweepExecution(
   if (segments.length === 0) return { action: "finished" };
   const executionArn = await startSweepExecution(sfn, ledger, machineArn, run, segments);
   return { action: "restarted", executionArn, segments, why };
+}
+
+export interface FollowedExecution {
+  state: SweepExecutionState;
+  view: SweepRunView;
+  /** The caller stopped following (Ctrl-C); the execution goes on. */
+  detached: boolean;
+}
+
+/**
+ * Follows an execution from the ledger (segments, workers, rates, failures) and Step Functions (its
+ * status) until it ends or `signal` detaches; `onView` gets each observation.
+ */
+export async function followSweepExecution(options: {
+  sfn: SFNClient;
+  ledger: Ledger;
+  run: SweepRun;
+  executionArn: string;
+  /** The table's approximate item count, for the ETA. */
+  estimatedTotal?: number;
+  signal?: AbortSignal;
+  intervalMs?: number;
+  onView?: (view: SweepRunView, state: SweepExecutionState) => void;
+}): Promise<FollowedExecution> {
+  const { sfn, ledger, executionArn, signal } = options;
+  for (;;) {
+    const state = await describeSweepExecution(sfn, executionArn);
+    const run = (await ledger.get<SweepRun>(ledgerKeys.sweep(options.run.table, options.run.sweepId))) ?? options.run;
+    const view = await sweepRunView(ledger, run, options.estimatedTotal);
+    options.onView?.(view, state);
+    if (state.status !== "RUNNING") {
+      // The run's record says what became of it (a stop marked it already, a success finished it).
+      if (ENDED.has(state.status) && run.status === "running") {
+        const error = `execution ${state.status}${state.error ? `: ${state.error}` : ""}`;
+        await updateRun(ledger, run, {
+          status: "failed",
+          stoppedAt: state.stopDate ?? new Date().toISOString(),
+          error,
+        });
+      }
+      return { state, view, detached: false };
+    }
+    await sleep(options.intervalMs ?? 2_000, signal);
+    if (signal?.aborted) return { state, view, detached: true };
+  }
 }
