@@ -8,6 +8,8 @@ import {
   BackupsUnsupportedError,
   createClients,
   destroyClients,
+  capacityFromEstimate,
+  type CapacityPlan,
   estimate,
   Ledger,
   migrationStatus,
@@ -107,7 +109,7 @@ function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<ty
   return lines.join("\n");
 }
 
-function renderEstimate(e: Estimate): string {
+function renderEstimate(e: Estimate, capacity?: Record<string, CapacityPlan>): string {
   const money = (x: number) => `$${x.toFixed(2)}`;
   const lines = [`prices: ${e.pricing.region}, ${e.pricing.asOf} (configuration; --pricing FILE to change)`, ""];
   for (const t of e.tables) {
@@ -122,6 +124,15 @@ function renderEstimate(e: Estimate): string {
             `~${t.auditEntryBytes} B = ${t.perDay.auditWriteUnits} WRU`
         : `  per day: unknown (${t.writeRate.note ?? "no write rate"})`,
     );
+    const c = capacity?.[t.table];
+    if (c)
+      lines.push(
+        `  sweep at ${c.effectiveWcu} WCU/s${c.limitedBy === "quota" ? " (the table's quota)" : ""}: ~${c.hours} h, ` +
+          (c.distributed
+            ? `${c.workers} workers: sweep --distributed with ${c.segments} segments`
+            : "one process (sitelogix-migrate sweep)") +
+          `, ${money(c.cost.total)} on-demand`,
+      );
   }
   lines.push("", "one-time            on-demand  provisioned");
   for (const l of e.oneTime)
@@ -218,9 +229,22 @@ export function registerCockpit(program: Command): void {
       integerAtLeast(0),
     )
     .option("--pricing <file>", "prices as JSON (see packages/core/pricing.json)")
+    .option(
+      "--max-wcu <n>",
+      "the sweep's budget per table (write units/s): adds how long the sweep takes at it, the workers and " +
+        "segments it needs and its cost (capacity model, docs/sweep.md)",
+      positiveInt,
+    )
     .option("--json", "print the estimate as JSON on stdout")
     .action(
-      async (opts: { table?: string[]; sample: number; writesPerDay?: number; pricing?: string; json?: boolean }) => {
+      async (opts: {
+        table?: string[];
+        sample: number;
+        writesPerDay?: number;
+        pricing?: string;
+        maxWcu?: number;
+        json?: boolean;
+      }) => {
         const names = resolveTableNames();
         const pricing = JSON.parse(readFileSync(opts.pricing ?? DEFAULT_PRICING, "utf8")) as Pricing;
         const cloudwatch = new CloudWatchClient({});
@@ -247,8 +271,12 @@ export function registerCockpit(program: Command): void {
               pricing,
             ),
           );
-          if (opts.json) printJson(result);
-          else process.stdout.write(`${renderEstimate(result)}\n`);
+          const capacity =
+            opts.maxWcu !== undefined
+              ? Object.fromEntries(result.tables.map((t) => [t.table, capacityFromEstimate(t, opts.maxWcu!, pricing)]))
+              : undefined;
+          if (opts.json) printJson(capacity ? { ...result, capacity } : result);
+          else process.stdout.write(`${renderEstimate(result, capacity)}\n`);
         } finally {
           cloudwatch.destroy();
         }
