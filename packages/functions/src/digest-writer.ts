@@ -7,7 +7,14 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
-import { sealAuditDigest, signerFromEnvironment, storeFromEnvironment, type SealDeps } from "@sitelogix/core/audit";
+import {
+  type DigestWriterResult,
+  sealAuditDigest,
+  type SealDeps,
+  signerFromEnvironment,
+  storeFromEnvironment,
+  writerSettleSeconds,
+} from "@sitelogix/core/audit";
 import { createClients } from "@sitelogix/core/clients";
 import { errorName } from "@sitelogix/core/errors";
 import { resolveTableNames } from "@sitelogix/core/names";
@@ -34,14 +41,7 @@ export async function defaultSealDeps(): Promise<SealDeps> {
 }
 
 /** What an invocation returns (and what `aws lambda invoke` prints). */
-export interface DigestWriterResult {
-  digest: string;
-  sequence: number;
-  heads: number;
-  parts: number;
-  range: { from: string | null; to: string };
-  location: string;
-}
+export type { DigestWriterResult };
 
 export function createDigestWriterHandler(deps: DigestWriterDeps = {}) {
   const { logger, metrics } = powertools("sitelogix-digest-writer", deps);
@@ -49,10 +49,15 @@ export function createDigestWriterHandler(deps: DigestWriterDeps = {}) {
   // not the module load. The clients are reused by later invocations of this environment.
   let sealDeps: Promise<SealDeps> | undefined;
 
-  return async (_event?: unknown): Promise<DigestWriterResult> => {
+  // On demand (`audit seal` on AWS) the event may carry settleSeconds; the schedule's event does not.
+  return async (event?: unknown): Promise<DigestWriterResult> => {
     try {
       sealDeps ??= (deps.seal ?? defaultSealDeps)();
-      const sealed = await sealAuditDigest(await sealDeps);
+      const settleSeconds = writerSettleSeconds(event);
+      const sealed = await sealAuditDigest({
+        ...(await sealDeps),
+        ...(settleSeconds !== undefined ? { settleSeconds } : {}),
+      });
       metrics.addMetric(DIGESTS_SEALED_METRIC, MetricUnit.Count, 1);
       metrics.addMetric("AuditHeadsSealed", MetricUnit.Count, sealed.heads);
       logger.info("audit digest sealed", {

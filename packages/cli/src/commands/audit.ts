@@ -3,6 +3,8 @@ import { type Command, Option } from "commander";
 import {
   AuditTrail,
   retentionFromEnv,
+  digestWriterFromEnvironment,
+  invokeDigestWriter,
   sealAuditDigest,
   signerFromEnvironment,
   storeFromEnvironment,
@@ -257,7 +259,9 @@ export function registerAudit(program: Command): void {
         "(KMS key SITELOGIX_AUDIT_KMS_KEY_ID on AWS, else a local Ed25519 key kept under SITELOGIX_AUDIT_HOME), " +
         "into the digest store (S3 bucket SITELOGIX_AUDIT_DIGEST_BUCKET, else a local directory). Once sealed, " +
         "no one who can write the audit table can alter the sealed entries undetected. The digest writer seals " +
-        "hourly on AWS; run this before an export or a verification that must cover the latest changes.",
+        "hourly on AWS; run this before an export or a verification that must cover the latest changes. On AWS " +
+        "(SITELOGIX_AUDIT_DIGEST_WRITER, or the stage's writer under `sst shell`) only the digest writer may sign: " +
+        "this invokes it (lambda:InvokeFunction) and prints what it sealed.",
     )
     .option(
       "--settle <seconds>",
@@ -270,15 +274,19 @@ export function registerAudit(program: Command): void {
     )
     .option("--json", "print the result (digest, sequence, heads, parts, range, previous, location) as JSON")
     .action(async (opts: { settle?: number; json?: boolean }) => {
-      const result = await withTrail(async (_trail, names, clients) =>
-        sealAuditDigest({
-          doc: clients.doc,
-          auditTableName: names.audit,
-          signer: await signerFromEnvironment({ auditTableName: names.audit }),
-          store: storeFromEnvironment({ auditTableName: names.audit }),
-          ...(opts.settle !== undefined ? { settleSeconds: opts.settle } : {}),
-        }),
-      );
+      const settle = opts.settle !== undefined ? { settleSeconds: opts.settle } : {};
+      const writer = digestWriterFromEnvironment();
+      const result = writer
+        ? await invokeDigestWriter(writer, settle)
+        : await withTrail(async (_trail, names, clients) =>
+            sealAuditDigest({
+              doc: clients.doc,
+              auditTableName: names.audit,
+              signer: await signerFromEnvironment({ auditTableName: names.audit }),
+              store: storeFromEnvironment({ auditTableName: names.audit }),
+              ...settle,
+            }),
+          );
       if (opts.json) printJson(result);
       else
         say(

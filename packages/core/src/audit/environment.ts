@@ -41,7 +41,7 @@ export function localStoreFor(options: AuditEnvironment = {}): DigestStore {
 }
 
 /** Under `sst shell`, the stage's key and bucket (stacks/digests.ts links them as AuditDigests). */
-function linkedDigests(name: "keyId" | "bucket"): string | undefined {
+function linkedDigests(name: "keyId" | "bucket" | "writer"): string | undefined {
   if (!("AuditDigests" in Resource)) return undefined;
   const value = (Resource as unknown as Record<string, Record<string, unknown> | undefined>).AuditDigests?.[name];
   return typeof value === "string" ? value : undefined;
@@ -67,4 +67,13 @@ export function storeFromEnvironment(options: AuditEnvironment = {}): DigestStor
     });
   }
   return localStoreFor(options);
+}
+
+/**
+ * The digest writer Lambda to invoke for an on-demand seal on AWS: SITELOGIX_AUDIT_DIGEST_WRITER, or
+ * the stage's under `sst shell`; undefined locally (the CLI then seals with the local key).
+ */
+export function digestWriterFromEnvironment(options: AuditEnvironment = {}): string | undefined {
+  const env = options.env ?? process.env;
+  return env.SITELOGIX_AUDIT_DIGEST_WRITER || linkedDigests("writer");
 }

@@ -52,12 +52,20 @@ export {
 export { DigestExistsError, directoryDigestStore, s3DigestStore, type DigestStore } from "./digest-store.js";
 export {
   auditEndpointId,
+  digestWriterFromEnvironment,
   localSignerFor,
   localStoreFor,
   signerFromEnvironment,
   storeFromEnvironment,
   type AuditEnvironment,
 } from "./environment.js";
+export {
+  DigestWriterError,
+  invokeDigestWriter,
+  writerSettleSeconds,
+  type DigestWriterEvent,
+  type DigestWriterResult,
+} from "./remote-seal.js";
 export { PART_HEADS, SEAL_SETTLE_SECONDS, sealAuditDigest, type SealDeps, type SealResult } from "./seal.js";
 export {
   ECDSA_SHA_256,
