@@ -4,11 +4,13 @@
 import "./sdk-env.js";
 import { parseArgs } from "node:util";
 import { startDynamoDbLocal } from "@sitelogix/testkit";
+import { auditSuite } from "./audit.js";
 import { machine, type BenchOption, type BenchSuite, type OptionValue } from "./lib.js";
 import { normalizerSuite } from "./normalizer.js";
 import { sweepSuite } from "./sweep.js";
+import { workersSuite } from "./workers.js";
 
-const SUITES: BenchSuite[] = [sweepSuite, normalizerSuite];
+const SUITES: BenchSuite[] = [sweepSuite, workersSuite, normalizerSuite, auditSuite];
 
 const GLOBAL = {
   suite: {
@@ -33,9 +35,8 @@ function usage(): string {
     lines.push("", `suite ${suite.name}: ${suite.description}`);
     for (const [name, o] of Object.entries(suite.options)) {
       const quick = o.quick !== undefined ? `, --quick: ${o.quick}` : "";
-      lines.push(
-        `  --${`${suiteOption(suite, name)}${o.type === "string" ? " <value>" : ""}`.padEnd(38)} ${o.help} (default: ${o.default}${quick})`,
-      );
+      const flag = `${suiteOption(suite, name)}${o.type === "string" ? " <value>" : ""}`;
+      lines.push(`  --${flag.padEnd(38)} ${o.help} (default: ${o.default}${quick})`);
     }
   }
   return lines.join("\n");

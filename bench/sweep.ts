@@ -33,7 +33,7 @@ import { startLatencyProxy } from "./latency-proxy.js";
 const CLI = new URL("../packages/cli/bin/sitelogix-migrate.js", import.meta.url).pathname;
 
 /** `n` report items of about 1 KB, as the old application wrote them (every one needs work). */
-function* reportRows(n: number, seed = 1): Generator<SampleRow> {
+export function* reportRows(n: number, seed = 1): Generator<SampleRow> {
   let count = 0;
   for (const row of generateDataset({
     items: Math.ceil(n / 0.3) + 10,

@@ -28,12 +28,14 @@ export async function deploy() {
   const { topicArn } = migrator(ctx, declared, plan);
   distributedSweep(ctx, declared, { topicArn, customerKeys: (logical) => customerKeys(ctx, plan, logical) });
   const phaseEvents = announceIndexChanges(ctx.stage, plan, declared, topicArn);
-  digests(ctx, declared.audit, topicArn);
+  const auditDigests = digests(ctx, declared.audit, topicArn);
   return {
     phase: ctx.phase,
     region: ctx.region,
     tables: ctx.names,
     indexChanges: plan.indexChanges.map((c) => `${c.action} ${c.index} on ${c.tableName}`),
     phaseEvents,
+    // What an operator sets SITELOGIX_AUDIT_KMS_KEY_ID / SITELOGIX_AUDIT_DIGEST_BUCKET to outside `sst shell`.
+    auditDigests: { keyId: auditDigests.key.arn, bucket: auditDigests.bucket.bucket, writer: auditDigests.writer },
   };
 }

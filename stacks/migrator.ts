@@ -92,7 +92,9 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       throttleEvents(`w${i}`, "WriteThrottleEvents", declared, index),
     ]);
     alarm(`${declared.linkName}Throttles`, {
-      alarmDescription: `${declared.name} (or one of its GSIs: ${indexes.slice(1).join(", ") || "none"}): read or write requests throttled. During a sweep lower --max-wcu (or pause it); otherwise check the account's table limits.`,
+      alarmDescription:
+        `${declared.name} (or one of its GSIs: ${indexes.slice(1).join(", ") || "none"}): read or write ` +
+        "requests throttled. During a sweep lower --max-wcu (or pause it); otherwise check the account's table limits.",
       comparisonOperator: "GreaterThanThreshold",
       threshold: 0,
       evaluationPeriods: 1,
@@ -110,7 +112,9 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
   for (const [role, metrics] of Object.entries(RECORD_FAILURE_METRICS)) {
     const service = `sitelogix-${role}`;
     alarm(`${pascal(role)}RecordFailures`, {
-      alarmDescription: `${role}: stream records failed (retried, bisected, then sent to the function's DLQ). Read the logs of the ${service} functions (keys, never values).`,
+      alarmDescription:
+        `${role}: stream records failed (retried, bisected, then sent to the function's DLQ). ` +
+        `Read the logs of the ${service} functions (keys, never values).`,
       comparisonOperator: "GreaterThanThreshold",
       threshold: 0,
       evaluationPeriods: 1,
@@ -194,7 +198,9 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
     const functionName = subscriber.apply((s) => s.nodes.function).apply((fn) => fn.name);
 
     alarm(`${id}IteratorAge`, {
-      alarmDescription: `${subscription.name} on ${source.name} is more than ${ITERATOR_AGE_ALARM_MS / 60_000} minutes behind its stream. Records older than ${subscription.maximumRecordAgeInSeconds / 3600} h are dropped to the DLQ.`,
+      alarmDescription:
+        `${subscription.name} on ${source.name} is more than ${ITERATOR_AGE_ALARM_MS / 60_000} minutes behind ` +
+        `its stream. Records older than ${subscription.maximumRecordAgeInSeconds / 3600} h are dropped to the DLQ.`,
       namespace: "AWS/Lambda",
       metricName: "IteratorAge",
       dimensions: { FunctionName: functionName },
@@ -205,7 +211,9 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       comparisonOperator: "GreaterThanThreshold",
     });
     alarm(`${id}Errors`, {
-      alarmDescription: `${subscription.name} on ${source.name} failed invocations (retried, then sent to the DLQ): read its logs.`,
+      alarmDescription:
+        `${subscription.name} on ${source.name} failed invocations ` +
+        "(retried, then sent to the DLQ): read its logs.",
       namespace: "AWS/Lambda",
       metricName: "Errors",
       dimensions: { FunctionName: functionName },
@@ -216,7 +224,9 @@ export function migrator(ctx: StageContext, tables: Tables, plan: Pick<DeployPla
       comparisonOperator: "GreaterThanThreshold",
     });
     alarm(`${id}DlqDepth`, {
-      alarmDescription: `${subscription.name} on ${source.name} gave up on a batch. The message names the shard and sequence numbers; the records stay in the stream for 24 h only (docs/runbook.md: Monitoring).`,
+      alarmDescription:
+        `${subscription.name} on ${source.name} gave up on a batch. The message names the shard and sequence ` +
+        "numbers; the records stay in the stream for 24 h only (docs/runbook.md: Monitoring).",
       namespace: "AWS/SQS",
       metricName: "ApproximateNumberOfMessagesVisible",
       dimensions: { QueueName: dlq.name },

@@ -35,6 +35,15 @@ describe("Lambda bundles", () => {
     });
   }
 
+  it("digest-writer: sealing, the KMS signer and the S3 store, without the local mapping or the barrel", async () => {
+    const modules = await bundledModules("digest-writer");
+    expect(modules).toContain("packages/core/src/audit/seal.ts");
+    expect(modules).toContain("packages/core/src/audit/signer.ts");
+    expect(modules).toContain("packages/core/src/audit/digest-store.ts");
+    expect(modules.filter((path) => path.startsWith("packages/core/src/local-esm/"))).toEqual([]);
+    expect(modules).not.toContain("packages/core/src/index.ts");
+  });
+
   it("sweep-worker: the segment worker and the applier; no local event-source mapping, barrel or CLI", async () => {
     const modules = await bundledModules("sweep-worker");
     expect(modules).toContain("packages/core/src/applier.ts");

@@ -135,4 +135,20 @@ describe("estimate", () => {
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/budget \$150\.00\/month: within on-demand; audit writes dominate/);
   });
+
+  it("with --max-wcu, says how long the sweep takes at that budget and how to run it", async () => {
+    const env = { SITELOGIX_TABLE_PREFIX: t.prefix };
+    const json = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--max-wcu", "50", "--json"], env);
+    expect(json.code).toBe(0);
+    const out = JSON.parse(json.stdout);
+    const table = out.tables[0];
+    // The same write units as the estimate, at 50 units/s.
+    expect(out.capacity.vendors.writeUnits).toBe(table.sweep.writeUnits);
+    expect(out.capacity.vendors.hours).toBeCloseTo(table.sweep.writeUnits / 50 / 3600, 1);
+    expect(out.capacity.vendors.workers).toBe(1);
+    const human = await runCli(["estimate", "--table", "vendors", "--sample", "100", "--max-wcu", "50"], env);
+    expect(human.stdout).toMatch(
+      /sweep at 50 WCU\/s: ~[\d.]+ h, one process \(sitelogix-migrate sweep\), \$[\d.]+ on-demand/,
+    );
+  });
 });

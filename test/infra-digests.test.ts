@@ -260,13 +260,11 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
     ]);
   });
 
-  it("links the key, bucket and writer for `sst shell` (Resource.AuditDigests)", () => {
+  it("links the key, bucket and writer for `sst shell` (Resource.AuditDigests) and outputs them", () => {
     const { key, bucket, writer } = digestsOf(run());
-    expect(run().links.find((l) => l.name === "AuditDigests")?.properties).toEqual({
-      keyId: key.outputs.arn,
-      bucket: bucket.outputs.bucket,
-      writer: writer.outputs.name,
-    });
+    const expected = { keyId: key.outputs.arn, bucket: bucket.outputs.bucket, writer: writer.outputs.name };
+    expect(run().links.find((l) => l.name === "AuditDigests")?.properties).toEqual(expected);
+    expect(run().outputs.auditDigests).toEqual(expected);
   });
 
   it("gives the audit logger the same retention as the digests' lock (SITELOGIX_AUDIT_RETENTION_YEARS)", () => {

@@ -116,13 +116,6 @@ const one = (run: ProgramRun, type: string, pick: (r: RecordedResource) => boole
   expect(found, type).toHaveLength(1);
   return found[0]!;
 };
-/** The normalizer and audit-logger functions (not the digest writer). */
-const streamFunctions = (run: ProgramRun) =>
-  ofType(run, "aws:lambda/function:Function").filter((fn) =>
-    ["sitelogix-normalizer", "sitelogix-audit-logger"].includes(
-      fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
-    ),
-  );
 const physical = (stage: string, logical: string) =>
   stage === "prod" ? PHYSICAL[logical]! : `${stage}-${PHYSICAL[logical]}`;
 /** A GSI's key attributes, HASH first, whichever way it is declared. */
@@ -148,19 +141,23 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
     ]);
   });
 
-  it("pins the region (us-east-1) for the provider, the outputs and the Migrator link the CLI checks under sst shell", () => {
-    for (const phase of DEPLOY_PHASES) {
-      const run = runOf(stage, phase);
-      expect(run.app.providers).toEqual({ aws: { region: "us-east-1" } });
-      expect(run.outputs.region).toBe("us-east-1");
-      const topic = one(run, "aws:sns/topic:Topic", () => true);
-      expect(run.links.find((l) => l.name === "Migrator")?.properties).toEqual({
-        stage,
-        region: "us-east-1",
-        topicArn: topic.outputs.arn,
-      });
-    }
-  });
+  it(
+    "pins the region (us-east-1) for the provider, the outputs and the Migrator link the CLI checks " +
+      "under sst shell",
+    () => {
+      for (const phase of DEPLOY_PHASES) {
+        const run = runOf(stage, phase);
+        expect(run.app.providers).toEqual({ aws: { region: "us-east-1" } });
+        expect(run.outputs.region).toBe("us-east-1");
+        const topic = one(run, "aws:sns/topic:Topic", () => true);
+        expect(run.links.find((l) => l.name === "Migrator")?.properties).toEqual({
+          stage,
+          region: "us-east-1",
+          topicArn: topic.outputs.arn,
+        });
+      }
+    },
+  );
 
   it("announces each index change to the stage's topic once the deploy has made it (gh-ost's on-success hook)", () => {
     const topicArn = one(runOf(stage, "index"), "aws:sns/topic:Topic", () => true).outputs.arn;
@@ -217,23 +214,27 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       }
     });
 
-    it("declares GSIs of tables created with their indexes with keySchemas, and keeps hashKey/rangeKey on the four existing tables", () => {
-      for (const logical of Object.keys(PHYSICAL)) {
-        for (const g of table(logical).inputs.globalSecondaryIndexes ?? []) {
-          if (EXISTING.includes(logical)) {
-            expect(g.keySchemas, `${logical} ${g.name}`).toBeUndefined();
-            expect(g.hashKey, `${logical} ${g.name}`).toBeDefined();
-          } else {
-            expect(g.hashKey, `${logical} ${g.name}`).toBeUndefined();
-            expect(g.rangeKey, `${logical} ${g.name}`).toBeUndefined();
-            // HASH first, then RANGE: the declaration of today's hashKey/rangeKey, no other index.
-            expect(g.keySchemas.map((k: any) => k.keyType)).toEqual(
-              g.keySchemas.length === 2 ? ["HASH", "RANGE"] : ["HASH"],
-            );
+    it(
+      "declares GSIs of tables created with their indexes with keySchemas, and keeps hashKey/rangeKey " +
+        "on the four existing tables",
+      () => {
+        for (const logical of Object.keys(PHYSICAL)) {
+          for (const g of table(logical).inputs.globalSecondaryIndexes ?? []) {
+            if (EXISTING.includes(logical)) {
+              expect(g.keySchemas, `${logical} ${g.name}`).toBeUndefined();
+              expect(g.hashKey, `${logical} ${g.name}`).toBeDefined();
+            } else {
+              expect(g.hashKey, `${logical} ${g.name}`).toBeUndefined();
+              expect(g.rangeKey, `${logical} ${g.name}`).toBeUndefined();
+              // HASH first, then RANGE: the declaration of today's hashKey/rangeKey, no other index.
+              expect(g.keySchemas.map((k: any) => k.keyType)).toEqual(
+                g.keySchemas.length === 2 ? ["HASH", "RANGE"] : ["HASH"],
+              );
+            }
           }
         }
-      }
-    });
+      },
+    );
 
     it("streams NEW_AND_OLD_IMAGES on the six SiteLogix tables; PITR, encryption and TTL where due", () => {
       for (const logical of Object.keys(PHYSICAL)) {
@@ -327,26 +328,30 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       }
     });
 
-    it("maps with partial batch responses, bisect, finite retries and record age, from TRIM_HORIZON, failures to the function's own DLQ", () => {
-      const queues = ofType(run(), "aws:sqs/queue:Queue");
-      expect(queues).toHaveLength(11);
-      for (const { esm, role } of mappings()) {
-        expect(esm.inputs).toMatchObject({
-          startingPosition: "TRIM_HORIZON",
-          batchSize: 100,
-          maximumBatchingWindowInSeconds: 1,
-          bisectBatchOnFunctionError: true,
-          maximumRetryAttempts: 10,
-          maximumRecordAgeInSeconds: role === "sitelogix-normalizer" ? 6 * 3600 : 24 * 3600,
-          functionResponseTypes: ["ReportBatchItemFailures"],
-        });
-        expect(queues.map((q) => q.outputs.arn)).toContain(esm.inputs.destinationConfig.onFailure.destinationArn);
-      }
-      const destinations = mappings().map((m) => m.esm.inputs.destinationConfig.onFailure.destinationArn);
-      expect(new Set(destinations).size).toBe(11);
-      for (const q of queues)
-        expect(q.inputs).toMatchObject({ messageRetentionSeconds: 14 * 24 * 3600, sqsManagedSseEnabled: true });
-    });
+    it(
+      "maps with partial batch responses, bisect, finite retries and record age, from TRIM_HORIZON, " +
+        "failures to the function's own DLQ",
+      () => {
+        const queues = ofType(run(), "aws:sqs/queue:Queue");
+        expect(queues).toHaveLength(11);
+        for (const { esm, role } of mappings()) {
+          expect(esm.inputs).toMatchObject({
+            startingPosition: "TRIM_HORIZON",
+            batchSize: 100,
+            maximumBatchingWindowInSeconds: 1,
+            bisectBatchOnFunctionError: true,
+            maximumRetryAttempts: 10,
+            maximumRecordAgeInSeconds: role === "sitelogix-normalizer" ? 6 * 3600 : 24 * 3600,
+            functionResponseTypes: ["ReportBatchItemFailures"],
+          });
+          expect(queues.map((q) => q.outputs.arn)).toContain(esm.inputs.destinationConfig.onFailure.destinationArn);
+        }
+        const destinations = mappings().map((m) => m.esm.inputs.destinationConfig.onFailure.destinationArn);
+        expect(new Set(destinations).size).toBe(11);
+        for (const q of queues)
+          expect(q.inputs).toMatchObject({ messageRetentionSeconds: 14 * 24 * 3600, sqsManagedSseEnabled: true });
+      },
+    );
 
     it("builds the right handler for each function, with Powertools settings and every table's name linked", () => {
       for (const { fn, role } of mappings()) {
@@ -376,63 +381,69 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       for (const b of builds) expect(b.links).toEqual(linked);
     });
 
-    it("grants least privilege: the normalizer its own table, its stream, the ledger and its DLQ; never a wildcard", () => {
-      for (const { fn, source, role, esm } of mappings().filter((m) => m.role === "sitelogix-normalizer")) {
-        const statements = statementsOf(fn);
-        const on = (resource: string) =>
-          statements
-            .filter((s) => s.Resource.includes(resource))
-            .flatMap((s) => s.Action)
-            .sort();
-        expect(on(tableArn(source).arn), `${role} ${source}`).toEqual([
-          "dynamodb:GetItem",
-          "dynamodb:Query",
-          "dynamodb:UpdateItem",
-        ]);
-        expect(on(tableArn(source).streamArn)).toEqual([
-          "dynamodb:DescribeStream",
-          "dynamodb:GetRecords",
-          "dynamodb:GetShardIterator",
-          "dynamodb:ListStreams",
-        ]);
-        expect(on(tableArn("ledger").arn)).toEqual([
-          "dynamodb:GetItem",
-          "dynamodb:PutItem",
-          "dynamodb:Query",
-          "dynamodb:UpdateItem",
-        ]);
-        expect(on(esm.inputs.destinationConfig.onFailure.destinationArn)).toEqual(["sqs:SendMessage"]);
-        const resources = new Set(statements.flatMap((s) => s.Resource));
-        expect(resources).toEqual(
-          new Set([
-            tableArn(source).arn,
-            tableArn(source).streamArn,
-            tableArn("ledger").arn,
-            esm.inputs.destinationConfig.onFailure.destinationArn,
-          ]),
-        );
-      }
-    });
+    it(
+      "grants least privilege: the normalizer its own table, its stream, the ledger and its DLQ; " + "never a wildcard",
+      () => {
+        for (const { fn, source, role, esm } of mappings().filter((m) => m.role === "sitelogix-normalizer")) {
+          const statements = statementsOf(fn);
+          const on = (resource: string) =>
+            statements
+              .filter((s) => s.Resource.includes(resource))
+              .flatMap((s) => s.Action)
+              .sort();
+          expect(on(tableArn(source).arn), `${role} ${source}`).toEqual([
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+          ]);
+          expect(on(tableArn(source).streamArn)).toEqual([
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+          ]);
+          expect(on(tableArn("ledger").arn)).toEqual([
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+          ]);
+          expect(on(esm.inputs.destinationConfig.onFailure.destinationArn)).toEqual(["sqs:SendMessage"]);
+          const resources = new Set(statements.flatMap((s) => s.Resource));
+          expect(resources).toEqual(
+            new Set([
+              tableArn(source).arn,
+              tableArn(source).streamArn,
+              tableArn("ledger").arn,
+              esm.inputs.destinationConfig.onFailure.destinationArn,
+            ]),
+          );
+        }
+      },
+    );
 
-    it("grants least privilege: the audit logger may only read and put items in the audit table (no Update/Delete)", () => {
-      for (const { fn, source, esm } of mappings().filter((m) => m.role === "sitelogix-audit-logger")) {
-        const statements = statementsOf(fn);
-        const on = (resource: string) =>
-          statements
-            .filter((s) => s.Resource.includes(resource))
-            .flatMap((s) => s.Action)
-            .sort();
-        expect(on(tableArn("audit").arn), source).toEqual(["dynamodb:GetItem", "dynamodb:PutItem"]);
-        expect(on(tableArn(source).streamArn)).toEqual([
-          "dynamodb:DescribeStream",
-          "dynamodb:GetRecords",
-          "dynamodb:GetShardIterator",
-          "dynamodb:ListStreams",
-        ]);
-        expect(on(tableArn(source).arn)).toEqual([]);
-        expect(on(esm.inputs.destinationConfig.onFailure.destinationArn)).toEqual(["sqs:SendMessage"]);
-      }
-    });
+    it(
+      "grants least privilege: the audit logger may only read and put items in the audit table " + "(no Update/Delete)",
+      () => {
+        for (const { fn, source, esm } of mappings().filter((m) => m.role === "sitelogix-audit-logger")) {
+          const statements = statementsOf(fn);
+          const on = (resource: string) =>
+            statements
+              .filter((s) => s.Resource.includes(resource))
+              .flatMap((s) => s.Action)
+              .sort();
+          expect(on(tableArn("audit").arn), source).toEqual(["dynamodb:GetItem", "dynamodb:PutItem"]);
+          expect(on(tableArn(source).streamArn)).toEqual([
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+          ]);
+          expect(on(tableArn(source).arn)).toEqual([]);
+          expect(on(esm.inputs.destinationConfig.onFailure.destinationArn)).toEqual(["sqs:SendMessage"]);
+        }
+      },
+    );
 
     it("grants no wildcard action or resource to any function", () => {
       for (const { fn } of mappings()) {
@@ -447,91 +458,100 @@ describe.each(["dev", "prod"])("stage %s", (stage) => {
       }
     });
 
-    it("alarms on iterator age, errors and DLQ depth per function, per-record failures per role and throttling per table and GSI, all to one topic", () => {
-      const alarms = ofType(run(), "aws:cloudwatch/metricAlarm:MetricAlarm");
-      const topic = one(run(), "aws:sns/topic:Topic", () => true);
-      for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic.outputs.arn]);
-      for (const a of alarms)
-        expect((a.inputs.metricQueries ?? []).filter((q: any) => q.metric).length, a.name).toBeLessThanOrEqual(10);
-      const subscriptions = ofType(run(), "aws:sns/topicSubscription:TopicSubscription").map((s) => s.inputs);
-      expect(subscriptions).toEqual(
-        prod ? [expect.objectContaining({ topic: topic.outputs.arn, protocol: "email", endpoint: ONCALL })] : [],
-      );
-      const byMetric = (metric: string, dimension: string, value: string) =>
-        alarms.filter((a) => a.inputs.metricName === metric && a.inputs.dimensions?.[dimension] === value);
-      for (const { fn, esm } of mappings()) {
-        expect(byMetric("IteratorAge", "FunctionName", fn.inputs.name).map((a) => a.inputs)).toEqual([
-          expect.objectContaining({
-            namespace: "AWS/Lambda",
-            statistic: "Maximum",
-            threshold: 5 * 60_000,
-            comparisonOperator: "GreaterThanThreshold",
-          }),
-        ]);
-        expect(byMetric("Errors", "FunctionName", fn.inputs.name).map((a) => a.inputs)).toEqual([
-          expect.objectContaining({ statistic: "Sum", threshold: 0 }),
-        ]);
-        const dlq = one(
-          run(),
-          "aws:sqs/queue:Queue",
-          (q) => q.outputs.arn === esm.inputs.destinationConfig.onFailure.destinationArn,
+    it(
+      "alarms on iterator age, errors and DLQ depth per function, per-record failures per role and " +
+        "throttling per table and GSI, all to one topic",
+      () => {
+        const alarms = ofType(run(), "aws:cloudwatch/metricAlarm:MetricAlarm");
+        const topic = one(run(), "aws:sns/topic:Topic", () => true);
+        for (const a of alarms) expect(a.inputs.alarmActions).toEqual([topic.outputs.arn]);
+        for (const a of alarms)
+          expect((a.inputs.metricQueries ?? []).filter((q: any) => q.metric).length, a.name).toBeLessThanOrEqual(10);
+        const subscriptions = ofType(run(), "aws:sns/topicSubscription:TopicSubscription").map((s) => s.inputs);
+        expect(subscriptions).toEqual(
+          prod ? [expect.objectContaining({ topic: topic.outputs.arn, protocol: "email", endpoint: ONCALL })] : [],
         );
-        expect(
-          byMetric("ApproximateNumberOfMessagesVisible", "QueueName", dlq.outputs.name).map((a) => a.inputs),
-        ).toEqual([
-          expect.objectContaining({ namespace: "AWS/SQS", threshold: 0, comparisonOperator: "GreaterThanThreshold" }),
-        ]);
-      }
-      for (const logical of Object.keys(PHYSICAL)) {
-        const throttles = alarms.filter((a) =>
-          a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.TableName === physical(stage, logical)),
-        );
-        expect(throttles, logical).toHaveLength(1);
-        const metrics = throttles[0]!.inputs.metricQueries
-          .filter((q: any) => q.metric)
-          .map((q: any) => `${q.metric.metricName} ${q.metric.dimensions.GlobalSecondaryIndexName ?? "table"}`);
-        const indexes = ["table", ...EXPAND_GSIS[logical]!.map((g) => g.split("=")[0])];
-        expect(metrics.sort(), logical).toEqual(
-          indexes.flatMap((i) => [`ReadThrottleEvents ${i}`, `WriteThrottleEvents ${i}`]).sort(),
-        );
-        const sum = throttles[0]!.inputs.metricQueries.find((q: any) => q.returnData);
-        for (const q of throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric))
-          expect(sum.expression).toContain(`FILL(${q.id}, 0)`);
-      }
-      // With ReportBatchItemFailures a failed record leaves Lambda's Errors at 0: the functions' own metrics.
-      const recordFailures = (service: string) =>
-        alarms
-          .filter((a) => a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.service === service))
-          .map((a) =>
-            a.inputs.metricQueries
-              .filter((q: any) => q.metric)
-              .map((q: any) => `${q.metric.namespace} ${q.metric.metricName}`),
+        const byMetric = (metric: string, dimension: string, value: string) =>
+          alarms.filter((a) => a.inputs.metricName === metric && a.inputs.dimensions?.[dimension] === value);
+        for (const { fn, esm } of mappings()) {
+          expect(byMetric("IteratorAge", "FunctionName", fn.inputs.name).map((a) => a.inputs)).toEqual([
+            expect.objectContaining({
+              namespace: "AWS/Lambda",
+              statistic: "Maximum",
+              threshold: 5 * 60_000,
+              comparisonOperator: "GreaterThanThreshold",
+            }),
+          ]);
+          expect(byMetric("Errors", "FunctionName", fn.inputs.name).map((a) => a.inputs)).toEqual([
+            expect.objectContaining({ statistic: "Sum", threshold: 0 }),
+          ]);
+          const dlq = one(
+            run(),
+            "aws:sqs/queue:Queue",
+            (q) => q.outputs.arn === esm.inputs.destinationConfig.onFailure.destinationArn,
           );
-      expect(recordFailures("sitelogix-normalizer")).toEqual([
-        ["SiteLogixMigrator failed", "SiteLogixMigrator malformed"],
-      ]);
-      expect(recordFailures("sitelogix-audit-logger")).toEqual([["SiteLogixMigrator AuditRecordsFailed"]]);
-      // Per function, per table, per role, the distributed sweep's failed executions and the digest writer's two.
-      expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length + 2 + 1 + 2);
-    });
+          expect(
+            byMetric("ApproximateNumberOfMessagesVisible", "QueueName", dlq.outputs.name).map((a) => a.inputs),
+          ).toEqual([
+            expect.objectContaining({ namespace: "AWS/SQS", threshold: 0, comparisonOperator: "GreaterThanThreshold" }),
+          ]);
+        }
+        for (const logical of Object.keys(PHYSICAL)) {
+          const throttles = alarms.filter((a) =>
+            a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.TableName === physical(stage, logical)),
+          );
+          expect(throttles, logical).toHaveLength(1);
+          const metrics = throttles[0]!.inputs.metricQueries
+            .filter((q: any) => q.metric)
+            .map((q: any) => `${q.metric.metricName} ${q.metric.dimensions.GlobalSecondaryIndexName ?? "table"}`);
+          const indexes = ["table", ...EXPAND_GSIS[logical]!.map((g) => g.split("=")[0])];
+          expect(metrics.sort(), logical).toEqual(
+            indexes.flatMap((i) => [`ReadThrottleEvents ${i}`, `WriteThrottleEvents ${i}`]).sort(),
+          );
+          const sum = throttles[0]!.inputs.metricQueries.find((q: any) => q.returnData);
+          for (const q of throttles[0]!.inputs.metricQueries.filter((q: any) => q.metric))
+            expect(sum.expression).toContain(`FILL(${q.id}, 0)`);
+        }
+        // With ReportBatchItemFailures a failed record leaves Lambda's Errors at 0: the functions' own metrics.
+        const recordFailures = (service: string) =>
+          alarms
+            .filter((a) => a.inputs.metricQueries?.some((q: any) => q.metric?.dimensions?.service === service))
+            .map((a) =>
+              a.inputs.metricQueries
+                .filter((q: any) => q.metric)
+                .map((q: any) => `${q.metric.namespace} ${q.metric.metricName}`),
+            );
+        expect(recordFailures("sitelogix-normalizer")).toEqual([
+          ["SiteLogixMigrator failed", "SiteLogixMigrator malformed"],
+        ]);
+        expect(recordFailures("sitelogix-audit-logger")).toEqual([["SiteLogixMigrator AuditRecordsFailed"]]);
+        // Per function, per table, per role, the distributed sweep's failed executions and the digest
+        // writer's two (test/infra-digests.test.ts).
+        expect(alarms).toHaveLength(11 * 3 + Object.keys(PHYSICAL).length + 2 + 1 + 2);
+      },
+    );
   });
 });
 
 describe("the deploy refuses", () => {
-  it("invariant 8: gated indexes — the index phase in prod when a table's gate is not green, declaring nothing", async () => {
-    const run = await deploy("prod", "index", {
-      phase: "expand",
-      gateClosed: ["the latest verify (2025-11-20T09:30:00.000Z) is not green: 3 gaps, 0 violations"],
-    });
-    expect(run.error?.name).toBe("DeployRefusedError");
-    expect(run.error?.message).toContain(
-      'deploy of phase "index" refused:\n  - sitelogix-reports: the index gate is closed, so GSI3-StatusIndex cannot be built: the latest verify (2025-11-20T09:30:00.000Z) is not green: 3 gaps, 0 violations',
-    );
-    expect(run.error?.message).toContain(
-      "sitelogix-personnel: the index gate is closed, so GSI2-StatusIndex cannot be built",
-    );
-    expect(ofType(run, "aws:dynamodb/table:Table")).toEqual([]);
-  });
+  it(
+    "invariant 8: gated indexes — the index phase in prod when a table's gate is not green, " + "declaring nothing",
+    async () => {
+      const run = await deploy("prod", "index", {
+        phase: "expand",
+        gateClosed: ["the latest verify (2025-11-20T09:30:00.000Z) is not green: 3 gaps, 0 violations"],
+      });
+      expect(run.error?.name).toBe("DeployRefusedError");
+      expect(run.error?.message).toContain(
+        'deploy of phase "index" refused:\n  - sitelogix-reports: the index gate is closed, so GSI3-StatusIndex ' +
+          "cannot be built: the latest verify (2025-11-20T09:30:00.000Z) is not green: 3 gaps, 0 violations",
+      );
+      expect(run.error?.message).toContain(
+        "sitelogix-personnel: the index gate is closed, so GSI2-StatusIndex cannot be built",
+      );
+      expect(ofType(run, "aws:dynamodb/table:Table")).toEqual([]);
+    },
+  );
 
   it("contract straight after expand (two index changes on personnel in one deploy)", async () => {
     const run = await deploy("dev", "contract", { phase: "expand" });
@@ -556,7 +576,6 @@ describe("adopting production's tables", () => {
   });
   const tableNamed = (run: ProgramRun, name: string) =>
     one(run, "aws:dynamodb/table:Table", (r) => r.inputs.name === name);
-  /** kms:Decrypt grants per stream function (by its description, e.g. `normalizer on sitelogix-reports`). */
   // The stream functions and the sweep worker: the functions that read the rule tables.
   const tableReaders = (run: ProgramRun) =>
     ofType(run, "aws:lambda/function:Function").filter((fn) =>
@@ -564,6 +583,7 @@ describe("adopting production's tables", () => {
         fn.inputs.environment?.variables?.POWERTOOLS_SERVICE_NAME,
       ),
     );
+  /** kms:Decrypt grants per table reader (by its description, e.g. `normalizer on sitelogix-reports`). */
   const decryptGrants = (run: ProgramRun) =>
     Object.fromEntries(
       tableReaders(run).map((fn) => {
@@ -578,22 +598,28 @@ describe("adopting production's tables", () => {
       }),
     );
 
-  it("keeps a table's customer-managed key, and the functions on that table may decrypt with it (no other grant)", async () => {
-    const run = await deploy("prod", "expand", {
-      phase: "legacy",
-      keys: { [KEY]: "CUSTOMER" },
-      change: { reports: sse(KEY) },
-    });
-    expect(run.error).toBeUndefined();
-    expect(tableNamed(run, "sitelogix-reports").inputs.serverSideEncryption).toEqual({ enabled: true, kmsKeyArn: KEY });
-    const grants = decryptGrants(run);
-    // The 11 stream functions and the sweep worker, which reads every table with rules.
-    expect(Object.keys(grants)).toHaveLength(12);
-    for (const [fn, resources] of Object.entries(grants))
-      expect(resources, fn).toEqual(
-        fn.endsWith(" on sitelogix-reports") || fn.startsWith("sweep segment worker") ? [KEY] : [],
-      );
-  });
+  it(
+    "keeps a table's customer-managed key, and the functions on that table may decrypt with it " + "(no other grant)",
+    async () => {
+      const run = await deploy("prod", "expand", {
+        phase: "legacy",
+        keys: { [KEY]: "CUSTOMER" },
+        change: { reports: sse(KEY) },
+      });
+      expect(run.error).toBeUndefined();
+      expect(tableNamed(run, "sitelogix-reports").inputs.serverSideEncryption).toEqual({
+        enabled: true,
+        kmsKeyArn: KEY,
+      });
+      const grants = decryptGrants(run);
+      // The 11 stream functions and the sweep worker, which reads every table with rules.
+      expect(Object.keys(grants)).toHaveLength(12);
+      for (const [fn, resources] of Object.entries(grants))
+        expect(resources, fn).toEqual(
+          fn.endsWith(" on sitelogix-reports") || fn.startsWith("sweep segment worker") ? [KEY] : [],
+        );
+    },
+  );
 
   it("keeps the AWS-managed key and the AWS-owned default as they are, with no KMS grant", async () => {
     const run = await deploy("prod", "expand", { phase: "legacy", change: { personnel: sse(AWS_KEY) } });
@@ -637,16 +663,26 @@ describe("adopting production's tables", () => {
     const lines = run.error!.message.split("\n").slice(1);
     expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(
-      /^ {2}- sitelogix-reports: GSI GSI1-ProjectIndex is \(project_id HASH, report_date RANGE; KEYS_ONLY\), the schema declares \(project_id HASH, report_date RANGE; ALL\): the deploy would delete and re-create it/,
+      new RegExp(
+        String.raw`^ {2}- sitelogix-reports: GSI GSI1-ProjectIndex is \(project_id HASH, report_date RANGE; ` +
+          String.raw`KEYS_ONLY\), the schema declares \(project_id HASH, report_date RANGE; ALL\): ` +
+          "the deploy would delete and re-create it",
+      ),
     );
     expect(lines[1]).toMatch(
       /^ {2}- sitelogix-personnel: has local secondary index LSI1-ByUpdatedAt .*Pulumi would replace the table/,
     );
     expect(lines[2]).toMatch(
-      /^ {2}- sitelogix-vendors: is in table class STANDARD_INFREQUENT_ACCESS, the stacks declare STANDARD: the deploy would switch its class/,
+      new RegExp(
+        "^ {2}- sitelogix-vendors: is in table class STANDARD_INFREQUENT_ACCESS, the stacks declare STANDARD: " +
+          "the deploy would switch its class",
+      ),
     );
     expect(lines[3]).toMatch(
-      /^ {2}- sitelogix-constraints: has a stream of view type KEYS_ONLY, the stacks declare NEW_AND_OLD_IMAGES: .*new stream ARN/,
+      new RegExp(
+        "^ {2}- sitelogix-constraints: has a stream of view type KEYS_ONLY, the stacks declare " +
+          "NEW_AND_OLD_IMAGES: .*new stream ARN",
+      ),
     );
     expect(run.resources).toEqual([]);
   });
@@ -661,7 +697,8 @@ describe("alarm destinations", () => {
   it("a prod deploy without one is refused, declaring nothing, and says what to set", async () => {
     const run = await deploy("prod", "expand", { phase: "legacy" }, withAlarms(undefined));
     expect(run.error?.message).toContain(
-      'migration.config.ts: stage "prod" has no alarm destination, so every alarm would notify nobody: set alarms.email (addresses; each confirms once) or alarms.topicArn (an existing SNS topic in us-east-1)',
+      'migration.config.ts: stage "prod" has no alarm destination, so every alarm would notify nobody: ' +
+        "set alarms.email (addresses; each confirms once) or alarms.topicArn (an existing SNS topic in us-east-1)",
     );
     expect(run.resources).toEqual([]);
   });
@@ -676,18 +713,22 @@ describe("alarm destinations", () => {
     expect(run.links.find((l) => l.name === "Migrator")?.properties).toMatchObject({ topicArn });
   });
 
-  it("refuses a topic in another region (alarms notify their own region only) and an address that is not one", async () => {
-    const run = await deploy(
-      "prod",
-      "expand",
-      { phase: "legacy" },
-      withAlarms({ email: ["oncall"], topicArn: "arn:aws:sns:eu-west-1:123456789012:ops" }),
-    );
-    expect(run.error?.message).toContain('stage "prod": alarms.email "oncall" is not an e-mail address');
-    expect(run.error?.message).toContain(
-      'stage "prod": alarms.topicArn is in eu-west-1, the stage deploys to us-east-1; CloudWatch alarms notify topics of their own region only',
-    );
-  });
+  it(
+    "refuses a topic in another region (alarms notify their own region only) and an address " + "that is not one",
+    async () => {
+      const run = await deploy(
+        "prod",
+        "expand",
+        { phase: "legacy" },
+        withAlarms({ email: ["oncall"], topicArn: "arn:aws:sns:eu-west-1:123456789012:ops" }),
+      );
+      expect(run.error?.message).toContain('stage "prod": alarms.email "oncall" is not an e-mail address');
+      expect(run.error?.message).toContain(
+        'stage "prod": alarms.topicArn is in eu-west-1, the stage deploys to us-east-1; ' +
+          "CloudWatch alarms notify topics of their own region only",
+      );
+    },
+  );
 });
 
 describe("the checked-in configuration", () => {

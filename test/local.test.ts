@@ -52,7 +52,8 @@ describe("sitelogix-migrate local", () => {
       const reportFile = join(dir, "passed.md");
       const run = await runCli(
         ["local", "--items", "200", "--traffic", "10", "--report", reportFile],
-        {},
+        // The digest key and digests the rehearsal seals with, kept out of the home directory.
+        { SITELOGIX_AUDIT_HOME: join(dir, "audit-home") },
         { timeoutMs: REHEARSAL_TIMEOUT },
       );
       expect(run.code, run.stderr).toBe(0);
@@ -65,7 +66,10 @@ describe("sitelogix-migrate local", () => {
       expect(report).not.toContain("## Failed checks");
       // The planted violations were found, fixed by the application, and the gate went green.
       expect(report).toMatch(
-        /\| verify \(violations expected\) \| ok \| [\d.]+ s \| red as expected: [1-9]\d* items with violations, 0 gaps \|/,
+        new RegExp(
+          String.raw`\| verify \(violations expected\) \| ok \| [\d.]+ s \| ` +
+            String.raw`red as expected: [1-9]\d* items with violations, 0 gaps \|`,
+        ),
       );
       expect(report).toMatch(/\| application fix \| ok \| [\d.]+ s \| [1-9]\d* items fixed by the application/);
       expect(report).toMatch(/\| verify \(the gate\) \| ok \| [\d.]+ s \| green on 4 tables \|/);
@@ -76,6 +80,10 @@ describe("sitelogix-migrate local", () => {
       );
       expect(report).toMatch(
         /[1-9]\d* entries in [1-9]\d* chains, one per stream record; [1-9]\d* by the sweep; audit verify intact/,
+      );
+      expect(report).toMatch(/audit seal: digest-0000000001\.json of [1-9]\d* chain heads, signed with the local key/);
+      expect(report).toMatch(
+        /audit verify: every chain intact \([1-9]\d* chains, .*1 signed digests, 0 entries unsealed\)/,
       );
       expect(await listening(portOf(report))).toBe(false);
     },
@@ -109,7 +117,8 @@ describe("sitelogix-migrate local", () => {
   );
 
   it(
-    "--keep-running leaves DynamoDB Local and the stream runner up, says how to reach them, and Ctrl-C then ends it with the rehearsal's result",
+    "--keep-running leaves DynamoDB Local and the stream runner up, says how to reach them, " +
+      "and Ctrl-C then ends it with the rehearsal's result",
     async () => {
       const cli = await startCli(
         ["local", "--items", "100", "--traffic", "5", "--keep-running", "--report", join(dir, "kept.md")],

@@ -14,6 +14,7 @@ import {
   type Clients,
   type Ledger,
   type SiteLogixTable,
+  setSweepControl,
   startSweepRun,
   sumCounts,
   SWEEP_DEFAULTS,
@@ -66,6 +67,12 @@ export async function sweepWithWorkers(o: WorkersOptions): Promise<SweepReport> 
           owner,
         })
       : await claimRun(ledger, o.plan.run, owner, o.leaseMs);
+  // This invocation's budget replaces the last one's (no --max-wcu: no cap, as for a start).
+  if (o.plan.action === "resume")
+    await setSweepControl(ledger, run, {
+      maxWcu: o.maxWcu ?? null,
+      concurrency: o.concurrency ?? SWEEP_DEFAULTS.concurrency,
+    });
   const before = sumCounts(await ledger.checkpoints(table, run.sweepId));
 
   const args = ["sweep-worker", "--table", table, "--sweep-id", run.sweepId];

@@ -5,7 +5,7 @@ import { GetMetricStatisticsCommand, type CloudWatchClient } from "@aws-sdk/clie
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { NumberValue, ScanCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./names.js";
-import { derivePatchFor } from "./rule-context.js";
+import { scanPatchFor } from "./rule-context.js";
 import { needsLatestHistory, type Item } from "./rules.js";
 import { TABLES, type SiteLogixTable } from "./schema.js";
 import { subscriptionsOf } from "./subscriptions.js";
@@ -145,14 +145,7 @@ export async function estimateTable(options: EstimateOptions, table: SiteLogixTa
     const size = itemSizeBytes(item);
     sampleBytes += size;
     if (needsLatestHistory(table, item)) historyQueries++;
-    const patch = await derivePatchFor(
-      options.doc,
-      table,
-      tableName,
-      item,
-      { mode: "sweep" },
-      { retryThrottling: true },
-    );
+    const patch = await scanPatchFor(options.doc, table, tableName, item);
     if (patch.violations.length > 0) violations++;
     if (patch.set.length > 0) {
       needsWork++;

@@ -2,6 +2,7 @@ export * from "./schema.js";
 export * from "./errors.js";
 export * from "./names.js";
 export * from "./clients.js";
+export * from "./session.js";
 export * from "./rules.js";
 export * from "./rule-context.js";
 export * from "./ownership.js";

@@ -3,7 +3,7 @@
 // and the index gate: which items a target GSI should hold but cannot (gaps), and which key values
 // no index can hold (violations). Nothing here writes to a SiteLogix table.
 import { GetCommand, paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { derivePatchFor } from "./rule-context.js";
+import { scanPatchFor } from "./rule-context.js";
 import { dynamoType, ruleAttributes, type Item, type Patch, type ViolationProblem } from "./rules.js";
 import { keyAttributes, TABLES, targetGsis, type SiteLogixTable } from "./schema.js";
 import { sleep } from "./sleep.js";
@@ -252,14 +252,7 @@ export async function verifyTable(options: VerifyOptions): Promise<TableVerifica
   let scanned = 0;
 
   const check = async (item: Item) => {
-    const patch = await derivePatchFor(
-      doc,
-      table,
-      tableName,
-      item,
-      { mode: "sweep" },
-      { retryThrottling: true, ...(signal ? { signal } : {}) },
-    );
+    const patch = await scanPatchFor(doc, table, tableName, item, signal ? { signal } : {});
     return { key: patch.key, findings: inspectItem(table, item, patch) };
   };
 

@@ -76,14 +76,22 @@ export async function ruleContext(
   return latest === undefined ? base : { ...base, latestHistoryReportDate: latest };
 }
 
-/** The patch that normalizes `item` as it is in the table now: its rule context read, then the rules. */
-export async function derivePatchFor(
+/**
+ * The patch that normalizes `item` as it is in the table now: its rule context read, then the rules.
+ * Takes `ruleContext`'s arguments.
+ */
+export async function derivePatchFor(...args: Parameters<typeof ruleContext>): Promise<Patch> {
+  const [, table, , item] = args;
+  return derivePatch(table, item, await ruleContext(...args));
+}
+
+/** The patch a scan (sweep, verify, estimate) derives: in the sweep's mode, its throttling retried. */
+export function scanPatchFor(
   doc: DynamoDBDocumentClient,
   table: SiteLogixTable,
   tableName: string,
   item: Item,
-  base: RuleContext,
-  options: ContextOptions = {},
+  options: Pick<ContextOptions, "signal" | "onThrottle"> = {},
 ): Promise<Patch> {
-  return derivePatch(table, item, await ruleContext(doc, table, tableName, item, base, options));
+  return derivePatchFor(doc, table, tableName, item, { mode: "sweep" }, { ...options, retryThrottling: true });
 }

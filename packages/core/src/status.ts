@@ -4,6 +4,7 @@
 import { DescribeContinuousBackupsCommand, type DynamoDBClient, type TableDescription } from "@aws-sdk/client-dynamodb";
 import type { BackupRecord, GateResult, Ledger, SweepRun, TableState } from "./ledger/index.js";
 import { decideIndexGate } from "./phases/index-gate.js";
+import { type SweepRunView, sweepRunView } from "./sweep/progress.js";
 import type { TableNames } from "./names.js";
 import { targetGsis, TABLES, type SiteLogixTable } from "./schema.js";
 import { contractPhase } from "./phases/contract.js";
@@ -50,6 +51,8 @@ export interface TableStatus {
   phase: TablePhase;
   normalizerLiveAt?: string;
   lastSweep?: SweepRun;
+  /** The last sweep as its segments show it (done/total, live workers, rates, budget, ETA, failures). */
+  sweepProgress?: SweepRunView;
   lastGate?: GateResult;
   latestBackup?: BackupRecord;
 }
@@ -152,6 +155,8 @@ export async function tableStatus(
     ]);
   }
   const d = facts.description;
+  let sweepProgress: SweepRunView | undefined;
+  if (ledger && facts.sweep) sweepProgress = await sweepRunView(ledger, facts.sweep, d?.ItemCount);
   return {
     table,
     tableName,
@@ -170,6 +175,7 @@ export async function tableStatus(
     phase: error ? "absent" : tablePhase(table, facts),
     ...(facts.state?.normalizerLiveAt ? { normalizerLiveAt: facts.state.normalizerLiveAt } : {}),
     ...(facts.sweep ? { lastSweep: facts.sweep } : {}),
+    ...(sweepProgress ? { sweepProgress } : {}),
     ...(facts.gate ? { lastGate: facts.gate } : {}),
     ...(latestBackup ? { latestBackup } : {}),
   };

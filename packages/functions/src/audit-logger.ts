@@ -5,8 +5,8 @@
 // response) with its keys, so Lambda retries it and, after the subscription's retries, sends it to
 // the on-failure destination. Item images are never logged.
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { Logger } from "@aws-lambda-powertools/logger";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
 import { AuditTrail, retentionFromEnv } from "@sitelogix/core/audit";
@@ -14,6 +14,7 @@ import { createClients } from "@sitelogix/core/clients";
 import { errorName } from "@sitelogix/core/errors";
 import { resolveTableNames } from "@sitelogix/core/names";
 import { recordRef } from "@sitelogix/core/streams";
+import { powertools } from "./powertools.js";
 
 export interface AuditLoggerDeps {
   /** Defaults to the trail on the linked (or default-named) audit table, retention from the environment. */
@@ -23,12 +24,7 @@ export interface AuditLoggerDeps {
 }
 
 export function createAuditLoggerHandler(deps: AuditLoggerDeps = {}) {
-  // The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE; the defaults are the same names.
-  const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-audit-logger";
-  const logger = deps.logger ?? new Logger({ serviceName });
-  const metrics =
-    deps.metrics ??
-    new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
+  const { logger, metrics } = powertools("sitelogix-audit-logger", deps);
   const processor = new BatchProcessor(EventType.DynamoDBStreams);
   // Created on first use, so that a configuration error fails invocations (records are retried),
   // not the module load.

@@ -4,13 +4,14 @@
 // (SITELOGIX_AUDIT_KMS_KEY_ID, SITELOGIX_AUDIT_DIGEST_BUCKET). It logs what it sealed — counts, names
 // and the time range, never a head's keys or an entry's values — and emits AuditDigestsSealed, whose
 // absence for two periods raises the missing-digest alarm.
-import { Logger } from "@aws-lambda-powertools/logger";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { type Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
 import { sealAuditDigest, signerFromEnvironment, storeFromEnvironment, type SealDeps } from "@sitelogix/core/audit";
 import { createClients } from "@sitelogix/core/clients";
 import { errorName } from "@sitelogix/core/errors";
 import { resolveTableNames } from "@sitelogix/core/names";
+import { powertools } from "./powertools.js";
 
 export const DIGESTS_SEALED_METRIC = "AuditDigestsSealed";
 
@@ -21,7 +22,8 @@ export interface DigestWriterDeps {
   metrics?: Metrics;
 }
 
-async function defaultSealDeps(): Promise<SealDeps> {
+/** The audit table Lambda resolves (its link), the signer and store the environment selects. */
+export async function defaultSealDeps(): Promise<SealDeps> {
   const auditTableName = resolveTableNames().audit;
   return {
     doc: createClients().doc,
@@ -42,12 +44,7 @@ export interface DigestWriterResult {
 }
 
 export function createDigestWriterHandler(deps: DigestWriterDeps = {}) {
-  // The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE; the defaults are the same names.
-  const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-digest-writer";
-  const logger = deps.logger ?? new Logger({ serviceName });
-  const metrics =
-    deps.metrics ??
-    new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator" });
+  const { logger, metrics } = powertools("sitelogix-digest-writer", deps);
   // Resolved on first use, so that a configuration error fails the invocation (and raises the alarms),
   // not the module load. The clients are reused by later invocations of this environment.
   let sealDeps: Promise<SealDeps> | undefined;

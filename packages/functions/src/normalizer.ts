@@ -4,8 +4,7 @@
 // Records of one item are processed in stream order, different items concurrently, and failures are
 // reported per record.
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import { Logger } from "@aws-lambda-powertools/logger";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 // Narrow entry points, not the core barrel: the bundle carries only what the function uses.
 import { createClients } from "@sitelogix/core/clients";
@@ -22,6 +21,7 @@ import {
 } from "@sitelogix/core/normalizer";
 import type { SiteLogixTable } from "@sitelogix/core/schema";
 import { decodeRecord, inItemOrder, MalformedRecordError, recordRef } from "@sitelogix/core/streams";
+import { powertools } from "./powertools.js";
 
 /** Stop starting records this close to the function's timeout: they fail fast and are redelivered. */
 const DEADLINE_MARGIN_MS = 2_000;
@@ -33,13 +33,7 @@ export interface NormalizerHandlerOptions {
   onResult?: (result: NormalizeResult, record: DynamoDBRecord) => void;
 }
 
-// The stacks set POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE to these same values.
-const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "sitelogix-normalizer";
-const logger = new Logger({ serviceName });
-const metrics = new Metrics({
-  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "SiteLogixMigrator",
-  serviceName,
-});
+const { logger, metrics } = powertools("sitelogix-normalizer");
 
 function defaultDeps(): NormalizerDeps {
   const { doc } = createClients();

@@ -8,6 +8,8 @@ import {
   BackupsUnsupportedError,
   createClients,
   destroyClients,
+  capacityFromEstimate,
+  type CapacityPlan,
   estimate,
   Ledger,
   migrationStatus,
@@ -18,6 +20,7 @@ import {
   writeRateFromCloudWatch,
   type Estimate,
   type MigrationStatus,
+  type TableStatus,
   type Pricing,
 } from "@sitelogix/core";
 import { selectTables, tableOption } from "../options.js";
@@ -38,6 +41,29 @@ async function withClients<T>(
   }
 }
 
+/** The last sweep: its run, and while it runs its segments, workers, rates against the budget and ETA. */
+function sweepLines(t: TableStatus): string[] {
+  const s = t.lastSweep;
+  if (!s) return ["  last sweep: none"];
+  const ended = s.finishedAt
+    ? `, finished ${s.finishedAt}`
+    : s.status !== "finished"
+      ? " (resumable with --resume)"
+      : "";
+  const lines = [`  last sweep: ${s.status}, started ${s.startedAt}${ended}`];
+  const p = t.sweepProgress;
+  if (!p) return lines;
+  const budget = p.maxWcu !== undefined ? `${p.maxWcu} WCU/s budget` : "no WCU cap";
+  const eta = p.etaSeconds !== undefined ? `, ETA ${Math.ceil(p.etaSeconds / 60)} min` : "";
+  lines.push(
+    `    segments ${p.segmentsDone}/${p.totalSegments} done, ${p.activeWorkers} active workers, ` +
+      `${p.itemsPerSecond} items/s, ${p.wcuPerSecond} WCU/s of ${budget}` +
+      `${p.concurrency !== undefined ? `, concurrency ${p.concurrency}` : ""}${eta}`,
+  );
+  for (const f of p.failedSegments) lines.push(`    failed segment ${f.segment} at ${f.failedAt}: ${f.error}`);
+  return lines;
+}
+
 function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<typeof executionStates>>): string {
   const lines: string[] = [];
   if (status.ledgerError) lines.push(`ledger: unreadable (${status.ledgerError})`, "");
@@ -52,7 +78,8 @@ function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<ty
       continue;
     }
     lines.push(
-      `  table ${t.tableStatus}, ~${t.itemCount ?? "?"} items, stream ${t.stream}, PITR ${t.pitr}, deletion protection ${t.deletionProtection ? "on" : "off"}`,
+      `  table ${t.tableStatus}, ~${t.itemCount ?? "?"} items, stream ${t.stream}, PITR ${t.pitr}, ` +
+        `deletion protection ${t.deletionProtection ? "on" : "off"}`,
     );
     for (const g of t.gsis) {
       const building =
@@ -63,14 +90,15 @@ function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<ty
     }
     for (const name of t.missingGsis) lines.push(`  GSI ${name}: missing (target)`);
     lines.push(`  normalizer: ${t.normalizerLiveAt ? `live since ${t.normalizerLiveAt}` : "not live"}`);
-    const s = t.lastSweep;
-    lines.push(
-      `  last sweep: ${s ? `${s.status}, started ${s.startedAt}${s.finishedAt ? `, finished ${s.finishedAt}` : s.status !== "finished" ? " (resumable with --resume)" : ""}` : "none"}`,
-    );
+    lines.push(...sweepLines(t));
     if (executions[t.table]) lines.push(executionLine(executions[t.table]!));
     const g = t.lastGate;
+    const disagreements = g?.disagreements ? `, ${g.disagreements} disagreements` : "";
     lines.push(
-      `  last gate: ${g ? `${g.green ? "green" : "red"} at ${g.at} (${g.gaps} gaps, ${g.violations} violations${g.disagreements ? `, ${g.disagreements} disagreements` : ""})` : "none"}`,
+      g
+        ? `  last gate: ${g.green ? "green" : "red"} at ${g.at} ` +
+            `(${g.gaps} gaps, ${g.violations} violations${disagreements})`
+        : "  last gate: none",
     );
     lines.push(
       `  latest backup: ${t.latestBackup ? `${t.latestBackup.backupArn} (${t.latestBackup.createdAt})` : "none"}`,
@@ -81,17 +109,30 @@ function renderStatus(status: MigrationStatus, executions: Awaited<ReturnType<ty
   return lines.join("\n");
 }
 
-function renderEstimate(e: Estimate): string {
+function renderEstimate(e: Estimate, capacity?: Record<string, CapacityPlan>): string {
   const money = (x: number) => `$${x.toFixed(2)}`;
   const lines = [`prices: ${e.pricing.region}, ${e.pricing.asOf} (configuration; --pricing FILE to change)`, ""];
   for (const t of e.tables) {
     lines.push(
-      `${t.tableName}: ~${t.itemCount} items, avg ${t.avgItemBytes} B; sample ${t.sample.items}: ${t.sample.needsWork} need work, ${t.sample.violations} violations`,
-      `  sweep: ~${t.needsWork} items to write, ${t.sweep.writeUnits} WRU, ${t.sweep.readUnits} RRU; verify: ${t.verify.readUnits} RRU`,
+      `${t.tableName}: ~${t.itemCount} items, avg ${t.avgItemBytes} B; sample ${t.sample.items}: ` +
+        `${t.sample.needsWork} need work, ${t.sample.violations} violations`,
+      `  sweep: ~${t.needsWork} items to write, ${t.sweep.writeUnits} WRU, ${t.sweep.readUnits} RRU; ` +
+        `verify: ${t.verify.readUnits} RRU`,
       t.perDay
-        ? `  per day at ${t.writeRate.writesPerDay} writes (${t.writeRate.source}): normalizer ${t.perDay.normalizerWriteUnits} WRU, audit ${t.perDay.auditEntries} entries of ~${t.auditEntryBytes} B = ${t.perDay.auditWriteUnits} WRU`
+        ? `  per day at ${t.writeRate.writesPerDay} writes (${t.writeRate.source}): ` +
+            `normalizer ${t.perDay.normalizerWriteUnits} WRU, audit ${t.perDay.auditEntries} entries of ` +
+            `~${t.auditEntryBytes} B = ${t.perDay.auditWriteUnits} WRU`
         : `  per day: unknown (${t.writeRate.note ?? "no write rate"})`,
     );
+    const c = capacity?.[t.table];
+    if (c)
+      lines.push(
+        `  sweep at ${c.effectiveWcu} WCU/s${c.limitedBy === "quota" ? " (the table's quota)" : ""}: ~${c.hours} h, ` +
+          (c.distributed
+            ? `${c.workers} workers: sweep --distributed with ${c.segments} segments`
+            : "one process (sitelogix-migrate sweep)") +
+          `, ${money(c.cost.total)} on-demand`,
+      );
   }
   lines.push("", "one-time            on-demand  provisioned");
   for (const l of e.oneTime)
@@ -101,11 +142,13 @@ function renderEstimate(e: Estimate): string {
     for (const l of e.monthly)
       lines.push(`  ${l.item.padEnd(30)}${money(l.onDemand).padStart(9)}  ${money(l.provisioned).padStart(11)}`);
     lines.push(
-      `  ${"total".padEnd(30)}${money(e.monthlyTotal.onDemand).padStart(9)}  ${money(e.monthlyTotal.provisioned).padStart(11)}`,
+      `  ${"total".padEnd(30)}${money(e.monthlyTotal.onDemand).padStart(9)}  ` +
+        money(e.monthlyTotal.provisioned).padStart(11),
     );
     lines.push(
       "",
-      `budget ${money(e.budget.perMonth)}/month: ${e.budget.withinOnDemand ? "within" : "OVER"} on-demand; ${e.budget.dominant} dominate${e.budget.dominant?.endsWith("s") ? "" : "s"} the monthly cost`,
+      `budget ${money(e.budget.perMonth)}/month: ${e.budget.withinOnDemand ? "within" : "OVER"} on-demand; ` +
+        `${e.budget.dominant} dominate${e.budget.dominant?.endsWith("s") ? "" : "s"} the monthly cost`,
     );
   } else {
     lines.push("per month: unknown without a write rate (pass --writes-per-day N)");
@@ -117,7 +160,9 @@ export function registerCockpit(program: Command): void {
   program
     .command("status")
     .description(
-      "one view of the migration per table: existence, stream, PITR, deletion protection, GSIs against the target, item count, phase, last sweep, last gate, latest backup; then the next step and why",
+      "one view of the migration per table: existence, stream, PITR, deletion protection, GSIs against the " +
+        "target, item count, phase, last sweep (segments done, active workers, items/s, WCU/s against the " +
+        "budget, ETA, failed segments), last gate, latest backup; then the next step and why",
     )
     .addOption(tableOption())
     .option("--json", "print the view as JSON on stdout")
@@ -135,7 +180,8 @@ export function registerCockpit(program: Command): void {
   program
     .command("backup")
     .description(
-      "take an on-demand backup of each table (named <table>-<phase>-<time>), wait until AVAILABLE and record its ARN in the ledger; exit 1 unless every backup completed",
+      "take an on-demand backup of each table (named <table>-<phase>-<time>), wait until AVAILABLE and " +
+        "record its ARN in the ledger; exit 1 unless every backup completed",
     )
     .addOption(tableOption("tables to back up (default: the four existing tables)"))
     .option("--max-wait <minutes>", "how long to wait for each backup to become AVAILABLE", positiveInt, 60)
@@ -163,15 +209,17 @@ export function registerCockpit(program: Command): void {
       const failed = results.filter((r) => r.status !== "AVAILABLE");
       if (failed.length > 0)
         throw new CliError(
-          `${failed.length} of ${results.length} backups did not complete: ${failed.map((f) => `${f.tableName} (${f.error})`).join("; ")}`,
+          `${failed.length} of ${results.length} backups did not complete: ` +
+            failed.map((f) => `${f.tableName} (${f.error})`).join("; "),
         );
     });
 
   program
     .command("estimate")
     .description(
-      "before a sweep: estimate items needing work (a sample through the rules, dry run), the sweep's and verify's capacity,\n" +
-        "the normalizer's and audit logger's extra writes per day, and their cost on-demand and provisioned against the plan's budget",
+      "before a sweep: estimate items needing work (a sample through the rules, dry run), the sweep's and " +
+        "verify's capacity,\nthe normalizer's and audit logger's extra writes per day, and their cost on-demand " +
+        "and provisioned against the plan's budget",
     )
     .addOption(tableOption())
     .option("--sample <items>", "items sampled per table (spread over 16 scan segments)", positiveInt, 1000)
@@ -181,9 +229,22 @@ export function registerCockpit(program: Command): void {
       integerAtLeast(0),
     )
     .option("--pricing <file>", "prices as JSON (see packages/core/pricing.json)")
+    .option(
+      "--max-wcu <n>",
+      "the sweep's budget per table (write units/s): adds how long the sweep takes at it, the workers and " +
+        "segments it needs and its cost (capacity model, docs/sweep.md)",
+      positiveInt,
+    )
     .option("--json", "print the estimate as JSON on stdout")
     .action(
-      async (opts: { table?: string[]; sample: number; writesPerDay?: number; pricing?: string; json?: boolean }) => {
+      async (opts: {
+        table?: string[];
+        sample: number;
+        writesPerDay?: number;
+        pricing?: string;
+        maxWcu?: number;
+        json?: boolean;
+      }) => {
         const names = resolveTableNames();
         const pricing = JSON.parse(readFileSync(opts.pricing ?? DEFAULT_PRICING, "utf8")) as Pricing;
         const cloudwatch = new CloudWatchClient({});
@@ -210,8 +271,12 @@ export function registerCockpit(program: Command): void {
               pricing,
             ),
           );
-          if (opts.json) printJson(result);
-          else process.stdout.write(`${renderEstimate(result)}\n`);
+          const capacity =
+            opts.maxWcu !== undefined
+              ? Object.fromEntries(result.tables.map((t) => [t.table, capacityFromEstimate(t, opts.maxWcu!, pricing)]))
+              : undefined;
+          if (opts.json) printJson(capacity ? { ...result, capacity } : result);
+          else process.stdout.write(`${renderEstimate(result, capacity)}\n`);
         } finally {
           cloudwatch.destroy();
         }

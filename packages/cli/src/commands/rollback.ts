@@ -4,10 +4,9 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import {
-  createClients,
-  destroyClients,
+  type Clients,
   indexRollbackFollowUp,
-  Ledger,
+  type Ledger,
   planIndexRollback,
   planRestore,
   resolveTableNames,
@@ -17,6 +16,7 @@ import {
   RollbackRefusedError,
   stageNotifier,
   type RollbackResult,
+  withClients,
 } from "@sitelogix/core";
 import { positiveInt } from "../args.js";
 import { selectTables } from "../options.js";
@@ -45,17 +45,12 @@ async function confirm(what: string, expected: string, opts: Common): Promise<vo
 }
 
 /** Runs a rollback step with the CLI's clients and ledger; a refusal is one line and exit 1. */
-async function withRollback<T>(
-  work: (clients: ReturnType<typeof createClients>, ledger: Ledger) => Promise<T>,
-): Promise<T> {
-  const clients = createClients();
+async function withRollback<T>(work: (clients: Clients, ledger: Ledger) => Promise<T>): Promise<T> {
   try {
-    return await work(clients, new Ledger(clients.doc, resolveTableNames().ledger));
+    return await withClients(work);
   } catch (err) {
     if (err instanceof RollbackRefusedError) throw new CliError(`refused: ${err.message}`);
     throw err;
-  } finally {
-    destroyClients(clients);
   }
 }
 

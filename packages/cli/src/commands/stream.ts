@@ -1,13 +1,11 @@
 import { type Command, Option } from "commander";
 import {
-  createClients,
-  destroyClients,
   isSiteLogixTable,
-  Ledger,
   resolveTableNames,
   SUBSCRIPTIONS,
   type SiteLogixTable,
   type StreamStartingPosition,
+  withClients,
 } from "@sitelogix/core";
 import { StreamRunner, type RunnerEvent, type SubscriberName } from "@sitelogix/core/local-esm";
 import { CliError, EXIT, say } from "../output.js";
@@ -87,36 +85,36 @@ export function registerStream(program: Command): void {
           throw new CliError(`${arg} is a migrator table; it has no stream to follow`, EXIT.usage);
         return logical;
       });
-      const clients = createClients();
-      const runner = new StreamRunner({
-        clients,
-        names,
-        ledger: new Ledger(clients.doc, names.ledger),
-        ...(tables ? { tables } : {}),
-        ...(opts.subscriber ? { subscribers: opts.subscriber } : {}),
-        from: opts.from,
-        pollIntervalMs,
-        onEvent: (e) => {
-          const line = describeEvent(e);
-          if (line) say(line);
-        },
-      });
-      // Stopping on a signal is how this command ends: exit 0 once the invocations in flight finish.
-      const signals = onStopSignals(
-        "stopping after the invocations in flight (records not yet checkpointed come again on the next start)",
-        () => runner.stop(),
-      );
-      try {
-        const stats = await runner.run();
-        for (const [subscriber, s] of Object.entries(stats)) {
-          say(
-            `${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations ` +
-              `(${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`,
-          );
+      await withClients(async (clients, ledger) => {
+        const runner = new StreamRunner({
+          clients,
+          names,
+          ledger,
+          ...(tables ? { tables } : {}),
+          ...(opts.subscriber ? { subscribers: opts.subscriber } : {}),
+          from: opts.from,
+          pollIntervalMs,
+          onEvent: (e) => {
+            const line = describeEvent(e);
+            if (line) say(line);
+          },
+        });
+        // Stopping on a signal is how this command ends: exit 0 once the invocations in flight finish.
+        const signals = onStopSignals(
+          "stopping after the invocations in flight (records not yet checkpointed come again on the next start)",
+          () => runner.stop(),
+        );
+        try {
+          const stats = await runner.run();
+          for (const [subscriber, s] of Object.entries(stats)) {
+            say(
+              `${subscriber}: ${s.recordsDelivered} records delivered in ${s.invocations} invocations ` +
+                `(${s.failedInvocations} failed), ${s.recordsSunk} sent to the on-failure sink`,
+            );
+          }
+        } finally {
+          signals.dispose();
         }
-      } finally {
-        signals.dispose();
-        destroyClients(clients);
-      }
+      }, names);
     });
 }

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { createClients, destroyClients, ensureTables, resolveTableNames, type SchemaName } from "@sitelogix/core";
+import { ensureTables, resolveTableNames, type SchemaName, withClients } from "@sitelogix/core";
 import { printJson, say } from "../output.js";
 
 export function registerTables(program: Command): void {
@@ -21,13 +21,9 @@ export function registerTables(program: Command): void {
     )
     .option("--json", "print the result as JSON on stdout")
     .action(async (opts: { schema: SchemaName; json?: boolean }) => {
-      const clients = createClients();
-      try {
-        const results = await ensureTables(clients.dynamodb, resolveTableNames(), opts.schema);
-        if (opts.json) printJson({ schema: opts.schema, tables: results });
-        else for (const r of results) say(`${r.action === "created" ? "created" : "exists "}  ${r.name}`);
-      } finally {
-        destroyClients(clients);
-      }
+      const names = resolveTableNames();
+      const results = await withClients(({ dynamodb }) => ensureTables(dynamodb, names, opts.schema), names);
+      if (opts.json) printJson({ schema: opts.schema, tables: results });
+      else for (const r of results) say(`${r.action === "created" ? "created" : "exists "}  ${r.name}`);
     });
 }

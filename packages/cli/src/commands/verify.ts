@@ -1,9 +1,6 @@
 import type { Command } from "commander";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import {
-  createClients,
-  destroyClients,
-  Ledger,
   resolveTableNames,
   stageNotifier,
   verifyAndRecordGate,
@@ -11,6 +8,7 @@ import {
   type IndexGateDecision,
   type PhaseEvent,
   type TableVerification,
+  withClients,
 } from "@sitelogix/core";
 import { onTable } from "../args.js";
 import { selectTables, tableOption } from "../options.js";
@@ -98,38 +96,37 @@ export function registerVerify(program: Command): void {
     .action(async (opts: { table?: string[]; json?: boolean }) => {
       const names = resolveTableNames();
       const tables = selectTables(opts.table, names);
-      const clients = createClients();
-      const ledger = new Ledger(clients.doc, names.ledger);
       const notifier = stageNotifier();
       try {
-        const results: Record<string, GateVerification> = {};
-        for (const table of tables) {
-          const tableName = names[table];
-          const description = await onTable(tableName, () =>
-            clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })),
-          );
-          const total = description.Table?.ItemCount ?? 0;
-          const progress = createProgress(`verify ${table}`);
-          // The table exists (described above): a missing table now is the ledger.
-          const v = await onTable(names.ledger, () =>
-            verifyAndRecordGate(ledger, {
-              doc: clients.doc,
-              table,
-              tableName,
-              onProgress: (scanned) => progress.update(scanned, total, ""),
-            }),
-          ).finally(() => progress.stop());
-          results[table] = v;
-          say(describe(v, v.indexGate));
-        }
-        const green = Object.values(results).every((r) => r.green);
-        const sent = await notifier.notify(gateEvent(results));
-        if (sent.error) say(`the gate notification was not sent: ${sent.error}`);
-        if (opts.json) printJson({ green, tables: results });
-        if (!green) process.exitCode = EXIT.gaps;
+        await withClients(async (clients, ledger) => {
+          const results: Record<string, GateVerification> = {};
+          for (const table of tables) {
+            const tableName = names[table];
+            const description = await onTable(tableName, () =>
+              clients.dynamodb.send(new DescribeTableCommand({ TableName: tableName })),
+            );
+            const total = description.Table?.ItemCount ?? 0;
+            const progress = createProgress(`verify ${table}`);
+            // The table exists (described above): a missing table now is the ledger.
+            const v = await onTable(names.ledger, () =>
+              verifyAndRecordGate(ledger, {
+                doc: clients.doc,
+                table,
+                tableName,
+                onProgress: (scanned) => progress.update(scanned, total, ""),
+              }),
+            ).finally(() => progress.stop());
+            results[table] = v;
+            say(describe(v, v.indexGate));
+          }
+          const green = Object.values(results).every((r) => r.green);
+          const sent = await notifier.notify(gateEvent(results));
+          if (sent.error) say(`the gate notification was not sent: ${sent.error}`);
+          if (opts.json) printJson({ green, tables: results });
+          if (!green) process.exitCode = EXIT.gaps;
+        }, names);
       } finally {
         notifier.close();
-        destroyClients(clients);
       }
     });
 }

@@ -8,9 +8,13 @@ import {
   checkIndex,
   derivePatch,
   ensureTables,
+  localSignerFor,
+  localStoreFor,
   MIGRATOR_ACTORS,
   MIGRATOR_TABLES,
+  retentionFromEnv,
   runAccessPattern,
+  sealAuditDigest,
   SITELOGIX_TABLES,
   targetGsis,
 } from "@sitelogix/core";
@@ -74,7 +78,9 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       await rig.startStreams();
       rig.traffic.start();
       return {
-        summary: `streams on ${SITELOGIX_TABLES.length} tables; normalizer and audit logger running; application traffic at ${rig.options.trafficRate} writes/s`,
+        summary:
+          `streams on ${SITELOGIX_TABLES.length} tables; normalizer and audit logger running; ` +
+          `application traffic at ${rig.options.trafficRate} writes/s`,
       };
     },
   },
@@ -92,7 +98,8 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       const results = await rig.verifyAll();
       const gaps = sum(results.map((v) => v.gaps));
       const violations = sum(results.map((v) => v.violations));
-      // The sweep and the normalizer leave no gap; what remains are the planted violations, which only the application may fix.
+      // The sweep and the normalizer leave no gap; what remains are the planted violations, which only the
+      // application may fix.
       const failure =
         gaps > 0
           ? `${gaps} gaps remain after the sweep: the migrator did not converge`
@@ -145,7 +152,9 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
         details: verifyDetails(results),
         ...(red.length > 0
           ? {
-              failure: `the gate is red on ${red.map((v) => `${v.table} (${v.gaps} gaps, ${v.violations} violations)`).join(", ")}`,
+              failure: `the gate is red on ${red
+                .map((v) => `${v.table} (${v.gaps} gaps, ${v.violations} violations)`)
+                .join(", ")}`,
             }
           : {}),
       };
@@ -161,7 +170,8 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       if ("refused" in plan) return { summary: plan.refused.split(":")[0]!, failure: `index phase ${plan.refused}` };
       const created = (await rig.applyIndexes("index")).map((ch) => `${ch.table} ${ch.index}`);
       return {
-        summary: `${created.length} GSIs created under live traffic, each after its table's gate: ${created.join(", ")}`,
+        summary:
+          `${created.length} GSIs created under live traffic, each after its table's gate: ` + `${created.join(", ")}`,
       };
     },
   },
@@ -180,14 +190,20 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       const failure = [
         ...badChecks.map(
           (x) =>
-            `${x.table} ${x.index}: ${x.missing.length} missing (${x.missing.join(", ")}), ${x.unexpected.length} unexpected (${x.unexpected.join(", ")})`,
+            `${x.table} ${x.index}: ${x.missing.length} missing (${x.missing.join(", ")}), ` +
+            `${x.unexpected.length} unexpected (${x.unexpected.join(", ")})`,
         ),
         ...badPatterns.map((p) => `${p.name}: ${p.problem}`),
       ].join("; ");
       return {
-        summary: `after ${stats.insert + stats.update + stats.delete + stats.fullPut} application writes; ${checks.length - badChecks.length}/${checks.length} indexes hold exactly their items; ${patterns.length - badPatterns.length}/${patterns.length} access patterns ok`,
+        summary:
+          `after ${stats.insert + stats.update + stats.delete + stats.fullPut} application writes; ` +
+          `${checks.length - badChecks.length}/${checks.length} indexes hold exactly their items; ` +
+          `${patterns.length - badPatterns.length}/${patterns.length} access patterns ok`,
         details: [
-          `Application traffic: ${stats.insert} inserts, ${stats.update} updates, ${stats.delete} deletes, ${stats.fullPut} old-code full puts, ${stats.conflicts} optimistic-lock conflicts, ${stats.errors} errors.`,
+          `Application traffic: ${stats.insert} inserts, ${stats.update} updates, ${stats.delete} deletes, ` +
+            `${stats.fullPut} old-code full puts, ${stats.conflicts} optimistic-lock conflicts, ` +
+            `${stats.errors} errors.`,
           "",
           "| table | index | items that should be indexed | items the index returns | result |",
           "|---|---|---|---|---|",
@@ -214,7 +230,9 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       // The end state is exactly the target schema: `tables create --schema target` would accept it.
       await ensureTables(rig.clients.dynamodb, rig.names, "target");
       return {
-        summary: `${changes.map((ch) => `${ch.action}d ${ch.table} ${ch.index}`).join(", ") || "nothing to drop"}; every table now matches the target schema (14 GSIs)`,
+        summary:
+          `${changes.map((ch) => `${ch.action}d ${ch.table} ${ch.index}`).join(", ") || "nothing to drop"}; ` +
+          "every table now matches the target schema (14 GSIs)",
       };
     },
   },
@@ -246,7 +264,22 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
       }
       let migratorEntries = 0;
       for await (const _ of trail.byActor(MIGRATOR_ACTORS.sweep)) migratorEntries++;
-      const verified = await trail.verify();
+      // Sealed with the endpoint's local key (as the digest writer seals with KMS on AWS), then verified
+      // against the digest: every entry is sealed, none is reported as tampered.
+      const signer = await localSignerFor({ auditTableName: rig.names.audit });
+      const store = localStoreFor({ auditTableName: rig.names.audit });
+      const sealed = await sealAuditDigest({
+        doc: rig.clients.doc,
+        auditTableName: rig.names.audit,
+        signer,
+        store,
+        settleSeconds: 0,
+      });
+      const verified = await trail.verify({
+        digests: { store, publicKeyPem: () => signer.publicKeyPem() },
+        retention: retentionFromEnv(),
+      });
+      if (verified.unsealed.entries > 0) incomplete.push(`${verified.unsealed.entries} entries not sealed`);
       details.push(
         "",
         `Entries attributed to ${MIGRATOR_ACTORS.sweep}: ${migratorEntries}.`,
@@ -261,14 +294,22 @@ export const REHEARSAL_PHASES: RehearsalPhase[] = [
             ]
           : []),
         "",
-        `audit verify: ${verified.problems.length === 0 ? "every chain intact" : `${verified.problems.length} problems`} (${verified.chains} chains, ${verified.entries} entries).`,
+        `audit seal: ${sealed.digest} of ${sealed.heads} chain heads, signed with the local key ${signer.keyId}, ` +
+          `in ${sealed.location}.`,
+        "",
+        `audit verify: ${verified.intact ? "every chain intact" : `${verified.problems.length} problems`}` +
+          ` (${verified.chains} chains, ${verified.entries} entries; ${verified.digests.count} signed digests, ` +
+          `${verified.unsealed.entries} entries unsealed).`,
       );
       const failure = [
         ...incomplete,
         ...verified.problems.slice(0, 5).map((p) => `${p.table} ${Object.values(p.keys).join(" / ")}: ${p.problem}`),
       ].join("; ");
       return {
-        summary: `${verified.entries} entries in ${verified.chains} chains, one per stream record; ${migratorEntries} by the sweep; audit verify ${verified.problems.length === 0 ? "intact" : "TAMPERED"}`,
+        summary:
+          `${verified.entries} entries in ${verified.chains} chains, one per stream record; ` +
+          `${migratorEntries} by the sweep; audit verify ${verified.problems.length === 0 ? "intact" : "TAMPERED"}` +
+          ` against ${sealed.digest}`,
         details,
         ...(failure ? { failure } : {}),
       };

@@ -205,7 +205,10 @@ export class Rig {
     });
     const total = (f: keyof SweepCounts) => sum(totals.map((t) => t[f]));
     return {
-      summary: `${total("scanned")} scanned, ${total("applied")} written, ${total("alreadyNormalized")} already normalized, ${total("conflicts")} conflicts, ${total("gone")} gone, ${total("rejected")} rejected, ${total("violations")} violations`,
+      summary:
+        `${total("scanned")} scanned, ${total("applied")} written, ${total("alreadyNormalized")} already ` +
+        `normalized, ${total("conflicts")} conflicts, ${total("gone")} gone, ${total("rejected")} rejected, ` +
+        `${total("violations")} violations`,
       details,
       rejected: total("rejected"),
     };
@@ -230,7 +233,8 @@ export class Rig {
 /** The report lines of a verify of every table. */
 export const verifyDetails = (results: TableVerification[]) =>
   results.flatMap((v) => [
-    `- ${v.table}: ${v.green ? "green" : "red"}, ${v.scanned} scanned, ${v.gaps} gaps, ${v.violations} violations, ${v.disagreements} disagreements (application values kept)`,
+    `- ${v.table}: ${v.green ? "green" : "red"}, ${v.scanned} scanned, ${v.gaps} gaps, ` +
+      `${v.violations} violations, ${v.disagreements} disagreements (application values kept)`,
     ...v.indexes
       .filter((i) => i.gaps + i.violations + i.disagreements > 0)
       .flatMap((i) => [
@@ -239,7 +243,8 @@ export const verifyDetails = (results: TableVerification[]) =>
           .slice(0, 5)
           .map(
             (s) =>
-              `    - \`${s.key.PK} / ${s.key.SK}\`: ${s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; ")}`,
+              `    - \`${s.key.PK} / ${s.key.SK}\`: ` +
+              s.violations.map((x) => `${x.at} ${x.problem} (${x.type})`).join("; "),
           ),
         ...i.sampleGaps
           .slice(0, 5)

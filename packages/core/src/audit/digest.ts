@@ -54,8 +54,12 @@ export interface DigestFile {
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 export const digestName = (sequence: number) => `${DIGEST_PREFIX}${pad(sequence, 10)}.json`;
-export const partName = (sequence: number, segment: number, n: number) =>
-  `heads-${pad(sequence, 10)}-${pad(segment, 2)}-${pad(n, 5)}.ndjson`;
+/**
+ * A part's name: `attempt` (random, per seal) keeps a retry from colliding with the parts a failed
+ * seal of the same sequence left behind, which a store never replaces (S3 Object Lock: nor deletes).
+ */
+export const partName = (sequence: number, attempt: string, segment: number, n: number) =>
+  `heads-${pad(sequence, 10)}-${attempt}-${pad(segment, 2)}-${pad(n, 5)}.ndjson`;
 export const isDigestName = (name: string) => /^digest-\d{10}\.json$/.test(name);
 
 export const sha256Hex = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");

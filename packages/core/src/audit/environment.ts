@@ -19,7 +19,7 @@ export interface AuditEnvironment {
   s3?: S3Client;
 }
 
-/** Identifies one DynamoDB endpoint and audit table, as a directory name: `localhost_8000-sitelogix-audit-log`. */
+/** One DynamoDB endpoint and audit table, as a directory name: `localhost_8000-sitelogix-audit-log`. */
 export function auditEndpointId({ env = process.env, auditTableName }: AuditEnvironment = {}): string {
   const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL ?? `aws-${env.AWS_REGION ?? "default"}`;
   const host = endpoint.replace(/^[a-z]+:\/\//i, "").replace(/[^A-Za-z0-9.-]+/g, "_");
@@ -27,6 +27,18 @@ export function auditEndpointId({ env = process.env, auditTableName }: AuditEnvi
 }
 
 const auditHome = (env: NodeJS.ProcessEnv) => env.SITELOGIX_AUDIT_HOME ?? join(homedir(), ".sitelogix");
+
+/** The endpoint's local Ed25519 signer, in `<SITELOGIX_AUDIT_HOME>/audit-keys/<endpoint id>/`. */
+export function localSignerFor(options: AuditEnvironment = {}): Promise<DigestSigner> {
+  const env = options.env ?? process.env;
+  return localSigner(join(auditHome(env), "audit-keys", auditEndpointId({ ...options, env })));
+}
+
+/** The endpoint's local digest directory: `<SITELOGIX_AUDIT_HOME>/audit-digests/<endpoint id>/`. */
+export function localStoreFor(options: AuditEnvironment = {}): DigestStore {
+  const env = options.env ?? process.env;
+  return directoryDigestStore(join(auditHome(env), "audit-digests", auditEndpointId({ ...options, env })));
+}
 
 /** Under `sst shell`, the stage's key and bucket (stacks/digests.ts links them as AuditDigests). */
 function linkedDigests(name: "keyId" | "bucket"): string | undefined {
@@ -40,10 +52,10 @@ export async function signerFromEnvironment(options: AuditEnvironment = {}): Pro
   const env = options.env ?? process.env;
   const keyId = env.SITELOGIX_AUDIT_KMS_KEY_ID || linkedDigests("keyId");
   if (keyId) return kmsSigner({ kms: options.kms ?? new KMSClient({}), keyId });
-  return localSigner(join(auditHome(env), "audit-keys", auditEndpointId({ ...options, env })));
+  return localSignerFor(options);
 }
 
-/** The S3 store when SITELOGIX_AUDIT_DIGEST_BUCKET is set (prefix SITELOGIX_AUDIT_DIGEST_PREFIX), else a directory. */
+/** The S3 store when SITELOGIX_AUDIT_DIGEST_BUCKET is set (prefix SITELOGIX_AUDIT_DIGEST_PREFIX), else local. */
 export function storeFromEnvironment(options: AuditEnvironment = {}): DigestStore {
   const env = options.env ?? process.env;
   const bucket = env.SITELOGIX_AUDIT_DIGEST_BUCKET || linkedDigests("bucket");
@@ -54,5 +66,5 @@ export function storeFromEnvironment(options: AuditEnvironment = {}): DigestStor
       prefix: env.SITELOGIX_AUDIT_DIGEST_PREFIX ?? "digests/",
     });
   }
-  return directoryDigestStore(join(auditHome(env), "audit-digests", auditEndpointId({ ...options, env })));
+  return localStoreFor(options);
 }

@@ -50,7 +50,14 @@ export {
   type SealedHead,
 } from "./digest.js";
 export { DigestExistsError, directoryDigestStore, s3DigestStore, type DigestStore } from "./digest-store.js";
-export { auditEndpointId, signerFromEnvironment, storeFromEnvironment, type AuditEnvironment } from "./environment.js";
+export {
+  auditEndpointId,
+  localSignerFor,
+  localStoreFor,
+  signerFromEnvironment,
+  storeFromEnvironment,
+  type AuditEnvironment,
+} from "./environment.js";
 export { PART_HEADS, SEAL_SETTLE_SECONDS, sealAuditDigest, type SealDeps, type SealResult } from "./seal.js";
 export {
   ECDSA_SHA_256,

@@ -2,6 +2,7 @@
 // read by a parallel scan and written, as they come, in parts of PART_HEADS lines whose SHA-256 the
 // digest lists: memory stays flat however many heads changed. The digest and its parts are written
 // once (a store refuses to overwrite a name), so two sealers racing cannot replace each other's.
+import { randomBytes } from "node:crypto";
 import { paginateScan, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import {
   checkDigests,
@@ -53,6 +54,7 @@ export interface SealResult {
   range: { from: string | null; to: string };
   previous: string | null;
   location: string;
+  durationMs: number;
 }
 
 /** The newest digest in the store, its signature checked; undefined when there is none yet. */
@@ -78,6 +80,7 @@ async function latestDigest(store: DigestStore, signer: DigestSigner, auditTable
 /** Seals the heads changed since the previous digest into a new signed digest. */
 export async function sealAuditDigest(deps: SealDeps): Promise<SealResult> {
   const { doc, auditTableName, signer, store } = deps;
+  const started = performance.now();
   const now = (deps.now ?? (() => new Date()))();
   const previous = await latestDigest(store, signer, auditTableName);
   const sequence = (previous?.body.sequence ?? 0) + 1;
@@ -91,10 +94,11 @@ export async function sealAuditDigest(deps: SealDeps): Promise<SealResult> {
     Array.from({ length: SEAL_SEGMENTS }, async (_, segment) => {
       let lines: string[] = [];
       let n = 0;
+      const attempt = randomBytes(4).toString("hex");
       const flush = async () => {
         if (lines.length === 0) return;
         const bytes = Buffer.from(lines.join(""), "utf8");
-        const name = partName(sequence, segment, n++);
+        const name = partName(sequence, attempt, segment, n++);
         const part = { name, sha256: sha256Hex(bytes), heads: lines.length };
         parts.push(part);
         lines = [];
@@ -148,6 +152,7 @@ export async function sealAuditDigest(deps: SealDeps): Promise<SealResult> {
     range: { from, to },
     previous: previous?.name ?? null,
     location: store.location,
+    durationMs: Math.round(performance.now() - started),
   };
 }
 

@@ -13,7 +13,7 @@ import { sleep } from "../sleep.js";
 import { observeThrottling } from "../throttler.js";
 import { SweepBudget } from "./budget.js";
 import { countItem, emptySamples, type SweepSamples } from "./items.js";
-import { startSweepRun, sumCounts, workerId } from "./leases.js";
+import { setSweepControl, startSweepRun, sumCounts, workerId } from "./leases.js";
 import { isProcessAlive, SWEEP_DEFAULTS, SweepBusyError, type SweepPlan } from "./plan.js";
 import { oneLine, runSegmentSlice } from "./segment.js";
 
@@ -156,6 +156,11 @@ class Sweep {
     } else if (plan.action === "resume") {
       this.run_ = await claimRun(ledger, plan.run, this.owner, this.options.leaseMs);
       sweepId = this.run_.sweepId;
+      // This invocation's budget replaces the last one's (no --max-wcu: no cap, as for a start).
+      await setSweepControl(ledger, this.run_, {
+        maxWcu: this.options.maxWcu ?? null,
+        concurrency: this.options.concurrency ?? SWEEP_DEFAULTS.concurrency,
+      });
       this.totalSegments = plan.run.totalSegments;
     }
     this.budget = new SweepBudget({
