@@ -167,6 +167,7 @@ describe("segment worker", () => {
       });
     const [x, y] = await Promise.all([worker(), worker()]);
     expect(x.done && y.done).toBe(true);
+    expect(await latestRun()).toMatchObject({ sweepId: run.sweepId, status: "finished" });
     // Both worked, and together scanned every item once.
     expect(x.counts.scanned).toBeGreaterThan(0);
     expect(y.counts.scanned).toBeGreaterThan(0);
