@@ -31,7 +31,6 @@ export const KEY_ADMIN_ACTIONS = [
   "kms:EnableKey",
   "kms:GetKeyPolicy",
   "kms:GetPublicKey",
-  "kms:ListAliases",
   "kms:ListGrants",
   "kms:ListKeyPolicies",
   "kms:ListResourceTags",

@@ -127,7 +127,12 @@ export async function verifyExport(
   endChain();
 
   for await (const text of lines(file)) {
-    const doc = JSON.parse(text) as Record<string, unknown> & { table: string; keys: Record<string, string> };
+    let doc: Record<string, unknown> & { table: string; keys: Record<string, string> };
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new Error(`${file} is not an ndjson export (one JSON entry per line): only those can be verified`);
+    }
     report.entries++;
     const key = entryKey(entityId(doc.table, doc.keys), String(doc.sequenceNumber));
     const sealed = sealedDocs.get(key);
