@@ -228,7 +228,7 @@ export async function stopDistributed(opts: { table?: string[]; json?: boolean }
       const before = await stopSweepExecution(sfn, ledger, run, `${userInfo().username}@${hostname()}`);
       results[table] = { sweepId: run.sweepId, executionArn: run.executionArn, was: before?.status };
       say(
-        before?.status === "RUNNING"
+        before?.status === "RUNNING" || before?.status === "PENDING_REDRIVE"
           ? `${table}: stopped ${run.executionArn}; slices in flight finish and checkpoint (within one ` +
               "slice, 10 minutes by default); continue with sitelogix-migrate sweep --distributed --resume"
           : `${table}: its execution had already ended (${before?.status}); nothing to stop`,

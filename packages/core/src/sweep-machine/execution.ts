@@ -81,6 +81,8 @@ export interface SweepExecutionState {
 }
 
 const ENDED = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+/** Running, or about to run again (a redrive was accepted). */
+const isRunning = (state: SweepExecutionState) => state.status === "RUNNING" || state.status === "PENDING_REDRIVE";
 
 async function updateRun(ledger: Ledger, run: SweepRun, set: Record<string, unknown>, remove: string[] = []) {
   const names: Record<string, string> = {};
@@ -159,7 +161,7 @@ export async function stopSweepExecution(
 ): Promise<SweepExecutionState | undefined> {
   if (!run.executionArn) return undefined;
   const state = await describeSweepExecution(sfn, run.executionArn);
-  if (state.status === "RUNNING") {
+  if (isRunning(state)) {
     await sfn.send(
       new StopExecutionCommand({
         executionArn: run.executionArn,
@@ -199,7 +201,7 @@ export async function resumeSweepExecution(
   let why = "the run has no execution yet";
   if (run.executionArn) {
     const state = await describeSweepExecution(sfn, run.executionArn);
-    if (state.status === "RUNNING") return { action: "running", executionArn: run.executionArn };
+    if (isRunning(state)) return { action: "running", executionArn: run.executionArn };
     if (ENDED.has(state.status) && state.redriveStatus === "REDRIVABLE") {
       await sfn.send(new RedriveExecutionCommand({ executionArn: run.executionArn }));
       await updateRun(ledger, run, { status: "running" }, ["stoppedAt", "error"]);
@@ -241,7 +243,7 @@ export async function followSweepExecution(options: {
     const run = (await ledger.get<SweepRun>(ledgerKeys.sweep(options.run.table, options.run.sweepId))) ?? options.run;
     const view = await sweepRunView(ledger, run, options.estimatedTotal);
     options.onView?.(view, state);
-    if (state.status !== "RUNNING") {
+    if (!isRunning(state)) {
       // The run's record says what became of it (a stop marked it already, a success finished it).
       if (ENDED.has(state.status) && run.status === "running") {
         const error = `execution ${state.status}${state.error ? `: ${state.error}` : ""}`;

@@ -28,7 +28,10 @@ export interface SweepWorkerOptions {
   pollMs?: number;
 }
 
-/** Works on the run's segments until all are done (`done: true`) or the signal stops it. */
+/**
+ * Works on the run's segments until all are done (`done: true`; the worker that ends the last one
+ * marks the run finished) or the signal stops it.
+ */
 export async function runSweepWorker(options: SweepWorkerOptions): Promise<{ done: boolean; counts: SweepCounts }> {
   const { ledger, table, sweepId } = options;
   const run = await ledger.get<SweepRun>(ledgerKeys.sweep(table, sweepId));
@@ -79,7 +82,6 @@ export async function runSweepWorker(options: SweepWorkerOptions): Promise<{ don
               signal: stop.signal,
               budget,
               holder,
-              finishRun: false,
               ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
               ...(options.checkpointIntervalMs !== undefined
                 ? { checkpointIntervalMs: options.checkpointIntervalMs }
