@@ -119,7 +119,10 @@ export async function sweepDistributed(opts: DistributedSweepOptions): Promise<v
     const refusals: string[] = [];
     for (const table of tables) {
       try {
-        plans.set(table, await onTable(names.ledger, () => planSweep(ledger, table, { resume: opts.resume })));
+        plans.set(
+          table,
+          await onTable(names.ledger, () => planSweep(ledger, table, { resume: opts.resume, distributed: true })),
+        );
       } catch (err) {
         if (!(err instanceof UnfinishedSweepError)) throw err;
         refusals.push(`${err.message} (with --distributed)`);

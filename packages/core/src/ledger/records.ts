@@ -96,6 +96,8 @@ export interface SweepRun {
    */
   stoppedAt?: string;
   error?: string;
+  /** A distributed sweep: its current Step Functions execution (sweep-machine/execution.ts). */
+  executionArn?: string;
 }
 
 /**

@@ -48,7 +48,7 @@ export function sweepMachineLink(env: NodeJS.ProcessEnv = process.env): SweepMac
 }
 
 /** A run's record with what the distributed sweep adds: its latest execution and how many it had. */
-export type DistributedRun = SweepRun & { executionArn?: string; executions?: number };
+export type DistributedRun = SweepRun & { executions?: number };
 
 /**
  * The execution's name: the sweep id, with the colons of its time as dashes (Step Functions refuses

@@ -51,6 +51,20 @@ export class UnfinishedSweepError extends Error {
   }
 }
 
+/**
+ * `--resume` without `--distributed` of a run the state machine is working on: local workers would
+ * compete with its Lambdas for the segments.
+ */
+export class DistributedRunError extends UnfinishedSweepError {
+  constructor(run: SweepRun) {
+    super(run);
+    this.message =
+      `${run.table}: sweep ${run.sweepId} runs on the state machine (${run.executionArn}); follow it with ` +
+      "sweep --distributed --resume, or stop it with sweep --stop before resuming it here";
+    this.name = "DistributedRunError";
+  }
+}
+
 /** Another live process runs the sweep. */
 export class SweepBusyError extends Error {
   constructor(readonly run: SweepRun) {
@@ -66,7 +80,7 @@ export class SweepBusyError extends Error {
 export async function planSweep(
   ledger: Ledger,
   table: SiteLogixTable,
-  options: { resume?: boolean; dryRun?: boolean },
+  options: { resume?: boolean; dryRun?: boolean; distributed?: boolean },
 ): Promise<SweepPlan> {
   if (options.dryRun) return { action: "dry-run" };
   const latest = await ledger.latestSweep(table);
@@ -75,6 +89,8 @@ export async function planSweep(
     if (unfinished) throw new UnfinishedSweepError(latest);
     return { action: "start" };
   }
+  if (unfinished && latest.executionArn && latest.status === "running" && !options.distributed)
+    throw new DistributedRunError(latest);
   if (unfinished) return { action: "resume", run: latest };
   return latest ? { action: "skip", run: latest } : { action: "start" };
 }
