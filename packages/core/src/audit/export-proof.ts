@@ -4,8 +4,6 @@
 // hashed field) from its first exported entry up to the position the latest digest sealed. Hashing
 // those entries again and following their links from the export up to the signed head proves each
 // exported entry unaltered. Entries after a record's sealed position are exported but unsealed.
-import { createWriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
 import type { DigestStore } from "./digest-store.js";
 import { DIGEST_PREFIX, isDigestName } from "./digest.js";
 import type { AuditEntry } from "./entry.js";
@@ -13,6 +11,7 @@ import { history } from "./query.js";
 import type { AuditTable } from "./store.js";
 import { eventForm, normalizeImage, type AttributeMap, type RawImage } from "./values.js";
 import type { SealedPoints } from "./verify-digests.js";
+import { writeWholeFile } from "./whole-file.js";
 
 /** Where the proof comes from: the audit table, the digest store and the key that verifies it. */
 export interface ProofSource {
@@ -56,18 +55,14 @@ export async function writeProof(
   exported: ExportedChains,
   file: string,
 ): Promise<{ digests: number }> {
-  const partial = `${file}.partial`;
-  const out = createWriteStream(partial);
-  const write = async (line: ProofLine) => {
-    if (!out.write(`${JSON.stringify(line)}\n`)) await new Promise<void>((resolve) => out.once("drain", resolve));
-  };
   const text = async (name: string) => {
     const bytes = await source.store.get(name);
     if (!bytes) throw new Error(`${name} vanished from ${source.store.location} while exporting`);
     return Buffer.from(bytes).toString("utf8");
   };
   let digests = 0;
-  try {
+  await writeWholeFile(file, async (writeText) => {
+    const write = (line: ProofLine) => writeText(`${JSON.stringify(line)}\n`);
     for await (const name of source.store.list(DIGEST_PREFIX)) {
       if (!isDigestName(name)) continue;
       digests++;
@@ -87,12 +82,6 @@ export async function writeProof(
           await write({ kind: "entry", entry: proofEntry(entry) });
       }
     }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    await rename(partial, file);
-  } catch (err) {
-    out.destroy();
-    await rm(partial, { force: true });
-    throw err;
-  }
+  });
   return { digests };
 }

@@ -14,7 +14,7 @@ import { entryJson } from "./export.js";
 import { entryOfProof, proofFileOf, type ProofLine } from "./export-proof.js";
 import { canonicalJson } from "./values.js";
 import type { ChainProblem, SealedPoint } from "./verify-chain.js";
-import type { VerifyReport } from "./verify.js";
+import { emptyReport, type VerifyReport } from "./verify.js";
 
 async function* lines(file: string): AsyncGenerator<string> {
   const rl = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
@@ -29,20 +29,7 @@ export async function verifyExport(
   publicKeyPem: string,
   options: { onProblem?: (p: ChainProblem) => void } = {},
 ): Promise<VerifyReport> {
-  const report: VerifyReport = {
-    intact: true,
-    chains: 0,
-    entries: 0,
-    expired: 0,
-    problems: [],
-    digests: { count: 0, latest: null, sealedTo: null },
-    unsealed: { entries: 0, oldestRecordedAt: null, ageSeconds: null },
-  };
-  const problem = (p: ChainProblem) => {
-    report.intact = false;
-    if (report.problems.length < 10_000) report.problems.push(p);
-    options.onProblem?.(p);
-  };
+  const { report, problem } = emptyReport(options.onProblem);
   const fileProblem = (text: string) => problem({ table: "", keys: {}, problem: text });
 
   const recorded = await readFile(`${file}.sha256`, "utf8").catch(() => undefined);

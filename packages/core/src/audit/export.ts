@@ -1,12 +1,12 @@
 // Output: entries as JSON documents (the fields ENTRY_FIELDS shows, in its order), NDJSON, CSV or
 // an aligned table, streamed; and exports to a file with its SHA-256 digest.
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
-import { rename, rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { entryFields, type AuditEntry, type EntryFieldName } from "./entry.js";
 import { proofFileOf, writeProof, type ExportedChains, type ProofSource } from "./export-proof.js";
 import { sealedPoints } from "./verify-digests.js";
+import { writeWholeFile } from "./whole-file.js";
 
 export type EntryFormat = "table" | "json" | "ndjson" | "csv";
 
@@ -127,8 +127,6 @@ export async function exportEntries(
     throw new Error(`the signed digests are not intact (run \`audit verify\`): ${problems.slice(0, 5).join("; ")}`);
   const chains: ExportedChains = new Map();
   let sealedEntries = 0;
-  const partial = `${file}.partial`;
-  const out = createWriteStream(partial);
   const digest = createHash("sha256");
   let count = 0;
   let bytes = 0;
@@ -144,19 +142,13 @@ export async function exportEntries(
       yield entry;
     }
   };
-  try {
+  await writeWholeFile(file, async (write) => {
     for await (const text of formatEntries(counted(), format)) {
       digest.update(text);
       bytes += Buffer.byteLength(text);
-      if (!out.write(text)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+      await write(text);
     }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    await rename(partial, file);
-  } catch (err) {
-    out.destroy();
-    await rm(partial, { force: true });
-    throw err;
-  }
+  });
   const sha256 = digest.digest("hex");
   const digestFile = `${file}.sha256`;
   await writeFile(digestFile, `${sha256}  ${basename(file)}\n`);

@@ -39,12 +39,8 @@ export interface VerifyOptions {
 
 const MAX_PROBLEMS = 10_000;
 
-/** Checks every chain (of one table, or all) and, when given, the digests and each chain against them. */
-export async function verifyTrail(
-  audit: AuditTable,
-  now: () => Date,
-  options: VerifyOptions = {},
-): Promise<VerifyReport> {
+/** A report with nothing found yet, and how a finding goes into it (kept up to MAX_PROBLEMS). */
+export function emptyReport(onProblem?: (p: ChainProblem) => void) {
   const report: VerifyReport = {
     intact: true,
     chains: 0,
@@ -57,8 +53,18 @@ export async function verifyTrail(
   const problem = (p: ChainProblem) => {
     report.intact = false;
     if (report.problems.length < MAX_PROBLEMS) report.problems.push(p);
-    options.onProblem?.(p);
+    onProblem?.(p);
   };
+  return { report, problem };
+}
+
+/** Checks every chain (of one table, or all) and, when given, the digests and each chain against them. */
+export async function verifyTrail(
+  audit: AuditTable,
+  now: () => Date,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const { report, problem } = emptyReport(options.onProblem);
   const sealed: SealedPoints = options.digests
     ? await sealedPoints(options.digests.store, options.digests.publicKeyPem, audit.tableName, problem)
     : { points: new Map(), count: 0, latest: null, sealedTo: null };
