@@ -149,7 +149,8 @@ async function measure(
     if (done !== n) throw new Error(`${approach}: ${done} of ${n} items written`);
     const rate = n / seconds;
     context.log(
-      `  ${regime.name} ${approach}${approach === "ceiling" ? ` (concurrency ${concurrency})` : ""}: ${n} items in ${seconds.toFixed(1)} s = ${Math.round(rate)} items/s`,
+      `  ${regime.name} ${approach}${approach === "ceiling" ? ` (concurrency ${concurrency})` : ""}: ` +
+        `${n} items in ${seconds.toFixed(1)} s = ${Math.round(rate)} items/s`,
     );
     return rate;
   } finally {
@@ -258,7 +259,8 @@ async function sweepRss(
       itemsPerSecond: round(report.scanned / (report.durationMs / 1000)),
     };
     context.log(
-      `peak RSS: ${n} items swept at ${result.itemsPerSecond} items/s, peak RSS ${result.peakRssMiB} MiB, median RSS (second half) ${result.steadyRssMiB} MiB`,
+      `peak RSS: ${n} items swept at ${result.itemsPerSecond} items/s, peak RSS ${result.peakRssMiB} MiB, ` +
+        `median RSS (second half) ${result.steadyRssMiB} MiB`,
     );
     return result;
   } finally {
@@ -294,7 +296,8 @@ function regimeTable(r: RegimeResult): string {
 export const sweepSuite: BenchSuite = {
   name: "sweep",
   description:
-    "the sweep vs the plan's backfill script and the write ceiling, locally and with a region's latency; peak RSS at scale",
+    "the sweep vs the plan's backfill script and the write ceiling, locally and with a region's latency; " +
+    "peak RSS at scale",
   options: {
     parts: {
       type: "string",
@@ -376,10 +379,11 @@ export const sweepSuite: BenchSuite = {
       rss.push(await sweepRss(context, num(o["rss-items"])));
     }
 
-    const sections = regimes.map(
-      (r) =>
-        `### ${r.regime === "local" ? "DynamoDB Local, no added latency" : `Through the latency proxy (${r.regime} per request)`}\n\n${regimeTable(r)}`,
-    );
+    const sections = regimes.map((r) => {
+      const proxied = `Through the latency proxy (${r.regime} per request)`;
+      const heading = r.regime === "local" ? "DynamoDB Local, no added latency" : proxied;
+      return `### ${heading}\n\n${regimeTable(r)}`;
+    });
     if (rss.length === 2) {
       sections.push(
         [
@@ -389,7 +393,8 @@ export const sweepSuite: BenchSuite = {
           "|---|---|---|---|",
           ...rss.map((r) => `| ${r.items} | ${r.itemsPerSecond} | ${r.peakRssMiB} MiB | ${r.steadyRssMiB} MiB |`),
           "",
-          `${rss[1]!.items / rss[0]!.items}× the items: peak RSS ${((rss[1]!.peakRssMiB / rss[0]!.peakRssMiB - 1) * 100).toFixed(1)}% higher, ` +
+          `${rss[1]!.items / rss[0]!.items}× the items: ` +
+            `peak RSS ${((rss[1]!.peakRssMiB / rss[0]!.peakRssMiB - 1) * 100).toFixed(1)}% higher, ` +
             `median RSS ${((rss[1]!.steadyRssMiB / rss[0]!.steadyRssMiB - 1) * 100).toFixed(1)}% higher.`,
         ].join("\n"),
       );

@@ -31,7 +31,8 @@ export function announceIndexChanges(
       notifier.close();
       if (result.error)
         $util.log.warn(`phase event for ${change.index} on ${change.tableName} not sent: ${result.error}`);
-      return `${change.index} on ${change.tableName}: ${result.sent ? "notified" : `not notified (${result.error ?? "no topic"})`}`;
+      const outcome = result.sent ? "notified" : `not notified (${result.error ?? "no topic"})`;
+      return `${change.index} on ${change.tableName}: ${outcome}`;
     }),
   );
   return $resolve(sent);

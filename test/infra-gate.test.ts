@@ -45,44 +45,48 @@ describe("the index gate in the ledger", () => {
   });
   afterAll(() => t.dispose());
 
-  it("invariant 8: gated indexes — closed until the normalizer is live, a sweep finished and a later verify is green", async () => {
-    const table = "vendors";
-    const reasons = async () => (await ledger.indexGate(table)).reasons.join("\n");
+  it(
+    "invariant 8: gated indexes — closed until the normalizer is live, " +
+      "a sweep finished and a later verify is green",
+    async () => {
+      const table = "vendors";
+      const reasons = async () => (await ledger.indexGate(table)).reasons.join("\n");
 
-    expect(await ledger.indexGate(table)).toMatchObject({ table, allowed: false });
-    expect(await reasons()).toMatch(/normalizer/);
-    expect(await reasons()).toMatch(/no sweep has run \(run `sitelogix-migrate sweep --table vendors`\)/);
-    expect(await reasons()).toMatch(/no verify result/);
+      expect(await ledger.indexGate(table)).toMatchObject({ table, allowed: false });
+      expect(await reasons()).toMatch(/normalizer/);
+      expect(await reasons()).toMatch(/no sweep has run \(run `sitelogix-migrate sweep --table vendors`\)/);
+      expect(await reasons()).toMatch(/no verify result/);
 
-    await ledger.markNormalizerLive(table, at(5));
-    await recordSweep(ledger, table, { sweepId: `${at(6)}-a`, startedAt: at(6), status: "running" });
-    expect(await reasons()).not.toMatch(/normalizer/);
-    expect(await reasons()).toMatch(/the latest sweep .* has not finished \(running\) .*--resume/);
+      await ledger.markNormalizerLive(table, at(5));
+      await recordSweep(ledger, table, { sweepId: `${at(6)}-a`, startedAt: at(6), status: "running" });
+      expect(await reasons()).not.toMatch(/normalizer/);
+      expect(await reasons()).toMatch(/the latest sweep .* has not finished \(running\) .*--resume/);
 
-    // A green verify taken while the sweep was still running proves nothing about the items after it.
-    await ledger.recordGate({ table, at: at(10), green: true, gaps: 0, violations: 0 });
-    await recordSweep(ledger, table, {
-      sweepId: `${at(6)}-a`,
-      startedAt: at(6),
-      finishedAt: at(20),
-      status: "finished",
-    });
-    expect((await ledger.indexGate(table)).reasons).toEqual([
-      `the latest verify (${at(10)}) started before the latest sweep finished (${at(20)}): run verify again`,
-    ]);
+      // A green verify taken while the sweep was still running proves nothing about the items after it.
+      await ledger.recordGate({ table, at: at(10), green: true, gaps: 0, violations: 0 });
+      await recordSweep(ledger, table, {
+        sweepId: `${at(6)}-a`,
+        startedAt: at(6),
+        finishedAt: at(20),
+        status: "finished",
+      });
+      expect((await ledger.indexGate(table)).reasons).toEqual([
+        `the latest verify (${at(10)}) started before the latest sweep finished (${at(20)}): run verify again`,
+      ]);
 
-    await ledger.recordGate({ table, at: at(25), green: false, gaps: 3, violations: 1 });
-    expect((await ledger.indexGate(table)).reasons).toEqual([
-      `the latest verify (${at(25)}) is not green: 3 gaps, 1 violations`,
-    ]);
+      await ledger.recordGate({ table, at: at(25), green: false, gaps: 3, violations: 1 });
+      expect((await ledger.indexGate(table)).reasons).toEqual([
+        `the latest verify (${at(25)}) is not green: 3 gaps, 1 violations`,
+      ]);
 
-    await ledger.recordGate({ table, at: at(30), green: true, gaps: 0, violations: 0 });
-    expect(await ledger.indexGate(table)).toEqual({ table, allowed: true, reasons: [] });
+      await ledger.recordGate({ table, at: at(30), green: true, gaps: 0, violations: 0 });
+      expect(await ledger.indexGate(table)).toEqual({ table, allowed: true, reasons: [] });
 
-    // A newer sweep closes the gate until it has finished and a verify has followed it.
-    await recordSweep(ledger, table, { sweepId: `${at(40)}-b`, startedAt: at(40), status: "running" });
-    expect(await reasons()).toMatch(/has not finished \(running\)/);
-  });
+      // A newer sweep closes the gate until it has finished and a verify has followed it.
+      await recordSweep(ledger, table, { sweepId: `${at(40)}-b`, startedAt: at(40), status: "running" });
+      expect(await reasons()).toMatch(/has not finished \(running\)/);
+    },
+  );
 
   it("a verify taken before the normalizer went live does not open the gate", async () => {
     const table = "constraints";
@@ -132,36 +136,43 @@ describe("the deploy plan against live tables", () => {
     expect(expanded.live.reports).toEqual({ encryption: { kind: "owned" } });
   });
 
-  it("invariant 8: gated indexes — the index phase refuses every table whose gate is closed, naming the index and why", async () => {
-    const problems = await refusal(plan("index"));
-    expect(problems).toHaveLength(4);
-    expect(problems[0]).toBe(
-      `${t.names.reports}: the index gate is closed, so GSI3-StatusIndex cannot be built: ` +
-        "the ledger has no record of the normalizer going live on this table (deploy the expand phase first); " +
-        "no sweep has run (run `sitelogix-migrate sweep --table reports`); " +
-        "no verify result is recorded (run `sitelogix-migrate verify --table reports`)",
-    );
-    expect(problems.join("\n")).toMatch(new RegExp(`${t.names.personnel}: .*GSI2-StatusIndex`));
+  it(
+    "invariant 8: gated indexes — the index phase refuses every table whose gate is closed, " +
+      "naming the index and why",
+    async () => {
+      const problems = await refusal(plan("index"));
+      expect(problems).toHaveLength(4);
+      expect(problems[0]).toBe(
+        `${t.names.reports}: the index gate is closed, so GSI3-StatusIndex cannot be built: ` +
+          "the ledger has no record of the normalizer going live on this table (deploy the expand phase first); " +
+          "no sweep has run (run `sitelogix-migrate sweep --table reports`); " +
+          "no verify result is recorded (run `sitelogix-migrate verify --table reports`)",
+      );
+      expect(problems.join("\n")).toMatch(new RegExp(`${t.names.personnel}: .*GSI2-StatusIndex`));
 
-    // One table's gate open: the others still refuse the deploy as a whole.
-    const ledger = new Ledger(t.clients.doc, t.names.ledger);
-    await openGate(ledger, "reports");
-    expect(await refusal(plan("index"))).toHaveLength(3);
+      // One table's gate open: the others still refuse the deploy as a whole.
+      const ledger = new Ledger(t.clients.doc, t.names.ledger);
+      await openGate(ledger, "reports");
+      expect(await refusal(plan("index"))).toHaveLength(3);
 
-    for (const table of ["personnel", "vendors", "constraints"] as const) await openGate(ledger, table);
-    expect((await plan("index")).indexChanges).toEqual([
-      { table: "reports", tableName: t.names.reports, action: "create", index: "GSI3-StatusIndex" },
-      { table: "personnel", tableName: t.names.personnel, action: "create", index: "GSI2-StatusIndex" },
-      { table: "vendors", tableName: t.names.vendors, action: "create", index: "GSI2-TypeIndex" },
-      { table: "constraints", tableName: t.names.constraints, action: "create", index: "GSI3-ProjectDateIndex" },
-    ]);
-  });
+      for (const table of ["personnel", "vendors", "constraints"] as const) await openGate(ledger, table);
+      expect((await plan("index")).indexChanges).toEqual([
+        { table: "reports", tableName: t.names.reports, action: "create", index: "GSI3-StatusIndex" },
+        { table: "personnel", tableName: t.names.personnel, action: "create", index: "GSI2-StatusIndex" },
+        { table: "vendors", tableName: t.names.vendors, action: "create", index: "GSI2-TypeIndex" },
+        { table: "constraints", tableName: t.names.constraints, action: "create", index: "GSI3-ProjectDateIndex" },
+      ]);
+    },
+  );
 
   it("contract straight from expand is refused: personnel would need two index changes in one update", async () => {
     const problems = await refusal(plan("contract"));
     expect(problems).toEqual([
-      `${t.names.personnel} would need 2 index changes in one deploy (create GSI2-StatusIndex, delete GSI2-ProjectIndex); DynamoDB makes one per update: deploy the phases in order`,
-      `${t.names.personnel}: the index phase has not finished (GSI2-StatusIndex is missing); deploy the index phase first`,
+      `${t.names.personnel} would need 2 index changes in one deploy ` +
+        "(create GSI2-StatusIndex, delete GSI2-ProjectIndex); " +
+        "DynamoDB makes one per update: deploy the phases in order",
+      `${t.names.personnel}: the index phase has not finished (GSI2-StatusIndex is missing); ` +
+        "deploy the index phase first",
     ]);
   });
 
@@ -193,7 +204,8 @@ describe("the deploy plan against live tables", () => {
     );
     await waitForIndexes(t.clients.dynamodb, t.names.vendors);
     expect(await refusal(plan("index"))).toEqual([
-      `${t.names.vendors}: has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it. Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first`,
+      `${t.names.vendors}: has GSI GSI9-Adhoc, which the schema does not know: the deploy would delete it. ` +
+        "Add it to the schema (packages/core/src/schema.ts) or delete it deliberately first",
     ]);
     await t.clients.dynamodb.send(
       new UpdateTableCommand({
@@ -230,8 +242,10 @@ describe("the deploy plan against live tables", () => {
     try {
       const problems = await refusal(plan("expand", { names: { ...t.names, reports: odd } }));
       expect(problems.slice(0, 2)).toEqual([
-        `${odd}: key schema is (id HASH), the schema says (PK HASH, SK RANGE): the deploy would replace the table. The table cannot be adopted as it is: check that the right table is named`,
-        `${odd}: capacity mode is PROVISIONED, the stacks declare PAY_PER_REQUEST: the deploy would switch it. Switch it deliberately first (aws dynamodb update-table --billing-mode PAY_PER_REQUEST), then deploy`,
+        `${odd}: key schema is (id HASH), the schema says (PK HASH, SK RANGE): the deploy would replace the table. ` +
+          "The table cannot be adopted as it is: check that the right table is named",
+        `${odd}: capacity mode is PROVISIONED, the stacks declare PAY_PER_REQUEST: the deploy would switch it. ` +
+          "Switch it deliberately first (aws dynamodb update-table --billing-mode PAY_PER_REQUEST), then deploy",
       ]);
     } finally {
       await t.clients.dynamodb.send(new DeleteTableCommand({ TableName: odd }));
