@@ -141,76 +141,82 @@ describe("audit query", () => {
     expect(entries[0]!.new).toMatchObject({ ...REPORT, projectId: "proj_1", weather: "sun" });
   });
 
-  it("selects by actor across tables and by table within a time range; a bare --to date includes that day", async () => {
-    expect(ats(await json("query", "--actor", "user_2", "--format", "json"))).toEqual(
-      // Changes whose new image names user_2, and the deletion of a record user_2 changed last.
-      expectedAts(
-        (d) =>
-          (d.record.eventName === "REMOVE" ? d.record.dynamodb!.OldImage : d.record.dynamodb!.NewImage)?.lastModifiedBy
-            ?.S === "user_2",
-      ),
-    );
-    const personnel = await json(
-      "query",
-      "--table",
-      "sitelogix-personnel".replace(/^/, t.prefix),
-      "--from",
-      "2025-01-06",
-      "--to",
-      "2025-01-08",
-      "--format",
-      "json",
-    );
-    expect(ats(personnel)).toEqual([
-      "2025-01-06T08:00:00.000Z",
-      "2025-01-07T08:00:00.000Z",
-      "2025-01-08T08:00:00.000Z",
-    ]);
-    expect(new Set(personnel.map((e) => e.table))).toEqual(new Set(["personnel"]));
-    expect(await json("query", "--table", "reports", "--from", "2026-01-01", "--format", "json")).toEqual([]);
-    const window = await json(
-      "query",
-      "--entity",
-      "reports:REPORT#q1:METADATA",
-      "--from",
-      "2025-01-02T08:00:00Z",
-      "--to",
-      "2025-01-03T07:59:59Z",
-      "--format",
-      "json",
-    );
-    expect(ats(window)).toEqual(["2025-01-02T08:00:00.000Z"]);
-  });
+  it(
+    "selects by actor across tables and by table within a time range; a bare --to date includes " + "that day",
+    async () => {
+      expect(ats(await json("query", "--actor", "user_2", "--format", "json"))).toEqual(
+        // Changes whose new image names user_2, and the deletion of a record user_2 changed last.
+        expectedAts(
+          (d) =>
+            (d.record.eventName === "REMOVE" ? d.record.dynamodb!.OldImage : d.record.dynamodb!.NewImage)
+              ?.lastModifiedBy?.S === "user_2",
+        ),
+      );
+      const personnel = await json(
+        "query",
+        "--table",
+        "sitelogix-personnel".replace(/^/, t.prefix),
+        "--from",
+        "2025-01-06",
+        "--to",
+        "2025-01-08",
+        "--format",
+        "json",
+      );
+      expect(ats(personnel)).toEqual([
+        "2025-01-06T08:00:00.000Z",
+        "2025-01-07T08:00:00.000Z",
+        "2025-01-08T08:00:00.000Z",
+      ]);
+      expect(new Set(personnel.map((e) => e.table))).toEqual(new Set(["personnel"]));
+      expect(await json("query", "--table", "reports", "--from", "2026-01-01", "--format", "json")).toEqual([]);
+      const window = await json(
+        "query",
+        "--entity",
+        "reports:REPORT#q1:METADATA",
+        "--from",
+        "2025-01-02T08:00:00Z",
+        "--to",
+        "2025-01-03T07:59:59Z",
+        "--format",
+        "json",
+      );
+      expect(ats(window)).toEqual(["2025-01-02T08:00:00.000Z"]);
+    },
+  );
 
-  it("writes ndjson (one entry per line), csv (header + one row per entry) and a readable table without values", async () => {
-    const ndjson = await cli("query", "--table", "personnel", "--format", "ndjson");
-    const lines = ndjson.stdout.trimEnd().split("\n");
-    expect(lines.map((l) => JSON.parse(l).at)).toEqual(
-      expectedAts((d) => d.record.eventSourceARN!.includes("personnel")),
-    );
+  it(
+    "writes ndjson (one entry per line), csv (header + one row per entry) and a readable table " + "without values",
+    async () => {
+      const ndjson = await cli("query", "--table", "personnel", "--format", "ndjson");
+      const lines = ndjson.stdout.trimEnd().split("\n");
+      expect(lines.map((l) => JSON.parse(l).at)).toEqual(
+        expectedAts((d) => d.record.eventSourceARN!.includes("personnel")),
+      );
 
-    const csv = await cli("query", "--table", "personnel", "--format", "csv");
-    const rows = csv.stdout.trimEnd().split("\r\n");
-    expect(rows[0]).toBe(
-      "at,table,keys,eventName,actor,actorBasis,changed,old,new,sequenceNumber,eventId,position,hash,prevHash",
-    );
-    expect(rows).toHaveLength(1 + lines.length);
-    expect(rows[1]).toMatch(
-      /^2025-01-05T08:00:00.000Z,personnel,"{""PK"":""PERSON#p1"",""SK"":""PROFILE""}",INSERT,user_1,/,
-    );
+      const csv = await cli("query", "--table", "personnel", "--format", "csv");
+      const rows = csv.stdout.trimEnd().split("\r\n");
+      expect(rows[0]).toBe(
+        "at,table,keys,eventName,actor,actorBasis,changed,old,new,sequenceNumber,eventId,position,hash,prevHash",
+      );
+      expect(rows).toHaveLength(1 + lines.length);
+      expect(rows[1]).toMatch(
+        /^2025-01-05T08:00:00.000Z,personnel,"{""PK"":""PERSON#p1"",""SK"":""PROFILE""}",INSERT,user_1,/,
+      );
 
-    const table = await cli("query", "--entity", "personnel:PERSON#p2:PROFILE");
-    expect(table.code).toBe(0);
-    const tableLines = table.stdout.trimEnd().split("\n");
-    expect(tableLines[0]).toMatch(/^AT\s+TABLE\s+KEY\s+EVENT\s+ACTOR\s+CHANGED$/);
-    expect(tableLines.slice(1).map((l) => l.split(/\s{2,}/).slice(3, 5))).toEqual([
-      ["INSERT", "user_1"],
-      ["MODIFY", "user_2"],
-      ["REMOVE", "user_2"],
-    ]);
-    expect(table.stdout).toContain("fullName");
-    expect(table.stdout).not.toContain("Renamed");
-  });
+      const table = await cli("query", "--entity", "personnel:PERSON#p2:PROFILE");
+      expect(table.code).toBe(0);
+      const tableLines = table.stdout.trimEnd().split("\n");
+      expect(tableLines[0]).toMatch(/^AT\s+TABLE\s+KEY\s+EVENT\s+ACTOR\s+CHANGED$/);
+      expect(tableLines.slice(1).map((l) => l.split(/\s{2,}/).slice(3, 5))).toEqual([
+        ["INSERT", "user_1"],
+        ["MODIFY", "user_2"],
+        ["REMOVE", "user_2"],
+      ]);
+      expect(table.stdout).toContain("fullName");
+      expect(table.stdout).not.toContain("Renamed");
+    },
+  );
 
   it("refuses ambiguous or malformed requests with a usage error (exit 2)", async () => {
     for (const args of [
@@ -363,61 +369,67 @@ describe("audit verify", () => {
     await verify(0);
   });
 
-  it("exits 4 for a forged entry inserted with a correct hash (in the middle, or after the newest), and for a deleted chain head; 0 once removed or restored", async () => {
-    const history = (await collect(trail.history("reports", REPORT))) as AuditEntry[];
-    const raw = (await rawEntries())[1]!;
-    // A forger who knows the format: a sequence number after entry `after`, linked to it, hashed correctly.
-    const forge = (after: AuditEntry, gap: bigint) => {
-      const sequenceNumber = (BigInt(after.sequenceNumber) + gap).toString().padStart(after.sequenceNumber.length, "0");
-      const forged = {
-        ...after,
-        sequenceNumber,
-        eventId: "forged",
-        actor: "user_1",
-        position: after.position + 1,
-        prevHash: after.hash,
+  it(
+    "exits 4 for a forged entry inserted with a correct hash (in the middle, or after the newest), " +
+      "and for a deleted chain head; 0 once removed or restored",
+    async () => {
+      const history = (await collect(trail.history("reports", REPORT))) as AuditEntry[];
+      const raw = (await rawEntries())[1]!;
+      // A forger who knows the format: a sequence number after entry `after`, linked to it, hashed correctly.
+      const forge = (after: AuditEntry, gap: bigint) => {
+        const sequenceNumber = (BigInt(after.sequenceNumber) + gap)
+          .toString()
+          .padStart(after.sequenceNumber.length, "0");
+        const forged = {
+          ...after,
+          sequenceNumber,
+          eventId: "forged",
+          actor: "user_1",
+          position: after.position + 1,
+          prevHash: after.hash,
+        };
+        return {
+          ...raw,
+          SK: { S: `E#${sequenceNumber.padStart(40, "0")}` },
+          sequenceNumber: { S: sequenceNumber },
+          eventId: { S: "forged" },
+          actor: { S: "user_1" },
+          position: { N: String(forged.position) },
+          prevHash: { S: after.hash },
+          hash: { S: entryHash(forged) },
+        };
       };
-      return {
-        ...raw,
-        SK: { S: `E#${sequenceNumber.padStart(40, "0")}` },
-        sequenceNumber: { S: sequenceNumber },
-        eventId: { S: "forged" },
-        actor: { S: "user_1" },
-        position: { N: String(forged.position) },
-        prevHash: { S: after.hash },
-        hash: { S: entryHash(forged) },
-      };
-    };
-    const [second, third, newest] = [history[1]!, history[2]!, history.at(-1)!];
-    expect(BigInt(third.sequenceNumber) - BigInt(second.sequenceNumber)).toBeGreaterThan(1n);
-    for (const [forgedItem, position, problem] of [
-      [forge(second, 1n), 3, /does not link|repeats/],
-      [forge(newest, 1000n), 5, /does not match the chain head/],
-    ] as const) {
-      await put(forgedItem);
-      expect((await verify(4)).problems).toContainEqual(
-        expect.objectContaining({
-          keys: REPORT,
-          position: expect.any(Number),
-          problem: expect.stringMatching(problem),
-        }),
-      );
-      expect((await trail.verify()).problems.map((p) => p.position)).toContain(position);
-      await remove(forgedItem);
-      await verify(0);
-    }
+      const [second, third, newest] = [history[1]!, history[2]!, history.at(-1)!];
+      expect(BigInt(third.sequenceNumber) - BigInt(second.sequenceNumber)).toBeGreaterThan(1n);
+      for (const [forgedItem, position, problem] of [
+        [forge(second, 1n), 3, /does not link|repeats/],
+        [forge(newest, 1000n), 5, /does not match the chain head/],
+      ] as const) {
+        await put(forgedItem);
+        expect((await verify(4)).problems).toContainEqual(
+          expect.objectContaining({
+            keys: REPORT,
+            position: expect.any(Number),
+            problem: expect.stringMatching(problem),
+          }),
+        );
+        expect((await trail.verify()).problems.map((p) => p.position)).toContain(position);
+        await remove(forgedItem);
+        await verify(0);
+      }
 
-    const head = (await rawEntries()).find((i) => i.SK!.S === "H")!;
-    await remove(head);
-    expect((await verify(4)).problems).toEqual([
-      expect.objectContaining({ keys: REPORT, problem: expect.stringMatching(/chain head is missing/) }),
-    ]);
-    // Limited to another table, the same check is clean.
-    const personnelOnly = await cli("verify", "--table", "personnel", "--json");
-    expect(personnelOnly.code).toBe(0);
-    await put(head);
-    await verify(0);
-  });
+      const head = (await rawEntries()).find((i) => i.SK!.S === "H")!;
+      await remove(head);
+      expect((await verify(4)).problems).toEqual([
+        expect.objectContaining({ keys: REPORT, problem: expect.stringMatching(/chain head is missing/) }),
+      ]);
+      // Limited to another table, the same check is clean.
+      const personnelOnly = await cli("verify", "--table", "personnel", "--json");
+      expect(personnelOnly.code).toBe(0);
+      await put(head);
+      await verify(0);
+    },
+  );
 });
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {

@@ -149,23 +149,27 @@ describe("entry content", () => {
     expect(rem.new).toBeUndefined();
   });
 
-  it("attributes TTL deletions to the service in both casings, updatedBy when there is no lastModifiedBy, and says when nobody is named", () => {
-    for (const userIdentity of [
-      { type: "Service", principalId: "dynamodb.amazonaws.com" },
-      { Type: "Service", PrincipalId: "dynamodb.amazonaws.com" },
-    ]) {
-      const ttl = entryContent(record("REMOVE", { old: person }, { userIdentity: userIdentity as never }), names);
-      expect(ttl).toMatchObject({ actor: "dynamodb.amazonaws.com", actorBasis: "service" });
-    }
-    const { lastModifiedBy: _, ...anonymous } = person;
-    expect(
-      entryContent(record("INSERT", { new: { ...anonymous, updatedBy: { S: "svc_batch" } } }), names),
-    ).toMatchObject({ actor: "svc_batch", actorBasis: "new:updatedBy" });
-    expect(entryContent(record("INSERT", { new: anonymous }), names)).toMatchObject({
-      actor: "unknown",
-      actorBasis: "none",
-    });
-  });
+  it(
+    "attributes TTL deletions to the service in both casings, updatedBy when there is no " +
+      "lastModifiedBy, and says when nobody is named",
+    () => {
+      for (const userIdentity of [
+        { type: "Service", principalId: "dynamodb.amazonaws.com" },
+        { Type: "Service", PrincipalId: "dynamodb.amazonaws.com" },
+      ]) {
+        const ttl = entryContent(record("REMOVE", { old: person }, { userIdentity: userIdentity as never }), names);
+        expect(ttl).toMatchObject({ actor: "dynamodb.amazonaws.com", actorBasis: "service" });
+      }
+      const { lastModifiedBy: _, ...anonymous } = person;
+      expect(
+        entryContent(record("INSERT", { new: { ...anonymous, updatedBy: { S: "svc_batch" } } }), names),
+      ).toMatchObject({ actor: "svc_batch", actorBasis: "new:updatedBy" });
+      expect(entryContent(record("INSERT", { new: anonymous }), names)).toMatchObject({
+        actor: "unknown",
+        actorBasis: "none",
+      });
+    },
+  );
 });
 
 describe("migrator attribution", () => {
@@ -214,27 +218,30 @@ describe("migrator attribution", () => {
 });
 
 describe("migrator attribution: bookkeeping attributes", () => {
-  it("accepts every attribute of MIGRATOR_MARKER beside the targets in a migrator write, whatever the marker holds", () => {
-    const base: AttributeMap = {
-      PK: { S: "PERSON#e1" },
-      SK: { S: "PROFILE" },
-      fullName: { S: "Ada" },
-      _migrationRev: { N: "1" },
-    };
-    const bookkeeping = Object.fromEntries(Object.values(MIGRATOR_MARKER).map((name) => [name, { S: "x" }]));
-    const written = {
-      ...base,
-      ...bookkeeping,
-      full_name: { S: "Ada" },
-      [MIGRATOR_MARKER.by]: { S: MIGRATOR_ACTORS.sweep },
-      [MIGRATOR_MARKER.rev]: { N: "2" },
-    };
-    const changed = ["full_name", ...Object.values(MIGRATOR_MARKER)];
-    expect(migratorActor("personnel", base, written, changed)).toBe(MIGRATOR_ACTORS.sweep);
-    expect(
-      migratorActor("personnel", base, { ...written, version: { N: "9" } }, [...changed, "version"]),
-    ).toBeUndefined();
-  });
+  it(
+    "accepts every attribute of MIGRATOR_MARKER beside the targets in a migrator write, whatever " + "the marker holds",
+    () => {
+      const base: AttributeMap = {
+        PK: { S: "PERSON#e1" },
+        SK: { S: "PROFILE" },
+        fullName: { S: "Ada" },
+        _migrationRev: { N: "1" },
+      };
+      const bookkeeping = Object.fromEntries(Object.values(MIGRATOR_MARKER).map((name) => [name, { S: "x" }]));
+      const written = {
+        ...base,
+        ...bookkeeping,
+        full_name: { S: "Ada" },
+        [MIGRATOR_MARKER.by]: { S: MIGRATOR_ACTORS.sweep },
+        [MIGRATOR_MARKER.rev]: { N: "2" },
+      };
+      const changed = ["full_name", ...Object.values(MIGRATOR_MARKER)];
+      expect(migratorActor("personnel", base, written, changed)).toBe(MIGRATOR_ACTORS.sweep);
+      expect(
+        migratorActor("personnel", base, { ...written, version: { N: "9" } }, [...changed, "version"]),
+      ).toBeUndefined();
+    },
+  );
 });
 
 describe("entry fields: one declaration for the hash, the stored item, decoding and output", () => {

@@ -110,7 +110,8 @@ async function deliverAll(
 }
 
 describe("audit logger", () => {
-  it("invariant 6: audit completeness — one entry per stream record, per table, after mixed INSERT/MODIFY/REMOVE traffic; migrator and application never confused", async () => {
+  it("invariant 6: audit completeness — one entry per stream record, per table, after mixed " +
+    "INSERT/MODIFY/REMOVE traffic; migrator and application never confused", async () => {
     const t = await tables();
     const rows = [...generateDataset({ items: 80, seed: 11 })];
     await loadDataset(t.clients.doc, t.names, rows);
@@ -180,99 +181,104 @@ describe("audit logger", () => {
     expect(report).toMatchObject({ intact: true, entries: total, problems: [] });
   }, 180_000);
 
-  it("orders and attributes one item's history: app insert → normalizer → app update → normalizer → stale put → full put → sweep → update → delete", async () => {
-    const t = await tables();
-    const key = { PK: "REPORT#hist1", SK: "METADATA" };
-    const table = t.names.reports;
-    const put = (item: Item) => t.clients.doc.send(new PutCommand({ TableName: table, Item: item }));
-    const update = (fields: Item) =>
-      t.clients.doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: key,
-          UpdateExpression: `SET ${Object.keys(fields)
-            .map((_k, n) => `#f${n} = :f${n}`)
-            .join(", ")} ADD version :one`,
-          ExpressionAttributeNames: Object.fromEntries(Object.keys(fields).map((k, n) => [`#f${n}`, k])),
-          ExpressionAttributeValues: {
-            ":one": 1,
-            ...Object.fromEntries(Object.values(fields).map((v, n) => [`:f${n}`, v])),
-          },
-        }),
-      );
-    const read = async () =>
-      (await t.clients.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item!;
-    // The real normalizer handler, given the item's stream records it has not seen yet.
-    const normalizer = createNormalizerHandler({
-      deps: { doc: t.clients.doc, names: t.names, ledger: new Ledger(t.clients.doc, t.names.ledger) },
-    });
-    const normalized = new Set<string>();
-    const normalize = async () => {
-      const fresh = (await readStream(t.clients, table)).filter(
-        (r) => keyOf(r) === JSON.stringify([key.PK, key.SK]) && !normalized.has(r.dynamodb!.SequenceNumber!),
-      );
-      for (const r of fresh) normalized.add(r.dynamodb!.SequenceNumber!);
-      expect((await deliver(fresh, normalizer)).onFailure).toEqual([]);
-    };
+  it(
+    "orders and attributes one item's history: app insert → normalizer → app update → normalizer → " +
+      "stale put → full put → sweep → update → delete",
+    async () => {
+      const t = await tables();
+      const key = { PK: "REPORT#hist1", SK: "METADATA" };
+      const table = t.names.reports;
+      const put = (item: Item) => t.clients.doc.send(new PutCommand({ TableName: table, Item: item }));
+      const update = (fields: Item) =>
+        t.clients.doc.send(
+          new UpdateCommand({
+            TableName: table,
+            Key: key,
+            UpdateExpression: `SET ${Object.keys(fields)
+              .map((_k, n) => `#f${n} = :f${n}`)
+              .join(", ")} ADD version :one`,
+            ExpressionAttributeNames: Object.fromEntries(Object.keys(fields).map((k, n) => [`#f${n}`, k])),
+            ExpressionAttributeValues: {
+              ":one": 1,
+              ...Object.fromEntries(Object.values(fields).map((v, n) => [`:f${n}`, v])),
+            },
+          }),
+        );
+      const read = async () =>
+        (await t.clients.doc.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item!;
+      // The real normalizer handler, given the item's stream records it has not seen yet.
+      const normalizer = createNormalizerHandler({
+        deps: { doc: t.clients.doc, names: t.names, ledger: new Ledger(t.clients.doc, t.names.ledger) },
+      });
+      const normalized = new Set<string>();
+      const normalize = async () => {
+        const fresh = (await readStream(t.clients, table)).filter(
+          (r) => keyOf(r) === JSON.stringify([key.PK, key.SK]) && !normalized.has(r.dynamodb!.SequenceNumber!),
+        );
+        for (const r of fresh) normalized.add(r.dynamodb!.SequenceNumber!);
+        expect((await deliver(fresh, normalizer)).onFailure).toEqual([]);
+      };
 
-    await put({
-      ...key,
-      projectId: "proj_001",
-      managerId: "mgr_1",
-      reportDate: "2025-11-01",
-      createdAt: "2025-11-01T08:00:00.000Z",
-      version: 1,
-      lastModifiedBy: "user_1",
-    });
-    await normalize();
-    await update({ projectId: "proj_002", lastModifiedBy: "user_2" });
-    await normalize();
-    const stale = await read();
-    await update({ reportDate: "2025-11-02", lastModifiedBy: "user_3" });
-    await normalize();
-    await put({ ...stale, weather: "rain", lastModifiedBy: "user_4" }); // stale read-modify-write put: carries revision 2 over 3
-    const current = await read();
-    await put({
-      ...Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp")),
-      lastModifiedBy: "user_5",
-    }); // old code drops the marker
-    expect(await migrate(t, "reports", key, "sweep")).toBe(true);
-    await update({ weather: "sun", lastModifiedBy: "user_6" });
-    await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
+      await put({
+        ...key,
+        projectId: "proj_001",
+        managerId: "mgr_1",
+        reportDate: "2025-11-01",
+        createdAt: "2025-11-01T08:00:00.000Z",
+        version: 1,
+        lastModifiedBy: "user_1",
+      });
+      await normalize();
+      await update({ projectId: "proj_002", lastModifiedBy: "user_2" });
+      await normalize();
+      const stale = await read();
+      await update({ reportDate: "2025-11-02", lastModifiedBy: "user_3" });
+      await normalize();
+      // stale read-modify-write put: carries revision 2 over 3
+      await put({ ...stale, weather: "rain", lastModifiedBy: "user_4" });
+      const current = await read();
+      await put({
+        ...Object.fromEntries(Object.entries(current).filter(([k]) => !k.includes("_") && k !== "timestamp")),
+        lastModifiedBy: "user_5",
+      }); // old code drops the marker
+      expect(await migrate(t, "reports", key, "sweep")).toBe(true);
+      await update({ weather: "sun", lastModifiedBy: "user_6" });
+      await t.clients.doc.send(new DeleteCommand({ TableName: table, Key: key }));
 
-    const records = (await readStream(t.clients, table)).filter((r) => keyOf(r) === JSON.stringify([key.PK, key.SK]));
-    expect(records).toHaveLength(11);
-    const trail = new AuditTrail(t.clients.dynamodb, t.names);
-    await deliver(records, handlerFor(trail), { batchSize: 4 });
-    const history = await collect(trail.history("reports", key));
-    expect(history.map((e) => [e.position, e.eventName, e.actor, e.actorBasis])).toEqual([
-      [1, "INSERT", "user_1", "new:lastModifiedBy"],
-      [2, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
-      [3, "MODIFY", "user_2", "new:lastModifiedBy"],
-      [4, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
-      [5, "MODIFY", "user_3", "new:lastModifiedBy"],
-      [6, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
-      [7, "MODIFY", "user_4", "new:lastModifiedBy"],
-      [8, "MODIFY", "user_5", "new:lastModifiedBy"],
-      [9, "MODIFY", MIGRATOR_ACTORS.sweep, "migrator"],
-      [10, "MODIFY", "user_6", "new:lastModifiedBy"],
-      [11, "REMOVE", "user_6", "old:lastModifiedBy"],
-    ]);
-    expect(history.map((e) => e.sequenceNumber)).toEqual(records.map((r) => r.dynamodb!.SequenceNumber));
-    // What changed, with the values before and after.
-    expect(history[2]).toMatchObject({
-      changed: ["lastModifiedBy", "projectId", "version"],
-      old: { projectId: { S: "proj_001" } },
-      new: { projectId: { S: "proj_002" } },
-    });
-    expect(history[3]!.changed).toEqual(["_migrationRev", "project_id"]);
-    expect(history[6]!.old?._migrationRev).toEqual({ N: "3" });
-    expect(history[6]!.new?._migrationRev).toEqual({ N: "2" });
-    expect(history[0]!.new?.projectId).toEqual({ S: "proj_001" });
-    expect(history[10]!.old?.weather).toEqual({ S: "sun" });
-    expect(history[10]!.new).toBeUndefined();
-    expect((await trail.verify()).intact).toBe(true);
-  });
+      const records = (await readStream(t.clients, table)).filter((r) => keyOf(r) === JSON.stringify([key.PK, key.SK]));
+      expect(records).toHaveLength(11);
+      const trail = new AuditTrail(t.clients.dynamodb, t.names);
+      await deliver(records, handlerFor(trail), { batchSize: 4 });
+      const history = await collect(trail.history("reports", key));
+      expect(history.map((e) => [e.position, e.eventName, e.actor, e.actorBasis])).toEqual([
+        [1, "INSERT", "user_1", "new:lastModifiedBy"],
+        [2, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
+        [3, "MODIFY", "user_2", "new:lastModifiedBy"],
+        [4, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
+        [5, "MODIFY", "user_3", "new:lastModifiedBy"],
+        [6, "MODIFY", MIGRATOR_ACTORS.normalizer, "migrator"],
+        [7, "MODIFY", "user_4", "new:lastModifiedBy"],
+        [8, "MODIFY", "user_5", "new:lastModifiedBy"],
+        [9, "MODIFY", MIGRATOR_ACTORS.sweep, "migrator"],
+        [10, "MODIFY", "user_6", "new:lastModifiedBy"],
+        [11, "REMOVE", "user_6", "old:lastModifiedBy"],
+      ]);
+      expect(history.map((e) => e.sequenceNumber)).toEqual(records.map((r) => r.dynamodb!.SequenceNumber));
+      // What changed, with the values before and after.
+      expect(history[2]).toMatchObject({
+        changed: ["lastModifiedBy", "projectId", "version"],
+        old: { projectId: { S: "proj_001" } },
+        new: { projectId: { S: "proj_002" } },
+      });
+      expect(history[3]!.changed).toEqual(["_migrationRev", "project_id"]);
+      expect(history[6]!.old?._migrationRev).toEqual({ N: "3" });
+      expect(history[6]!.new?._migrationRev).toEqual({ N: "2" });
+      expect(history[0]!.new?.projectId).toEqual({ S: "proj_001" });
+      expect(history[10]!.old?.weather).toEqual({ S: "sun" });
+      expect(history[10]!.new).toBeUndefined();
+      expect((await trail.verify()).intact).toBe(true);
+    },
+  );
 
   it("attributes a TTL deletion to dynamodb.amazonaws.com and an application delete to the application", async () => {
     const t = await tables();
@@ -350,7 +356,10 @@ describe("audit logger", () => {
   }, 90_000);
 });
 
-/** Some inserts, updates and deletes on vendors (items 8 at a time, each item's writes in order); returns the table's stream records. */
+/**
+ * Some inserts, updates and deletes on vendors (items 8 at a time, each item's writes in order);
+ * returns the table's stream records.
+ */
 async function vendorTraffic(t: TestTables, n: number): Promise<DynamoDBRecord[]> {
   const table = t.names.vendors;
   const item = async (i: number) => {
@@ -386,58 +395,70 @@ async function expectExactlyOnce(t: TestTables, records: DynamoDBRecord[]) {
 }
 
 describe("invariant 6: audit completeness — exactly once under redelivery", () => {
-  it("invariant 6: audit completeness — delivering the same records twice, and again by a restarted logger, adds nothing", async () => {
-    const t = await tables();
-    const records = await vendorTraffic(t, 30);
-    expect(records.length).toBe(30 + 15 + 10);
-    const trail = new AuditTrail(t.clients.dynamodb, t.names);
-    await deliver(records, handlerFor(trail), { batchSize: 7 });
-    await deliver(records, handlerFor(trail), { batchSize: 7 });
-    // A restarted logger (cold cache) given the whole stream again.
-    await deliver(
-      await readStream(t.clients, t.names.vendors),
-      handlerFor(new AuditTrail(t.clients.dynamodb, t.names)),
-      { batchSize: 100 },
-    );
-    await expectExactlyOnce(t, records);
-  });
+  it(
+    "invariant 6: audit completeness — delivering the same records twice, and again by a restarted " +
+      "logger, adds nothing",
+    async () => {
+      const t = await tables();
+      const records = await vendorTraffic(t, 30);
+      expect(records.length).toBe(30 + 15 + 10);
+      const trail = new AuditTrail(t.clients.dynamodb, t.names);
+      await deliver(records, handlerFor(trail), { batchSize: 7 });
+      await deliver(records, handlerFor(trail), { batchSize: 7 });
+      // A restarted logger (cold cache) given the whole stream again.
+      await deliver(
+        await readStream(t.clients, t.names.vendors),
+        handlerFor(new AuditTrail(t.clients.dynamodb, t.names)),
+        { batchSize: 100 },
+      );
+      await expectExactlyOnce(t, records);
+    },
+  );
 
-  it("invariant 6: audit completeness — a partial batch failure is redelivered from the failed record without duplicates", async () => {
-    const t = await tables();
-    const records = await vendorTraffic(t, 30);
-    // A client whose 10th and 25th transactions fail once, as a network error would.
-    const flaky = createClients();
-    disposers.push(async () => destroyClients(flaky));
-    let transactions = 0;
-    flaky.dynamodb.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === "TransactWriteItemsCommand" && [10, 25].includes(++transactions))
-          throw Object.assign(new Error("injected fault"), { name: "InjectedFault" });
-        return next(args);
-      },
-      { step: "initialize" },
-    );
-    const handler = handlerFor(new AuditTrail(flaky.dynamodb, t.names));
-    const delivery = await deliver(records, handler, { batchSize: 20 });
-    expect(delivery.onFailure).toEqual([]);
-    expect(delivery.invocations).toBeGreaterThan(Math.ceil(records.length / 20));
-    await expectExactlyOnce(t, records);
-  });
+  it(
+    "invariant 6: audit completeness — a partial batch failure is redelivered from the failed " +
+      "record without duplicates",
+    async () => {
+      const t = await tables();
+      const records = await vendorTraffic(t, 30);
+      // A client whose 10th and 25th transactions fail once, as a network error would.
+      const flaky = createClients();
+      disposers.push(async () => destroyClients(flaky));
+      let transactions = 0;
+      flaky.dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "TransactWriteItemsCommand" && [10, 25].includes(++transactions))
+            throw Object.assign(new Error("injected fault"), { name: "InjectedFault" });
+          return next(args);
+        },
+        { step: "initialize" },
+      );
+      const handler = handlerFor(new AuditTrail(flaky.dynamodb, t.names));
+      const delivery = await deliver(records, handler, { batchSize: 20 });
+      expect(delivery.onFailure).toEqual([]);
+      expect(delivery.invocations).toBeGreaterThan(Math.ceil(records.length / 20));
+      await expectExactlyOnce(t, records);
+    },
+  );
 
-  it("invariant 6: audit completeness — two loggers delivering the same records concurrently write each entry once", async () => {
-    const t = await tables();
-    const records = await vendorTraffic(t, 30);
-    const one = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
-    const two = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
-    const [a, b] = await Promise.all([
-      deliver(records, one, { batchSize: 5 }),
-      deliver(records, two, { batchSize: 3 }),
-    ]);
-    expect([...a.onFailure, ...b.onFailure]).toEqual([]);
-    await expectExactlyOnce(t, records);
-  });
+  it(
+    "invariant 6: audit completeness — two loggers delivering the same records concurrently write " + "each entry once",
+    async () => {
+      const t = await tables();
+      const records = await vendorTraffic(t, 30);
+      const one = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
+      const two = handlerFor(new AuditTrail(t.clients.dynamodb, t.names));
+      const [a, b] = await Promise.all([
+        deliver(records, one, { batchSize: 5 }),
+        deliver(records, two, { batchSize: 3 }),
+      ]);
+      expect([...a.onFailure, ...b.onFailure]).toEqual([]);
+      await expectExactlyOnce(t, records);
+    },
+  );
 
-  it("invariant 6: audit completeness — the stream runner killed with SIGKILL mid-stream, resumed from its checkpoints, then run again from the start of the stream, leaves each entry once", async () => {
+  it("invariant 6: audit completeness — the stream runner killed with SIGKILL mid-stream, resumed " +
+    "from its checkpoints, then run again from the start of the stream, leaves each entry once", async () => {
     const t = await tables();
     const records = await vendorTraffic(t, 300); // 550 records: 6 batches
     const total = records.length;
@@ -508,23 +529,27 @@ describe("invariant 6: audit completeness — exactly once under redelivery", ()
     await expectExactlyOnce(t, records);
   }, 300_000);
 
-  it("appends each item's records in stream order while items run concurrently, whatever order the processor is called in", async () => {
-    const t = await tables();
-    const records = await vendorTraffic(t, 12); // 12 items, 1 to 3 records each, interleaved by item
-    const trail = new AuditTrail(t.clients.dynamodb, t.names);
-    const append = trail.batch(records, { concurrency: 4 });
-    const outcomes = await Promise.all([...records].reverse().map((r) => append(r)));
-    expect(outcomes.every((o) => o.outcome === "appended")).toBe(true);
-    for (const entry of await collect(trail.byTable("vendors"))) {
-      const history = await collect(trail.history("vendors", entry.keys));
-      const streamOrder = records
-        .filter((r) => r.dynamodb!.Keys!.PK!.S === entry.keys.PK)
-        .map((r) => r.dynamodb!.SequenceNumber);
-      expect(history.map((e) => e.sequenceNumber)).toEqual(streamOrder);
-      expect(history.map((e) => e.position)).toEqual(streamOrder.map((_, n) => n + 1));
-    }
-    expect((await trail.verify()).intact).toBe(true);
-  });
+  it(
+    "appends each item's records in stream order while items run concurrently, whatever order the " +
+      "processor is called in",
+    async () => {
+      const t = await tables();
+      const records = await vendorTraffic(t, 12); // 12 items, 1 to 3 records each, interleaved by item
+      const trail = new AuditTrail(t.clients.dynamodb, t.names);
+      const append = trail.batch(records, { concurrency: 4 });
+      const outcomes = await Promise.all([...records].reverse().map((r) => append(r)));
+      expect(outcomes.every((o) => o.outcome === "appended")).toBe(true);
+      for (const entry of await collect(trail.byTable("vendors"))) {
+        const history = await collect(trail.history("vendors", entry.keys));
+        const streamOrder = records
+          .filter((r) => r.dynamodb!.Keys!.PK!.S === entry.keys.PK)
+          .map((r) => r.dynamodb!.SequenceNumber);
+        expect(history.map((e) => e.sequenceNumber)).toEqual(streamOrder);
+        expect(history.map((e) => e.position)).toEqual(streamOrder.map((_, n) => n + 1));
+      }
+      expect((await trail.verify()).intact).toBe(true);
+    },
+  );
 
   it("refuses a record older than the newest audited one of its item instead of misordering the history", async () => {
     const t = await tables();
@@ -613,119 +638,126 @@ describe("audit entries of any size", () => {
 });
 
 describe("invariant 7: bad input is contained", () => {
-  it("invariant 7: bad input is contained — a malformed record fails alone (its item's later records wait for it), is logged with its keys only, retried, then sent on", async () => {
-    const t = await tables();
-    const table = t.names.personnel;
-    for (const id of ["x", "y", "z"]) {
+  it(
+    "invariant 7: bad input is contained — a malformed record fails alone (its item's later records " +
+      "wait for it), is logged with its keys only, retried, then sent on",
+    async () => {
+      const t = await tables();
+      const table = t.names.personnel;
+      for (const id of ["x", "y", "z"]) {
+        await t.clients.doc.send(
+          new PutCommand({
+            TableName: table,
+            Item: { PK: `PERSON#${id}`, SK: "PROFILE", phone: "+1-555-0199", lastModifiedBy: "user_1" },
+          }),
+        );
+      }
       await t.clients.doc.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: table,
-          Item: { PK: `PERSON#${id}`, SK: "PROFILE", phone: "+1-555-0199", lastModifiedBy: "user_1" },
+          Key: { PK: "PERSON#y", SK: "PROFILE" },
+          UpdateExpression: "SET email = :e",
+          ExpressionAttributeValues: { ":e": "y@example.com" },
         }),
       );
-    }
-    await t.clients.doc.send(
-      new UpdateCommand({
-        TableName: table,
-        Key: { PK: "PERSON#y", SK: "PROFILE" },
-        UpdateExpression: "SET email = :e",
-        ExpressionAttributeValues: { ":e": "y@example.com" },
-      }),
-    );
-    const [x, y, z, yUpdate] = await readStream(t.clients, table);
-    const badY: DynamoDBRecord = structuredClone(y!);
-    badY.dynamodb!.NewImage!.phone = { X: "+1-555-0199" } as never;
-    const noKeys: DynamoDBRecord = structuredClone(z!);
-    noKeys.eventID = "no-keys-event";
-    noKeys.dynamodb!.SequenceNumber = "1"; // sorts before everything; delivered first below
-    delete noKeys.dynamodb!.Keys;
-    const batch = [noKeys, x!, badY, yUpdate!, z!];
+      const [x, y, z, yUpdate] = await readStream(t.clients, table);
+      const badY: DynamoDBRecord = structuredClone(y!);
+      badY.dynamodb!.NewImage!.phone = { X: "+1-555-0199" } as never;
+      const noKeys: DynamoDBRecord = structuredClone(z!);
+      noKeys.eventID = "no-keys-event";
+      noKeys.dynamodb!.SequenceNumber = "1"; // sorts before everything; delivered first below
+      delete noKeys.dynamodb!.Keys;
+      const batch = [noKeys, x!, badY, yUpdate!, z!];
 
-    const logged: string[] = [];
-    const capture = (stream: NodeJS.WriteStream) => {
-      const write = stream.write.bind(stream);
-      stream.write = ((chunk: string | Uint8Array) => {
-        logged.push(String(chunk));
-        return true;
-      }) as typeof stream.write;
-      return () => (stream.write = write);
-    };
-    const restore = [capture(process.stdout), capture(process.stderr)];
-    const trail = new AuditTrail(t.clients.dynamodb, t.names);
-    const handler = handlerFor(trail, new Logger({ serviceName: "audit-test" }));
-    let response: Awaited<ReturnType<typeof handler>>;
-    try {
-      response = await handler({ Records: batch }, {} as never);
-    } finally {
-      for (const r of restore) r();
-    }
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
-      "1",
-      y!.dynamodb!.SequenceNumber,
-      yUpdate!.dynamodb!.SequenceNumber,
-    ]);
-    expect((await collect(trail.byTable("personnel"))).map((e) => e.keys.PK)).toEqual(["PERSON#x", "PERSON#z"]);
-    const log = logged.join("");
-    expect(log).toContain("PERSON#y");
-    expect(log).toContain("phone");
-    expect(log).toContain("no-keys-event");
-    // The phone number itself, not "555": a timestamp or sequence number in the log may contain that.
-    expect(log).not.toContain("555-0199");
-    expect(log).not.toContain("y@example.com");
+      const logged: string[] = [];
+      const capture = (stream: NodeJS.WriteStream) => {
+        const write = stream.write.bind(stream);
+        stream.write = ((chunk: string | Uint8Array) => {
+          logged.push(String(chunk));
+          return true;
+        }) as typeof stream.write;
+        return () => (stream.write = write);
+      };
+      const restore = [capture(process.stdout), capture(process.stderr)];
+      const trail = new AuditTrail(t.clients.dynamodb, t.names);
+      const handler = handlerFor(trail, new Logger({ serviceName: "audit-test" }));
+      let response: Awaited<ReturnType<typeof handler>>;
+      try {
+        response = await handler({ Records: batch }, {} as never);
+      } finally {
+        for (const r of restore) r();
+      }
+      expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
+        "1",
+        y!.dynamodb!.SequenceNumber,
+        yUpdate!.dynamodb!.SequenceNumber,
+      ]);
+      expect((await collect(trail.byTable("personnel"))).map((e) => e.keys.PK)).toEqual(["PERSON#x", "PERSON#z"]);
+      const log = logged.join("");
+      expect(log).toContain("PERSON#y");
+      expect(log).toContain("phone");
+      expect(log).toContain("no-keys-event");
+      // The phone number itself, not "555": a timestamp or sequence number in the log may contain that.
+      expect(log).not.toContain("555-0199");
+      expect(log).not.toContain("y@example.com");
 
-    // With Lambda's retries: the bad records end on the on-failure destination, everything else is audited.
-    const delivery = await deliver(batch, handlerFor(trail), { batchSize: 5, maxRetries: 2 });
-    expect(delivery.onFailure.map((r) => r.eventID)).toEqual(["no-keys-event", y!.eventID]);
-    expect((await collect(trail.byTable("personnel"))).map((e) => `${e.keys.PK} ${e.eventName}`)).toEqual([
-      "PERSON#x INSERT",
-      "PERSON#z INSERT",
-      "PERSON#y MODIFY",
-    ]);
-    expect((await trail.verify()).intact).toBe(true);
-  });
+      // With Lambda's retries: the bad records end on the on-failure destination, everything else is audited.
+      const delivery = await deliver(batch, handlerFor(trail), { batchSize: 5, maxRetries: 2 });
+      expect(delivery.onFailure.map((r) => r.eventID)).toEqual(["no-keys-event", y!.eventID]);
+      expect((await collect(trail.byTable("personnel"))).map((e) => `${e.keys.PK} ${e.eventName}`)).toEqual([
+        "PERSON#x INSERT",
+        "PERSON#z INSERT",
+        "PERSON#y MODIFY",
+      ]);
+      expect((await trail.verify()).intact).toBe(true);
+    },
+  );
 });
 
 describe("retention", () => {
-  it("keeps entries at least the configured years, and tells entries that expired from entries that were deleted", async () => {
-    const t = await tables();
-    const records = await vendorTraffic(t, 1); // INSERT, MODIFY, REMOVE of VENDOR#x0
-    const trail = new AuditTrail(t.clients.dynamodb, t.names);
-    await deliver(records, handlerFor(trail));
-    const entries = await collect(trail.byTable("vendors"));
-    for (const e of entries) {
-      const floor = new Date(e.recordedAt);
-      floor.setUTCFullYear(floor.getUTCFullYear() + 7);
-      expect(e.expiresAt! * 1000).toBeGreaterThanOrEqual(floor.getTime());
-      expect(e.expiresAt! * 1000).toBeGreaterThanOrEqual(Date.parse(e.at) + 7 * 365 * 86_400_000);
-    }
-    expect(entries.map((e) => e.expiresAt)).toEqual([...entries.map((e) => e.expiresAt!)].sort((a, b) => a - b));
+  it(
+    "keeps entries at least the configured years, and tells entries that expired from entries that " + "were deleted",
+    async () => {
+      const t = await tables();
+      const records = await vendorTraffic(t, 1); // INSERT, MODIFY, REMOVE of VENDOR#x0
+      const trail = new AuditTrail(t.clients.dynamodb, t.names);
+      await deliver(records, handlerFor(trail));
+      const entries = await collect(trail.byTable("vendors"));
+      for (const e of entries) {
+        const floor = new Date(e.recordedAt);
+        floor.setUTCFullYear(floor.getUTCFullYear() + 7);
+        expect(e.expiresAt! * 1000).toBeGreaterThanOrEqual(floor.getTime());
+        expect(e.expiresAt! * 1000).toBeGreaterThanOrEqual(Date.parse(e.at) + 7 * 365 * 86_400_000);
+      }
+      expect(entries.map((e) => e.expiresAt)).toEqual([...entries.map((e) => e.expiresAt!)].sort((a, b) => a - b));
 
-    // DynamoDB's TTL removing the oldest entries (simulated): a deletion today, expiry in 8 years.
-    await t.clients.dynamodb.send(
-      new DeleteItemCommand({
-        TableName: t.names.audit,
-        Key: { PK: { S: entries[0]!.entity }, SK: { S: `E#${entries[0]!.sequenceNumber.padStart(40, "0")}` } },
-      }),
-    );
-    const today = await trail.verify();
-    expect(today.intact).toBe(false);
-    expect(today.problems[0]).toMatchObject({
-      keys: { PK: "VENDOR#x0", SK: "PROFILE" },
-      position: 2,
-      problem: expect.stringMatching(/deleted/),
-    });
-    const later = await new AuditTrail(t.clients.dynamodb, t.names, {
-      now: () => new Date(Date.now() + 8 * 365 * 86_400_000),
-    }).verify();
-    expect(later).toMatchObject({ intact: true, expired: 1, entries: 2 });
+      // DynamoDB's TTL removing the oldest entries (simulated): a deletion today, expiry in 8 years.
+      await t.clients.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: t.names.audit,
+          Key: { PK: { S: entries[0]!.entity }, SK: { S: `E#${entries[0]!.sequenceNumber.padStart(40, "0")}` } },
+        }),
+      );
+      const today = await trail.verify();
+      expect(today.intact).toBe(false);
+      expect(today.problems[0]).toMatchObject({
+        keys: { PK: "VENDOR#x0", SK: "PROFILE" },
+        position: 2,
+        problem: expect.stringMatching(/deleted/),
+      });
+      const later = await new AuditTrail(t.clients.dynamodb, t.names, {
+        now: () => new Date(Date.now() + 8 * 365 * 86_400_000),
+      }).verify();
+      expect(later).toMatchObject({ intact: true, expired: 1, entries: 2 });
 
-    const forever = await tables();
-    const foreverTrail = new AuditTrail(forever.clients.dynamodb, forever.names, { retention: "forever" });
-    await deliver(await vendorTraffic(forever, 1), handlerFor(foreverTrail));
-    expect((await collect(foreverTrail.byTable("vendors"))).map((e) => e.expiresAt)).toEqual([
-      undefined,
-      undefined,
-      undefined,
-    ]);
-  });
+      const forever = await tables();
+      const foreverTrail = new AuditTrail(forever.clients.dynamodb, forever.names, { retention: "forever" });
+      await deliver(await vendorTraffic(forever, 1), handlerFor(foreverTrail));
+      expect((await collect(foreverTrail.byTable("vendors"))).map((e) => e.expiresAt)).toEqual([
+        undefined,
+        undefined,
+        undefined,
+      ]);
+    },
+  );
 });

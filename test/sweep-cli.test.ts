@@ -121,7 +121,8 @@ describe("sweep command", () => {
     await expectAllNormalizedOnce(await reportsNow());
   });
 
-  it("honours --pause from another process within seconds, refuses a second process, and continues after --unpause", async () => {
+  it("honours --pause from another process within seconds, refuses a second process, and continues " +
+    "after --unpause", async () => {
     await reload();
     // At most 30 of these reports a second, 4 at a time: the pause (a process of its own, slow to
     // start on a busy machine) lands before the sweep could finish, and what is in flight when it
@@ -155,77 +156,85 @@ describe("sweep command", () => {
     await expectAllNormalizedOnce(await reportsNow());
   }, 120_000);
 
-  it("aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints for --resume", async () => {
-    await reload();
-    const proxy = await startLatencyProxy({ target: process.env.AWS_ENDPOINT_URL_DYNAMODB!, delayMs: 0 });
-    const sweep = await startCli(
-      SLOW,
-      { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" },
-      { timeoutMs: 180_000 },
-    );
-    await waitFor(
-      async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1,
-      "a checkpoint of the new run",
-      60_000,
-    );
-    await proxy.close();
-    const failed = await sweep.done;
-    expect(failed.code).toBe(1);
-    expect(failed.stderr.trim().split("\n").at(-1)).toMatch(
-      /^sitelogix-migrate: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+ \(E[A-Z]+\)$/,
-    );
-    const pages = await checkpointedPages();
-    expect(pages).toBeGreaterThanOrEqual(1);
-
-    const resumed = await runCli(["sweep", "--table", "reports", "--resume", "--json"], env, { timeoutMs: 180_000 });
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(JSON.parse(resumed.stdout).tables.reports.scanned).toBeLessThan(rows.length);
-    await expectAllNormalizedOnce(await reportsNow());
-  });
-
-  it("stops gracefully when its credentials are about to expire, records why, and --resume with fresh ones finishes it; each end reaches the topic", async () => {
-    await reload();
-    const sns = await startSnsRecorder();
-    const topic = {
-      SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops",
-      AWS_ENDPOINT_URL_SNS: sns.endpoint,
-    };
-    try {
-      // Fixed session credentials, as `sst shell` hands a command, that expire in 70 s: the sweep
-      // stops once fewer than 60 s are left (a refreshable provider would have renewed them by then).
-      const expiresAt = new Date(Date.now() + 70_000).toISOString();
-      const slow = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "200"];
-      const stopped = await runCli(
-        slow,
-        { ...env, ...topic, AWS_CREDENTIAL_EXPIRATION: expiresAt },
-        { timeoutMs: 120_000 },
-      );
-      expect(stopped.code, stopped.stderr).toBe(1);
-      const reason = `the AWS credentials expire at ${expiresAt} and were not renewed`;
-      expect(stopped.stderr).toContain(
-        `reports: stopped because ${reason}; checkpoints are saved. Get fresh credentials, then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)`,
-      );
-      const run = (await latestRun())!;
-      expect(run).toMatchObject({ status: "stopped", error: reason });
-      expect(await migrated()).toBeLessThan(rows.length);
-
-      const resumed = await runCli(
-        ["sweep", "--table", "reports", "--resume"],
-        { ...env, ...topic },
+  it(
+    "aborts with one line and exit 1 when the endpoint is lost mid-sweep, keeping its checkpoints " + "for --resume",
+    async () => {
+      await reload();
+      const proxy = await startLatencyProxy({ target: process.env.AWS_ENDPOINT_URL_DYNAMODB!, delayMs: 0 });
+      const sweep = await startCli(
+        SLOW,
+        { ...env, AWS_ENDPOINT_URL_DYNAMODB: proxy.endpoint, AWS_MAX_ATTEMPTS: "2" },
         { timeoutMs: 180_000 },
       );
+      await waitFor(
+        async () => (await latestRun())?.status === "running" && (await checkpointedPages()) >= 1,
+        "a checkpoint of the new run",
+        60_000,
+      );
+      await proxy.close();
+      const failed = await sweep.done;
+      expect(failed.code).toBe(1);
+      expect(failed.stderr.trim().split("\n").at(-1)).toMatch(
+        /^sitelogix-migrate: cannot reach DynamoDB at http:\/\/127\.0\.0\.1:\d+ \(E[A-Z]+\)$/,
+      );
+      const pages = await checkpointedPages();
+      expect(pages).toBeGreaterThanOrEqual(1);
+
+      const resumed = await runCli(["sweep", "--table", "reports", "--resume", "--json"], env, { timeoutMs: 180_000 });
       expect(resumed.code, resumed.stderr).toBe(0);
-      expect((await latestRun())!).toMatchObject({ sweepId: run.sweepId, status: "finished" });
+      expect(JSON.parse(resumed.stdout).tables.reports.scanned).toBeLessThan(rows.length);
       await expectAllNormalizedOnce(await reportsNow());
-      expect(sns.published.map((p) => [p.event, p.Subject])).toEqual([
-        ["sweep-stopped", "[sitelogix-migrator] sweep stopped: reports"],
-        ["sweep-finished", "[sitelogix-migrator] sweep finished: reports"],
-      ]);
-      expect(sns.published[0]!.Message).toContain(reason);
-    } finally {
-      await sns.close();
-    }
-  });
+    },
+  );
+
+  it(
+    "stops gracefully when its credentials are about to expire, records why, and --resume with " +
+      "fresh ones finishes it; each end reaches the topic",
+    async () => {
+      await reload();
+      const sns = await startSnsRecorder();
+      const topic = {
+        SITELOGIX_NOTIFY_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:ops",
+        AWS_ENDPOINT_URL_SNS: sns.endpoint,
+      };
+      try {
+        // Fixed session credentials, as `sst shell` hands a command, that expire in 70 s: the sweep
+        // stops once fewer than 60 s are left (a refreshable provider would have renewed them by then).
+        const expiresAt = new Date(Date.now() + 70_000).toISOString();
+        const slow = ["sweep", "--table", "reports", "--segments", "2", "--max-wcu", "200"];
+        const stopped = await runCli(
+          slow,
+          { ...env, ...topic, AWS_CREDENTIAL_EXPIRATION: expiresAt },
+          { timeoutMs: 120_000 },
+        );
+        expect(stopped.code, stopped.stderr).toBe(1);
+        const reason = `the AWS credentials expire at ${expiresAt} and were not renewed`;
+        expect(stopped.stderr).toContain(
+          `reports: stopped because ${reason}; checkpoints are saved. ` +
+            "Get fresh credentials, then run sitelogix-migrate sweep --resume (docs/runbook.md: long sweeps)",
+        );
+        const run = (await latestRun())!;
+        expect(run).toMatchObject({ status: "stopped", error: reason });
+        expect(await migrated()).toBeLessThan(rows.length);
+
+        const resumed = await runCli(
+          ["sweep", "--table", "reports", "--resume"],
+          { ...env, ...topic },
+          { timeoutMs: 180_000 },
+        );
+        expect(resumed.code, resumed.stderr).toBe(0);
+        expect((await latestRun())!).toMatchObject({ sweepId: run.sweepId, status: "finished" });
+        await expectAllNormalizedOnce(await reportsNow());
+        expect(sns.published.map((p) => [p.event, p.Subject])).toEqual([
+          ["sweep-stopped", "[sitelogix-migrator] sweep stopped: reports"],
+          ["sweep-finished", "[sitelogix-migrator] sweep finished: reports"],
+        ]);
+        expect(sns.published[0]!.Message).toContain(reason);
+      } finally {
+        await sns.close();
+      }
+    },
+  );
 
   it("refuses to start with credentials that expire within the minute", async () => {
     const run = await runCli(["sweep", "--table", "vendors"], {
@@ -234,7 +243,10 @@ describe("sweep command", () => {
     });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /^sitelogix-migrate: the AWS credentials expire at \S+: get fresh ones before sweeping \(docs\/runbook.md: long sweeps\)\n$/,
+      new RegExp(
+        "^sitelogix-migrate: the AWS credentials expire at \\S+: " +
+          "get fresh ones before sweeping \\(docs/runbook.md: long sweeps\\)\n$",
+      ),
     );
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });

@@ -110,38 +110,42 @@ describe("a sweep whose credentials expire", () => {
     expect(await ledgerOf(t).latestSweep("vendors")).toBeUndefined();
   });
 
-  it("stops, not fails, when DynamoDB refuses an expired token mid-sweep; --resume with fresh credentials finishes it", async () => {
-    await loadDataset(t.clients.doc, t.names, rows);
-    const clients = createClients();
-    opened.push(clients);
-    // Past the run's creation and a few pages of writes, then every request is refused — the
-    // ledger's too, as in the CLI, where one set of credentials serves both.
-    expireTokenAfter(clients.dynamodb, 60);
-    const ledger = new Ledger(clients.doc, t.names.ledger);
-    const plan = await planSweep(ledger, "reports", {});
-    if (plan.action === "skip") throw new Error("nothing to sweep");
-    const report = await runSweep({
-      clients,
-      ledger,
-      table: "reports",
-      tableName: t.names.reports,
-      plan,
-      segments: 4,
-      concurrency: 16,
-    });
-    expect(report.status).toBe("stopped");
-    expect(report.stopReason).toBe(
-      "the AWS credentials expired (the ledger could not record it with them; --resume takes the run over)",
-    );
-    expect(report.counts.applied).toBeLessThan(rows.length);
-    // Still "running" with this process as owner: the run's heartbeat goes stale and --resume takes it over.
-    const run = (await ledgerOf(t).latestSweep("reports"))!;
-    expect(run.status).toBe("running");
+  it(
+    "stops, not fails, when DynamoDB refuses an expired token mid-sweep; --resume with fresh " +
+      "credentials finishes it",
+    async () => {
+      await loadDataset(t.clients.doc, t.names, rows);
+      const clients = createClients();
+      opened.push(clients);
+      // Past the run's creation and a few pages of writes, then every request is refused — the
+      // ledger's too, as in the CLI, where one set of credentials serves both.
+      expireTokenAfter(clients.dynamodb, 60);
+      const ledger = new Ledger(clients.doc, t.names.ledger);
+      const plan = await planSweep(ledger, "reports", {});
+      if (plan.action === "skip") throw new Error("nothing to sweep");
+      const report = await runSweep({
+        clients,
+        ledger,
+        table: "reports",
+        tableName: t.names.reports,
+        plan,
+        segments: 4,
+        concurrency: 16,
+      });
+      expect(report.status).toBe("stopped");
+      expect(report.stopReason).toBe(
+        "the AWS credentials expired (the ledger could not record it with them; --resume takes the run over)",
+      );
+      expect(report.counts.applied).toBeLessThan(rows.length);
+      // Still "running" with this process as owner: the run's heartbeat goes stale and --resume takes it over.
+      const run = (await ledgerOf(t).latestSweep("reports"))!;
+      expect(run.status).toBe("running");
 
-    const resumed = await sweepTable(t, "reports", { resume: true, leaseMs: 0 });
-    expect(resumed).toMatchObject({ status: "finished", sweepId: run.sweepId });
-    await expectAllNormalizedOnce();
-  });
+      const resumed = await sweepTable(t, "reports", { resume: true, leaseMs: 0 });
+      expect(resumed).toMatchObject({ status: "finished", sweepId: run.sweepId });
+      await expectAllNormalizedOnce();
+    },
+  );
 });
 
 describe("expiredCredentials", () => {

@@ -267,12 +267,15 @@ describe("sweep --distributed", () => {
     expect(run.status).toBe("running");
   });
 
-  it("a local --resume of the running distributed sweep is refused: local workers would compete with its Lambdas", async () => {
-    await expect(cli(["sweep", "--resume", "--table", "vendors"])).rejects.toThrow(
-      /vendors: sweep .* runs on the state machine .*sweep --distributed --resume, or stop it with sweep --stop/,
-    );
-    expect((await runRecord("vendors")).status).toBe("running");
-  });
+  it(
+    "a local --resume of the running distributed sweep is refused: local workers would compete with " + "its Lambdas",
+    async () => {
+      await expect(cli(["sweep", "--resume", "--table", "vendors"])).rejects.toThrow(
+        /vendors: sweep .* runs on the state machine .*sweep --distributed --resume, or stop it with sweep --stop/,
+      );
+      expect((await runRecord("vendors")).status).toBe("running");
+    },
+  );
 
   it("--stop stops the execution and marks the run stopped; --resume redrives the aborted execution", async () => {
     const run = await runRecord("vendors");
