@@ -242,7 +242,12 @@ class SegmentSlice {
 
   /** Renews the lease every control interval even when no item completes (a paused or slow worker). */
   private async renewLoop(checkpointer: Checkpointer): Promise<void> {
-    const interval = Math.min(this.deps.controlIntervalMs ?? SWEEP_DEFAULTS.controlIntervalMs, this.leaseMs / 3);
+    // At least 100 ms: a lease of 0 (a test's, or `--lease-ms 0` to take a run over at once) must not
+    // turn this into a loop that never yields to the event loop.
+    const interval = Math.max(
+      100,
+      Math.min(this.deps.controlIntervalMs ?? SWEEP_DEFAULTS.controlIntervalMs, this.leaseMs / 3),
+    );
     for (;;) {
       await sleep(interval, this.stop.signal);
       if (this.stop.signal.aborted) return;
