@@ -29,15 +29,13 @@ import {
   s3DigestStore,
   sealAuditDigest,
   type AuditEntry,
-  type EntryContent,
   type VerifyReport,
 } from "@sitelogix/core";
-import { createTestTables, runCli, type TestTables } from "@sitelogix/testkit";
+import { createTestTables, reportChange, runCli, type TestTables } from "@sitelogix/testkit";
 
 let t: TestTables;
 let home: string;
 let trail: AuditTrail;
-let sequence = 10_000_000n;
 const REPORTS = ["REPORT#d1", "REPORT#d2", "REPORT#d3"].map((PK) => ({ PK, SK: "METADATA" }));
 
 const env = () => ({ SITELOGIX_TABLE_PREFIX: t.prefix, SITELOGIX_AUDIT_HOME: home });
@@ -53,25 +51,7 @@ async function seal(): Promise<{ digest: string; heads: number }> {
   return JSON.parse(run.stdout);
 }
 
-/** One change of a report, appended to its chain as the audit logger would. */
-function change(keys: Record<string, string>, weather: string): EntryContent {
-  const n = String(sequence++);
-  return {
-    entity: entityId("reports", keys),
-    table: "reports",
-    tableName: t.names.reports,
-    keys,
-    eventName: "MODIFY",
-    eventId: `event-${n}`,
-    sequenceNumber: n,
-    at: new Date().toISOString(),
-    actor: "user_1",
-    actorBasis: "new:lastModifiedBy",
-    changed: ["weather"],
-    old: { weather: { S: "before" } },
-    new: { weather: { S: weather } },
-  };
-}
+const change = (keys: Record<string, string>, weather: string) => reportChange(t.names.reports, keys, weather);
 
 async function rawItems(keys: Record<string, string>): Promise<Record<string, AttributeValue>[]> {
   const out = await t.clients.dynamodb.send(

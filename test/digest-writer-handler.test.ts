@@ -18,8 +18,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { AuditTrail, entityId, s3DigestStore, type EntryContent } from "@sitelogix/core";
-import { createTestTables, type TestTables } from "@sitelogix/testkit";
+import { AuditTrail, s3DigestStore } from "@sitelogix/core";
+import { createTestTables, reportChange, type TestTables } from "@sitelogix/testkit";
 
 const KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/digest-writer-test";
 const BUCKET = "sitelogix-dev-digests-test";
@@ -27,33 +27,13 @@ const SECRET_WEATHER = "hurricane-at-555-0142";
 
 let t: TestTables;
 let trail: AuditTrail;
-let sequence = 20_000_000n;
 const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const kms = mockClient(KMSClient);
 const s3 = mockClient(S3Client);
 const objects = new Map<string, Uint8Array>();
 let refuseToSign = false;
 
-/** One change of a report, as the audit logger appends it. */
-function change(PK: string, weather: string): EntryContent {
-  const n = String(sequence++);
-  const keys = { PK, SK: "METADATA" };
-  return {
-    entity: entityId("reports", keys),
-    table: "reports",
-    tableName: t.names.reports,
-    keys,
-    eventName: "MODIFY",
-    eventId: `event-${n}`,
-    sequenceNumber: n,
-    at: new Date().toISOString(),
-    actor: "user_1",
-    actorBasis: "new:lastModifiedBy",
-    changed: ["weather"],
-    old: { weather: { S: "before" } },
-    new: { weather: { S: weather } },
-  };
-}
+const change = (PK: string, weather: string) => reportChange(t.names.reports, { PK, SK: "METADATA" }, weather);
 
 // What the handler prints (Powertools: info and EMF to stdout, errors to stderr).
 let stdout = "";
