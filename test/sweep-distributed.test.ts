@@ -72,6 +72,24 @@ async function child(execution: FakeExecution, segment: number): Promise<void> {
   }
 }
 
+/** The fake StartExecution: a RUNNING execution whose children run (after `hold`, when given). */
+function startExecution(hold?: Promise<void>) {
+  return ({ name, input, stateMachineArn }: { name: string; input: string; stateMachineArn: string }) => {
+    const arn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
+    const execution: FakeExecution = {
+      arn,
+      input: JSON.parse(input),
+      status: "RUNNING",
+      redriveStatus: "NOT_REDRIVABLE",
+      succeeded: new Set(),
+      ...(hold ? { hold } : {}),
+    };
+    executions.set(arn, execution);
+    mapRun(execution);
+    return { executionArn: arn, startDate: new Date() };
+  };
+}
+
 /** The map run over the segments that have not succeeded yet; no failure tolerated. */
 function mapRun(execution: FakeExecution): void {
   execution.status = "RUNNING";
@@ -136,19 +154,7 @@ beforeAll(async () => {
       tableName: failing.get(task.table)?.has(task.segment) ? `${t.prefix}no-such-table` : t.names[task.table],
     }),
   });
-  sfn.on(StartExecutionCommand).callsFake(({ name, input, stateMachineArn }) => {
-    const arn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
-    const execution: FakeExecution = {
-      arn,
-      input: JSON.parse(input),
-      status: "RUNNING",
-      redriveStatus: "NOT_REDRIVABLE",
-      succeeded: new Set(),
-    };
-    executions.set(arn, execution);
-    mapRun(execution);
-    return { executionArn: arn, startDate: new Date() };
-  });
+  sfn.on(StartExecutionCommand).callsFake(startExecution());
   sfn.on(DescribeExecutionCommand).callsFake(({ executionArn }) => {
     const e = executions.get(executionArn)!;
     const ended = e.status !== "RUNNING";
@@ -237,20 +243,7 @@ describe("sweep --distributed", () => {
   it("Ctrl-C detaches: says the execution goes on and how to stop it, and stops nothing", async () => {
     const hold = new Promise<void>((r) => (release = r));
     // The next execution's children wait: it stays RUNNING while the CLI follows it.
-    sfn.on(StartExecutionCommand).callsFake(({ name, input, stateMachineArn }) => {
-      const arn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
-      const execution: FakeExecution = {
-        arn,
-        input: JSON.parse(input),
-        status: "RUNNING",
-        redriveStatus: "NOT_REDRIVABLE",
-        succeeded: new Set(),
-        hold,
-      };
-      executions.set(arn, execution);
-      mapRun(execution);
-      return { executionArn: arn, startDate: new Date() };
-    });
+    sfn.on(StartExecutionCommand).callsFake(startExecution(hold));
     const before = new Set(process.listeners("SIGINT"));
     const running = cli(["sweep", "--distributed", "--table", "vendors", "--segments", "3"]);
     await until(() => sfn.commandCalls(DescribeExecutionCommand).length > 0);
